@@ -1,0 +1,78 @@
+//! The daemon's clean exit: remove its pid file if still ours, then `_exit`.
+//!
+//! Signal handlers can't reach the `Daemon` value (it may be gone by then, after
+//! [`activate`](crate::Daemon::activate)), so stage 6 copies what removal needs, the
+//! path, the descriptor and the file's device and inode, into these statics. Only
+//! atomics are used, so reading them from a signal handler is async-signal-safe
+//! and needs no `unsafe`.
+
+use core::ffi::{c_int, CStr};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering::SeqCst};
+
+use crate::pidfile::{names, PID_PATH_CAPACITY};
+use crate::sys::{self, FileId};
+
+// A `const` is the way to repeat a non-`Copy` initialiser in an array expression.
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: AtomicU8 = AtomicU8::new(0);
+static PATH: [AtomicU8; PID_PATH_CAPACITY + 1] = [EMPTY; PID_PATH_CAPACITY + 1];
+static FD: AtomicI32 = AtomicI32::new(-1);
+static DEV: AtomicU64 = AtomicU64::new(0);
+static INO: AtomicU64 = AtomicU64::new(0);
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Records the sealed pid file (stage 6, before any handler is installed).
+pub(crate) fn register(path: &CStr, fd: c_int, id: FileId) {
+    ARMED.store(false, SeqCst);
+    let bytes = path.to_bytes_with_nul();
+    for (slot, &b) in PATH.iter().zip(bytes) {
+        slot.store(b, SeqCst);
+    }
+    FD.store(fd, SeqCst);
+    DEV.store(id.dev, SeqCst);
+    INO.store(id.ino, SeqCst);
+    ARMED.store(true, SeqCst);
+}
+
+/// Disarms the clean-up when the file is released by other means (`fd` is ours).
+pub(crate) fn forget(fd: c_int) {
+    if FD.load(SeqCst) == fd {
+        ARMED.store(false, SeqCst);
+    }
+}
+
+/// Removes the daemon's pid file if the path still names the file it locked.
+///
+/// Returns whether it removed it. Async-signal-safe: call it from your own signal
+/// handlers (the default `SIGTERM` handler calls it). A no-op outside a daemon whose
+/// stage 6 sealed a pid file, and after the first removal.
+pub fn remove_pid_file() -> bool {
+    if !ARMED.swap(false, SeqCst) {
+        return false;
+    }
+    let mut buf = [0u8; PID_PATH_CAPACITY + 1];
+    let mut len = 0;
+    while len < PID_PATH_CAPACITY {
+        let b = PATH[len].load(SeqCst);
+        if b == 0 {
+            break;
+        }
+        buf[len] = b;
+        len += 1;
+    }
+    let Ok(path) = CStr::from_bytes_with_nul(&buf[..=len]) else {
+        return false;
+    };
+    let id = FileId {
+        dev: DEV.load(SeqCst),
+        ino: INO.load(SeqCst),
+    };
+    names(path, id) && sys::unlink(path).is_ok()
+}
+
+/// Ends the daemon cleanly: removes its pid file if still ours, then `_exit(code)`
+/// (no atexit hooks, no stdio flushing). Async-signal-safe.
+pub fn exit(code: i32) -> ! {
+    remove_pid_file();
+    sys::exit_now(code)
+}

@@ -1,0 +1,249 @@
+//! `Config`: what the nine stages do, with pandaemonium's defaults.
+
+use core::ffi::{c_int, CStr};
+use core::time::Duration;
+
+use crate::fds::INHERIT_CAPACITY;
+use crate::signals::SignalMap;
+use crate::{sys, Action, Error, ErrorKind, PidLockFile, ProcessIds, Signal, Stage, Stdio};
+
+/// Whether stage 1 forks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Detach {
+    /// Detach unless started by init (parent pid 1) or by an inetd-style super-server
+    /// (stdin is a socket; fds 0-2 are then inherited). A closed stdin is *not* taken
+    /// for a socket (pandaemonium's `EBADF` bug). Under a supervisor that wants a
+    /// forking daemon (systemd `Type=forking`), use [`Detach::Always`].
+    #[default]
+    Auto,
+    /// Always fork, setsid, fork, even under pid 1.
+    Always,
+    /// Never fork: the calling process becomes the daemon (foreground mode).
+    Never,
+}
+
+/// The daemon's settings. Every setter checks its value at once, so bad configuration
+/// fails before anything forks; setters that look names up (users, groups) do so here,
+/// in the launching process, never after fork.
+///
+/// | setting | default |
+/// |---|---|
+/// | [`detach`](Self::detach) | [`Detach::Auto`] |
+/// | [`prevent_core`](Self::prevent_core) | `true` |
+/// | [`process_ids`](Self::process_ids) | unchanged |
+/// | [`umask`](Self::umask) | `0o077` |
+/// | [`working_directory`](Self::working_directory) | `/` |
+/// | [`pid_file`](Self::pid_file) | none |
+/// | [`signal`](Self::signal) | `SIGTERM` [`Action::Exit`]; `SIGTSTP`, `SIGTTIN`, `SIGTTOU` ignored; all else default |
+/// | [`inherit_file`](Self::inherit_file) | none |
+/// | [`stdin`](Self::stdin), [`stdout`](Self::stdout), [`stderr`](Self::stderr) | `/dev/null` when detached, else unchanged |
+#[derive(Debug)]
+pub struct Config<'a> {
+    pub(crate) detach: Detach,
+    pub(crate) prevent_core: bool,
+    pub(crate) ids: Option<ProcessIds>,
+    pub(crate) umask: libc::mode_t,
+    pub(crate) working_directory: &'a CStr,
+    pub(crate) pid_file: Option<PidLockFile<'a>>,
+    pub(crate) signals: SignalMap,
+    pub(crate) inherit: heapless::Vec<c_int, INHERIT_CAPACITY>,
+    pub(crate) stdio: [Option<Stdio<'a>>; 3],
+}
+
+impl Default for Config<'_> {
+    fn default() -> Self {
+        Config {
+            detach: Detach::Auto,
+            prevent_core: true,
+            ids: None,
+            umask: 0o077,
+            working_directory: c"/",
+            pid_file: None,
+            signals: SignalMap::default(),
+            inherit: heapless::Vec::new(),
+            stdio: [None; 3],
+        }
+    }
+}
+
+fn invalid(stage: Stage, what: &str, value: &[u8]) -> Error {
+    let mut e = Error::new(Some(stage), ErrorKind::InvalidConfig, what);
+    e.push_detail(value);
+    e
+}
+
+impl<'a> Config<'a> {
+    /// Stage 1: whether to fork ([`Detach::Auto`] by default).
+    pub fn detach(&mut self, detach: Detach) -> &mut Self {
+        self.detach = detach;
+        self
+    }
+
+    /// Stage 2: whether to turn core dumps off (`RLIMIT_CORE` 0/0; default `true`).
+    pub fn prevent_core(&mut self, prevent: bool) -> &mut Self {
+        self.prevent_core = prevent;
+        self
+    }
+
+    /// Stage 3: the uid and gid to switch to, with their supplementary groups resolved
+    /// now ([`ProcessIds::new`]: `initgroups` semantics when the launcher is root).
+    ///
+    /// # Errors
+    ///
+    /// As [`ProcessIds::new`].
+    pub fn process_ids(&mut self, uid: libc::uid_t, gid: libc::gid_t) -> Result<&mut Self, Error> {
+        self.ids = Some(ProcessIds::new(uid, gid)?);
+        Ok(self)
+    }
+
+    /// Stage 3: the user (and groups) to switch to, resolved by the caller
+    /// ([`ProcessIds::user`], [`ProcessIds::with_group`], [`ProcessIds::with_groups`]).
+    pub fn ids(&mut self, ids: ProcessIds) -> &mut Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// Stage 4: the file mode creation mask (default `0o077`: the daemon's files are its
+    /// own; pandaemonium's choice over the classic, world-writable 0).
+    pub fn umask(&mut self, mask: libc::mode_t) -> &mut Self {
+        self.umask = mask & 0o777;
+        self
+    }
+
+    /// Stage 5: the working directory (default `/`, so the daemon holds no mount busy).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for an empty path.
+    pub fn working_directory(&mut self, dir: &'a CStr) -> Result<&mut Self, Error> {
+        if dir.is_empty() {
+            return Err(invalid(
+                Stage::WorkingDirectory,
+                "working directory must not be empty",
+                b"",
+            ));
+        }
+        self.working_directory = dir;
+        Ok(self)
+    }
+
+    /// Stage 6: a pid file at `path` (absolute), acquired and sealed by the daemon.
+    ///
+    /// # Errors
+    ///
+    /// As [`PidLockFile::new`]: empty, relative or too long.
+    pub fn pid_file(&mut self, path: &'a CStr) -> Result<&mut Self, Error> {
+        self.pid_file = Some(PidLockFile::new(path, Duration::ZERO)?);
+        Ok(self)
+    }
+
+    /// Stage 6: use this pid file, acquired or not (the seed's foreground-or-daemon
+    /// pattern acquires it first, then hands it over).
+    pub fn pid_lock_file(&mut self, pid_file: PidLockFile<'a>) -> &mut Self {
+        self.pid_file = Some(pid_file);
+        self
+    }
+
+    /// Stage 7: what the daemon does on `sig`, over the default map (`SIGTERM` ends it
+    /// cleanly, `SIGTSTP`/`SIGTTIN`/`SIGTTOU` are ignored). Signals by name or number
+    /// come through [`Signal::parse`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for `SIGKILL` or `SIGSTOP`; [`ErrorKind::Capacity`]
+    /// beyond [`SIGNAL_MAP_CAPACITY`](crate::SIGNAL_MAP_CAPACITY) entries.
+    pub fn signal(&mut self, sig: Signal, action: Action) -> Result<&mut Self, Error> {
+        self.signals.set(sig, action)?;
+        Ok(self)
+    }
+
+    /// Stage 8: keep `fd` open in the daemon.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` when `fd` is not open now; [`ErrorKind::Capacity`] beyond
+    /// [`INHERIT_CAPACITY`](crate::INHERIT_CAPACITY).
+    pub fn inherit_file(&mut self, fd: c_int) -> Result<&mut Self, Error> {
+        if fd < 0 || !sys::fd_is_open(fd) {
+            let value = crate::decimal::Dec::new(i64::from(fd));
+            return Err(Error::os(
+                Stage::CloseFiles,
+                crate::Errno::BADF,
+                "inherit_files: not an open descriptor:",
+                value.as_bytes(),
+            ));
+        }
+        if !self.inherit.contains(&fd) {
+            self.inherit.push(fd).map_err(|_| {
+                Error::new(
+                    Some(Stage::CloseFiles),
+                    ErrorKind::Capacity,
+                    "inherit_files holds 16 descriptors",
+                )
+            })?;
+        }
+        Ok(self)
+    }
+
+    /// Stage 9: where stdin goes.
+    ///
+    /// # Errors
+    ///
+    /// As [`stdout`](Self::stdout).
+    pub fn stdin(&mut self, to: Stdio<'a>) -> Result<&mut Self, Error> {
+        self.set_stdio(0, to)
+    }
+
+    /// Stage 9: where stdout goes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for an empty path; `EBADF` for a descriptor that is
+    /// not open.
+    pub fn stdout(&mut self, to: Stdio<'a>) -> Result<&mut Self, Error> {
+        self.set_stdio(1, to)
+    }
+
+    /// Stage 9: where stderr goes.
+    ///
+    /// # Errors
+    ///
+    /// As [`stdout`](Self::stdout).
+    pub fn stderr(&mut self, to: Stdio<'a>) -> Result<&mut Self, Error> {
+        self.set_stdio(2, to)
+    }
+
+    fn set_stdio(&mut self, n: usize, to: Stdio<'a>) -> Result<&mut Self, Error> {
+        match to {
+            Stdio::Path(p) if p.is_empty() => {
+                return Err(invalid(
+                    Stage::Redirect,
+                    "empty path for a standard stream",
+                    b"",
+                ))
+            }
+            Stdio::Fd(fd) if fd < 0 || !sys::fd_is_open(fd) => {
+                let value = crate::decimal::Dec::new(i64::from(fd));
+                return Err(Error::os(
+                    Stage::Redirect,
+                    crate::Errno::BADF,
+                    "not an open descriptor:",
+                    value.as_bytes(),
+                ));
+            }
+            _ => {}
+        }
+        self.stdio[n] = Some(to);
+        Ok(self)
+    }
+
+    /// The pid file, if one is set.
+    pub fn pid_file_ref(&self) -> Option<&PidLockFile<'a>> {
+        self.pid_file.as_ref()
+    }
+
+    /// The pid file, mutably (e.g. to release it by hand).
+    pub fn pid_file_mut(&mut self) -> Option<&mut PidLockFile<'a>> {
+        self.pid_file.as_mut()
+    }
+}

@@ -1,0 +1,392 @@
+//! `Daemon`: a [`Run`] plus a [`Config`], and the driver that runs the stages in order.
+
+use core::ops::{Deref, DerefMut};
+
+use crate::detach;
+use crate::fds::Method;
+use crate::report::{Capture, Receiver, Reporter};
+use crate::{out, sys, Config, Error, ErrorKind, Run, Stage, Stages};
+
+/// Which process a stage call returned in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Nothing has run: the launching process.
+    Launcher,
+    /// The daemon (or, without detaching, the launching process become the daemon).
+    Daemon,
+    /// The original process, after stage 1 forked.
+    Original,
+}
+
+/// The driver's bookkeeping.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) done: u8,
+    pub(crate) role: Role,
+    pub(crate) forked: bool,
+    pub(crate) inetd: bool,
+    pub(crate) check_threads: bool,
+    pub(crate) close_method: Method,
+    pub(crate) reporter: Option<Reporter>,
+    pub(crate) pending: Option<(Receiver, libc::pid_t)>,
+    pid: Option<u32>,
+    outcome: Option<Result<(), Error>>,
+    output: Capture,
+    error: Capture,
+}
+
+impl core::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Receiver")
+    }
+}
+
+/// The daemon has been set up: what the original process learns from `start()`.
+#[derive(Debug)]
+pub struct Started<'d> {
+    /// The daemon's process id.
+    pub pid: u32,
+    /// What the daemon wrote to stdout during set-up (pandaemonium's `output`).
+    pub output: &'d Capture,
+    /// What the daemon wrote to stderr during set-up (pandaemonium's `error`).
+    pub error: &'d Capture,
+}
+
+/// Where [`Daemon::stage`] returned.
+#[derive(Debug)]
+pub enum Side<'d> {
+    /// In the daemon: go on with custom steps, then `start()` or `activate()`.
+    Daemon,
+    /// In the original process, once the daemon finished stage 9.
+    Original(Started<'d>),
+}
+
+/// Proof that [`Daemon::activate`] returned inside the daemon.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Activated {
+    /// The daemon's process id.
+    pub pid: u32,
+}
+
+/// A daemon: what it runs ([`Run`]) and how it is set up ([`Config`], reachable through
+/// `Deref`, so `daemon.umask(0o027)` works).
+///
+/// ```no_run
+/// use pandaemonium::{target, Daemon};
+///
+/// let mut daemon = Daemon::new(target(|greeting: &str| {
+///     let _ = greeting;
+///     0
+/// }, "hello"));
+/// daemon.umask(0o027).pid_file(c"/tmp/hello.pid")?;
+/// match daemon.start() {
+///     Ok(started) => println!("started pid {}", started.pid),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # Ok::<(), pandaemonium::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Daemon<'a, R> {
+    app: R,
+    config: Config<'a>,
+    state: State,
+}
+
+impl<'a, R> Deref for Daemon<'a, R> {
+    type Target = Config<'a>;
+    fn deref(&self) -> &Config<'a> {
+        &self.config
+    }
+}
+
+impl<'a, R> DerefMut for Daemon<'a, R> {
+    fn deref_mut(&mut self) -> &mut Config<'a> {
+        &mut self.config
+    }
+}
+
+impl<'a, R: Run> Daemon<'a, R> {
+    /// A daemon running `app` with the default [`Config`].
+    pub fn new(app: R) -> Daemon<'a, R> {
+        Daemon::with_config(app, Config::default())
+    }
+
+    /// A daemon running `app` with `config`.
+    pub fn with_config(app: R, config: Config<'a>) -> Daemon<'a, R> {
+        Daemon {
+            app,
+            config,
+            state: State {
+                done: 0,
+                role: Role::Launcher,
+                forked: false,
+                inetd: false,
+                check_threads: true,
+                close_method: Method::Auto,
+                reporter: None,
+                pending: None,
+                pid: None,
+                outcome: None,
+                output: Capture::default(),
+                error: Capture::default(),
+            },
+        }
+    }
+}
+
+impl<'a, R: Run> Daemon<'a, R> {
+    /// The configuration (also reachable through `Deref`).
+    pub fn config(&mut self) -> &mut Config<'a> {
+        &mut self.config
+    }
+
+    /// What runs in the daemon.
+    pub fn app(&mut self) -> &mut R {
+        &mut self.app
+    }
+
+    /// The number of the last stage completed in this process (0 to 9).
+    pub fn stages_done(&self) -> u8 {
+        self.state.done.min(9)
+    }
+
+    /// What the daemon wrote to stdout during set-up (in the original process, once
+    /// `start()`, `stage()` or `activate()` returned there).
+    pub fn output(&self) -> &Capture {
+        &self.state.output
+    }
+
+    /// What the daemon wrote to stderr during set-up.
+    pub fn error(&self) -> &Capture {
+        &self.state.error
+    }
+
+    /// Lets stage 1 fork although the process has other threads, or although their
+    /// number can't be read (no `/proc`).
+    ///
+    /// By default stage 1 counts the caller's threads (`/proc/self/stat`) and refuses
+    /// to fork unless there is exactly one: [`ErrorKind::Threaded`], or
+    /// [`ErrorKind::ThreadsUnknown`] when `/proc` is not mounted.
+    ///
+    /// # Safety
+    ///
+    /// After fork only the forking thread exists in the daemon. Every lock another
+    /// thread held at that moment (the allocator's, stdio's, a `Mutex` of yours) stays
+    /// locked forever there. The caller must guarantee that, until it execs or exits,
+    /// the daemon's stage overrides, custom steps and `run()` call only
+    /// async-signal-safe functions and take no lock another thread may have held: no
+    /// allocation, no `println!`, no `std::sync` lock shared with those threads. The
+    /// nine stages themselves keep to that rule. Where `/proc` is missing, the caller
+    /// must know the process is single-threaded (e.g. early boot, no threads spawned).
+    #[allow(unsafe_code)]
+    pub unsafe fn allow_threads(&mut self) -> &mut Self {
+        self.state.check_threads = false;
+        self
+    }
+
+    /// Chooses stage 8's method, to test the fallbacks of older kernels.
+    #[doc(hidden)]
+    pub fn close_method(&mut self, method: Method) -> &mut Self {
+        self.state.close_method = method;
+        self
+    }
+
+    fn run_stage(&mut self, stage: Stage) -> Result<(), Error> {
+        let s = &mut Stages {
+            config: &mut self.config,
+            state: &mut self.state,
+        };
+        let app = &mut self.app;
+        match stage {
+            Stage::Detach => app.stage1(s),
+            Stage::PreventCore => app.stage2(s),
+            Stage::ProcessIds => app.stage3(s),
+            Stage::Umask => app.stage4(s),
+            Stage::WorkingDirectory => app.stage5(s),
+            Stage::PidFile => app.stage6(s),
+            Stage::Signals => app.stage7(s),
+            Stage::CloseFiles => app.stage8(s),
+            Stage::Redirect => app.stage9(s),
+        }
+    }
+
+    /// Runs the stages after the last one done, up to `upto`. In the original process
+    /// it returns the [`ErrorKind::Detached`] marker once the daemon has been monitored.
+    fn advance(&mut self, upto: Stage) -> Result<(), Error> {
+        let order = |what: &str| Error::new(Some(upto), ErrorKind::StageOrder, what);
+        if self.state.role == Role::Original {
+            return Err(order(
+                "no stage runs in the original process after detaching",
+            ));
+        }
+        if self.state.done >= 10 {
+            return Err(order("the daemon was already started"));
+        }
+        if self.state.done >= upto.number() {
+            return Err(order("stage already done"));
+        }
+        for n in self.state.done + 1..=upto.number() {
+            let stage = Stage::from_number(n).unwrap_or(Stage::Redirect);
+            match self.run_stage(stage) {
+                Ok(()) => {
+                    if self.state.role == Role::Launcher {
+                        // A stage-1 override that did not detach: this process is the daemon.
+                        self.state.role = Role::Daemon;
+                    }
+                    self.state.done = n;
+                }
+                Err(e) if e.is_detached_marker() && self.state.role == Role::Original => {
+                    self.monitor();
+                    return Err(e);
+                }
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        if self.state.done == 9 {
+            if let Some(reporter) = self.state.reporter.take() {
+                reporter.done();
+                sys::close(reporter.fd);
+            }
+        }
+        Ok(())
+    }
+
+    /// A stage failed in this process: remove our pid file; in a detached daemon, report
+    /// to the original process and exit; otherwise hand the error back.
+    fn fail(&mut self, e: Error) -> Error {
+        if let Some(pid_file) = &mut self.config.pid_file {
+            if pid_file.sealed_pid().is_some() || self.state.forked {
+                let _ = pid_file.release();
+            }
+        }
+        if let Some(reporter) = self.state.reporter {
+            reporter.failed(&e);
+            sys::exit_now(1);
+        }
+        e
+    }
+
+    /// The original process: collect output and the outcome, reap the intermediate.
+    fn monitor(&mut self) {
+        let Some((receiver, child)) = self.state.pending.take() else {
+            return;
+        };
+        let app = &mut self.app;
+        let outcome = receiver.monitor(
+            &mut self.state.output,
+            &mut self.state.error,
+            &mut |stream, data| app.monitor(stream, data),
+        );
+        detach::reap(child);
+        self.state.pid = outcome.pid;
+        self.state.outcome = Some(outcome.result);
+    }
+
+    fn original_result(&self) -> Result<Started<'_>, Error> {
+        match &self.state.outcome {
+            Some(Err(e)) => Err(e.clone()),
+            _ => Ok(Started {
+                pid: self.state.pid.unwrap_or(0),
+                output: &self.state.output,
+                error: &self.state.error,
+            }),
+        }
+    }
+
+    /// Runs the remaining stages up to `upto` (the seed's `daemon.stage4()` is
+    /// `daemon.stage(Stage::Umask)`), so custom steps can go between stages; `start()`
+    /// or `activate()` then runs the rest.
+    ///
+    /// If stage 1 forks, this returns twice: [`Side::Daemon`] in the daemon, and
+    /// [`Side::Original`] in the original process once the daemon has finished stage 9
+    /// (or `Err` with the daemon's failure).
+    ///
+    /// # Errors
+    ///
+    /// The failed stage's error; [`ErrorKind::StageOrder`] for a stage already done, or
+    /// any call in the original process after detaching (pandaemonium's `check_stage`).
+    pub fn stage(&mut self, upto: Stage) -> Result<Side<'_>, Error> {
+        match self.advance(upto) {
+            Ok(()) => Ok(Side::Daemon),
+            Err(e) if e.is_detached_marker() => self.original_result().map(Side::Original),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs the remaining stages, then `run()` in the daemon, which then removes its pid
+    /// file and exits with `run()`'s status.
+    ///
+    /// Returns in the original process only, once the daemon has finished stage 9:
+    /// `Ok` with its pid and set-up output, or `Err` with the stage that failed, its
+    /// errno and message (the daemon's stderr is in [`error`](Self::error)). A failed
+    /// daemon has removed its pid file and exited before this returns. Without
+    /// detaching, this process becomes the daemon and `start()` returns only `Err`.
+    ///
+    /// # Errors
+    ///
+    /// The failed stage's error, or [`ErrorKind::StageOrder`] for a second `start()`.
+    pub fn start(&mut self) -> Result<Started<'_>, Error> {
+        if self.state.done < 9 || self.state.role == Role::Original {
+            match self.advance(Stage::Redirect) {
+                Ok(()) => {}
+                Err(e) if e.is_detached_marker() => return self.original_result(),
+                Err(e) => return Err(e),
+            }
+        } else if self.state.done >= 10 {
+            return Err(Error::new(
+                None,
+                ErrorKind::StageOrder,
+                "the daemon was already started",
+            ));
+        }
+        self.state.done = 10;
+        let status = self.app.run();
+        if let Some(pid_file) = &mut self.config.pid_file {
+            let _ = pid_file.release();
+        }
+        sys::exit_now(status)
+    }
+
+    /// Runs the remaining stages and returns inside the daemon (the seed's
+    /// foreground-or-daemon pattern). The original process prints the daemon's set-up
+    /// output and error and exits: 0 when the daemon finished stage 9, 1 otherwise.
+    ///
+    /// # Errors
+    ///
+    /// Failures before detaching, or in a daemon that did not detach; a second call.
+    pub fn activate(&mut self) -> Result<Activated, Error> {
+        if self.state.done < 9 || self.state.role == Role::Original {
+            match self.advance(Stage::Redirect) {
+                Ok(()) => {}
+                Err(e) if e.is_detached_marker() => self.report(),
+                Err(e) => return Err(e),
+            }
+        } else if self.state.done >= 10 {
+            return Err(Error::new(
+                None,
+                ErrorKind::StageOrder,
+                "the daemon was already activated",
+            ));
+        }
+        self.state.done = 10;
+        Ok(Activated {
+            pid: sys::getpid() as u32,
+        })
+    }
+
+    /// In the original process: prints the daemon's set-up output to stdout, its error
+    /// output and any failure to stderr, and exits (0 when the daemon started, 1 when
+    /// it failed).
+    pub fn report(&self) -> ! {
+        out::write(1, self.state.output.as_bytes());
+        out::write(2, self.state.error.as_bytes());
+        match &self.state.outcome {
+            Some(Err(e)) => {
+                out::line(2, e);
+                out::exit(1)
+            }
+            _ => out::exit(0),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Integers to and from ASCII decimal without allocating (pid file contents, `/proc` names).
+
+/// A decimal rendering of an integer in a fixed stack buffer (rustix's `DecInt` idea).
+pub(crate) struct Dec {
+    buf: [u8; 20],
+    start: u8,
+}
+
+impl Dec {
+    /// Renders `n` (an `i64` covers pids, fds, uids and errnos).
+    pub(crate) fn new(n: i64) -> Dec {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        let neg = n < 0;
+        let mut v = n.unsigned_abs();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        if neg {
+            i -= 1;
+            buf[i] = b'-';
+        }
+        Dec {
+            buf,
+            start: i as u8,
+        }
+    }
+
+    /// The digits.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start as usize..]
+    }
+}
+
+/// Parses a non-negative decimal that fills `s` entirely; `None` on anything else
+/// (empty, sign, junk, or more than `u32::MAX`).
+pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    u32::try_from(v).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders() {
+        assert_eq!(Dec::new(0).as_bytes(), b"0");
+        assert_eq!(Dec::new(4194304).as_bytes(), b"4194304");
+        assert_eq!(Dec::new(-13).as_bytes(), b"-13");
+        assert_eq!(Dec::new(i64::MIN).as_bytes(), b"-9223372036854775808");
+    }
+
+    #[test]
+    fn parses() {
+        assert_eq!(parse_u32(b"123"), Some(123));
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"12a"), None);
+        assert_eq!(parse_u32(b"-1"), None);
+        assert_eq!(parse_u32(b"4294967296"), None);
+    }
+}

@@ -1,0 +1,149 @@
+//! Stage 1: fork, `setsid`, fork, and the checks made before forking.
+
+use core::ffi::c_int;
+
+use crate::report::{self, Receiver, Reporter};
+use crate::{stdio, sys, Detach, Error, ErrorKind, Stage};
+
+/// How stage 1 went, in the process that returns from it.
+pub(crate) enum Detached {
+    /// This is the daemon; `reporter` is its status channel when it forked.
+    Daemon {
+        reporter: Option<Reporter>,
+        forked: bool,
+    },
+    /// This is the original process: it monitors the daemon through `receiver`, and
+    /// reaps `child`, the intermediate process.
+    Original {
+        receiver: Receiver,
+        child: libc::pid_t,
+    },
+}
+
+/// Whether [`Detach::Auto`] forks: not when the parent is init (ppid 1), nor when stdin
+/// is a socket (inetd style). A closed stdin is not a socket. Returns
+/// `(fork, inherit_stdio)`.
+pub(crate) fn decide(detach: Detach) -> (bool, bool) {
+    match detach {
+        Detach::Always => (true, false),
+        Detach::Never => (false, false),
+        Detach::Auto if sys::getppid() == 1 => (false, false),
+        Detach::Auto if sys::is_socket(0) => (false, true),
+        Detach::Auto => (true, false),
+    }
+}
+
+/// The number of threads in this process, from `/proc/self/stat` (field 20), or
+/// `None` when it can't be read (no `/proc`, or an emulator that reports 0).
+pub(crate) fn thread_count() -> Option<u32> {
+    let mut buf = [0u8; 1024];
+    let stat = sys::read_small_file(c"/proc/self/stat", &mut buf).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and ')', so start after the last ')'.
+    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    let field = after
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(17)?;
+    crate::decimal::parse_u32(field).filter(|&n| n > 0)
+}
+
+/// Refuses to fork a multi-threaded process (or one whose threads can't be counted).
+pub(crate) fn check_threads() -> Result<(), Error> {
+    match thread_count() {
+        Some(1) => Ok(()),
+        Some(n) => Err(Error::new(
+            Some(Stage::Detach),
+            ErrorKind::Threaded,
+            "refusing to fork a multi-threaded process",
+        )
+        .with_holder(Some(n))),
+        None => Err(Error::new(
+            Some(Stage::Detach),
+            ErrorKind::ThreadsUnknown,
+            "cannot count threads (/proc/self/stat unreadable); refusing to fork",
+        )),
+    }
+}
+
+/// Stage 1 proper: pipes, fork, `setsid`, fork. `check` is false when the caller opted
+/// out of the thread check (`Daemon::allow_threads`).
+#[allow(unsafe_code)]
+pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
+    if !fork {
+        stdio::fill_closed_stdio()?;
+        return Ok(Detached::Daemon {
+            reporter: None,
+            forked: false,
+        });
+    }
+    if check {
+        check_threads()?;
+    }
+    let (ends, receiver) = report::channel()?;
+    let [status_w, out_w, err_w] = ends;
+    // SAFETY: the process is single-threaded (checked above) or the caller promised,
+    // through the unsafe `allow_threads`, that the child needs no other thread's locks;
+    // the child below calls only async-signal-safe functions.
+    let child = match unsafe { sys::fork() } {
+        Ok(child) => child,
+        Err(e) => {
+            for fd in [
+                status_w,
+                out_w,
+                err_w,
+                receiver.status,
+                receiver.stdout,
+                receiver.stderr,
+            ] {
+                sys::close(fd);
+            }
+            return Err(Error::os(Stage::Detach, e, "fork", b""));
+        }
+    };
+    if child > 0 {
+        for fd in [status_w, out_w, err_w] {
+            sys::close(fd);
+        }
+        return Ok(Detached::Original { receiver, child });
+    }
+    // First child: from here on only async-signal-safe calls, and `_exit`, never `exit`.
+    for fd in [receiver.status, receiver.stdout, receiver.stderr] {
+        sys::close(fd);
+    }
+    let reporter = Reporter { fd: status_w };
+    let fail = |e: Error| -> ! {
+        reporter.failed(&e);
+        sys::exit_now(1)
+    };
+    // Set-up output goes to the original process from now until stage 9.
+    for (from, to) in [(out_w, 1 as c_int), (err_w, 2)] {
+        if let Err(e) = sys::dup2(from, to) {
+            fail(Error::os(Stage::Detach, e, "dup2", b"report pipe"));
+        }
+        sys::close(from);
+    }
+    if let Err(e) = stdio::fill_closed_stdio() {
+        fail(e);
+    }
+    if let Err(e) = sys::setsid() {
+        fail(Error::os(Stage::Detach, e, "setsid", b""));
+    }
+    // SAFETY: as for the first fork; this child is single-threaded by construction.
+    match unsafe { sys::fork() } {
+        Ok(0) => {}
+        // The intermediate process ends at once; the original reaps it.
+        Ok(_) => sys::exit_now(0),
+        Err(e) => fail(Error::os(Stage::Detach, e, "fork", b"(second)")),
+    }
+    reporter.pid(sys::getpid() as u32);
+    Ok(Detached::Daemon {
+        reporter: Some(reporter),
+        forked: true,
+    })
+}
+
+/// The original process's end of stage 1: reap the intermediate child. Its own status
+/// matters only when the daemon never reported (it failed before forking again).
+pub(crate) fn reap(child: libc::pid_t) -> Option<c_int> {
+    sys::waitpid(child).ok().map(sys::exit_status)
+}

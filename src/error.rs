@@ -1,0 +1,209 @@
+//! The one error type: which stage, what kind, the OS error and the offending value.
+
+use core::fmt;
+
+use crate::{Errno, Stage};
+
+/// Bytes of [`Error::detail`] kept; a longer detail is cut and ends in `...`.
+pub const DETAIL_CAPACITY: usize = 120;
+
+/// What went wrong, beyond the stage and the errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A system call failed; [`Error::errno`] says why and the detail names the call and value.
+    Os,
+    /// The pid file is locked by a live process; [`Error::holder`] is its pid when the
+    /// file names one.
+    AlreadyRunning,
+    /// A configuration value was refused before anything was changed.
+    InvalidConfig,
+    /// A fixed capacity (see the crate's `*_CAPACITY` constants) would be exceeded.
+    Capacity,
+    /// The caller has more than one thread, so forking is refused;
+    /// see [`Daemon::allow_threads`](crate::Daemon::allow_threads).
+    Threaded,
+    /// The number of threads could not be read (`/proc` not mounted), so forking is
+    /// refused; see [`Daemon::allow_threads`](crate::Daemon::allow_threads).
+    ThreadsUnknown,
+    /// A stage was run twice, out of order, or in the original process after detaching
+    /// (pandaemonium's `check_stage`), or the daemon was started twice.
+    StageOrder,
+    /// The daemon ended during set-up without reporting a result (it crashed or
+    /// exited); [`Error::holder`] is its pid when known.
+    DaemonDied,
+    /// After dropping privileges, `setuid(0)` still succeeded.
+    PrivilegesRegained,
+    /// A user name or uid has no entry in the user database.
+    UnknownUser,
+    /// A group name has no entry in the group database.
+    UnknownGroup,
+    /// A failure reported by the user's own stage code ([`Error::custom`]).
+    Custom,
+    /// Not a failure: returned by [`Stages::detach`](crate::Stages::detach) in the
+    /// original process so that `?` carries it out of a stage override, as
+    /// pandaemonium's `Parent` exception does. `start()`, `stage()` and `activate()`
+    /// consume it; user code never sees it from them.
+    Detached,
+}
+
+/// A failed stage or a refused configuration.
+///
+/// Fixed size, no allocation: the stage, the kind, the OS error and a short detail
+/// naming the call and the value. It crosses the report pipe as a fixed record, so the
+/// original process gets exactly what the daemon saw.
+///
+/// ```
+/// use pandaemonium::{Errno, Error, Stage};
+/// let e = Error::os(Stage::WorkingDirectory, Errno::NOENT, "chdir", b"/nonexistent");
+/// assert!(format!("{e}").starts_with(
+///     "stage 5 (working directory): chdir /nonexistent: "));
+/// assert!(format!("{e}").ends_with("(os error 2)"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error {
+    pub(crate) stage: Option<Stage>,
+    pub(crate) kind: ErrorKind,
+    pub(crate) errno: Option<Errno>,
+    pub(crate) holder: Option<u32>,
+    pub(crate) detail: heapless::String<DETAIL_CAPACITY>,
+}
+
+impl Error {
+    /// An error of `kind` in `stage` (if any) with a detail message.
+    pub fn new(stage: Option<Stage>, kind: ErrorKind, detail: &str) -> Error {
+        let mut e = Error::bare(stage, kind);
+        e.push_detail(detail.as_bytes());
+        e
+    }
+
+    /// A failed system call: `op` is the call's name, `value` the argument that failed
+    /// (a path, a number), shown as `op value`.
+    pub fn os(stage: Stage, errno: Errno, op: &str, value: &[u8]) -> Error {
+        let mut e = Error::bare(Some(stage), ErrorKind::Os);
+        e.errno = Some(errno);
+        e.push_detail(op.as_bytes());
+        if !value.is_empty() {
+            e.push_detail(b" ");
+            e.push_detail(value);
+        }
+        e
+    }
+
+    /// A failure in the user's own code during `stage`, for stage overrides and custom
+    /// steps; `errno` may be given when an OS call is the cause.
+    pub fn custom(stage: Stage, errno: Option<Errno>, message: &str) -> Error {
+        let mut e = Error::new(Some(stage), ErrorKind::Custom, message);
+        e.errno = errno;
+        e
+    }
+
+    pub(crate) const fn bare(stage: Option<Stage>, kind: ErrorKind) -> Error {
+        Error {
+            stage,
+            kind,
+            errno: None,
+            holder: None,
+            detail: heapless::String::new(),
+        }
+    }
+
+    pub(crate) fn with_holder(mut self, pid: Option<u32>) -> Error {
+        self.holder = pid;
+        self
+    }
+
+    /// Appends bytes to the detail (invalid UTF-8 shown as `?`), cutting at the capacity.
+    pub(crate) fn push_detail(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            let c = if b.is_ascii() && !b.is_ascii_control() {
+                b as char
+            } else {
+                '?'
+            };
+            if self.detail.len() + 1 > DETAIL_CAPACITY - 3 {
+                // Room stays for the "..." marker.
+                let _ = self.detail.push_str("...");
+                return;
+            }
+            let _ = self.detail.push(c);
+        }
+    }
+
+    /// The stage that failed, or `None` for errors outside any stage.
+    pub fn stage(&self) -> Option<Stage> {
+        self.stage
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The OS error, when a system call failed.
+    pub fn errno(&self) -> Option<Errno> {
+        self.errno
+    }
+
+    /// For [`ErrorKind::AlreadyRunning`]: the pid in the locked pid file.
+    /// For [`ErrorKind::DaemonDied`]: the daemon's pid. For [`ErrorKind::Threaded`]:
+    /// the number of threads.
+    pub fn holder(&self) -> Option<u32> {
+        self.holder
+    }
+
+    /// The call and value that failed, e.g. `chdir /nonexistent`.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// Whether this is the [`ErrorKind::Detached`] marker.
+    pub fn is_detached_marker(&self) -> bool {
+        self.kind == ErrorKind::Detached
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("stage", &self.stage)
+            .field("kind", &self.kind)
+            .field("errno", &self.errno)
+            .field("holder", &self.holder)
+            .field("detail", &self.detail.as_str())
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    /// `stage 5 (working directory): chdir /nonexistent: No such file or directory (os error 2)`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(stage) = self.stage {
+            write!(f, "{stage}: ")?;
+        }
+        f.write_str(&self.detail)?;
+        match self.kind {
+            ErrorKind::AlreadyRunning => match self.holder {
+                Some(pid) => write!(f, ": already running (pid {pid})")?,
+                None => f.write_str(": already running")?,
+            },
+            ErrorKind::DaemonDied => {
+                if let Some(pid) = self.holder {
+                    write!(f, " (pid {pid})")?;
+                }
+            }
+            ErrorKind::Threaded => {
+                if let Some(n) = self.holder {
+                    write!(f, " ({n} threads)")?;
+                }
+            }
+            _ => {}
+        }
+        if let Some(errno) = self.errno {
+            write!(f, ": {errno}")?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,187 @@
+//! Stage 3: supplementary groups, gid and uid, from ids resolved before fork.
+
+use core::ffi::CStr;
+
+use crate::decimal::Dec;
+use crate::{sys, Errno, Error, ErrorKind, Stage};
+
+/// Supplementary groups a [`ProcessIds`] holds (Linux allows 65536; a daemon's user
+/// rarely has more than a handful).
+pub const GROUPS_CAPACITY: usize = 32;
+
+/// The user and groups stage 3 switches to, resolved in the launching process.
+///
+/// Everything that needs the user database (NSS, `/etc/passwd`, allocation inside libc)
+/// happens here, before fork; stage 3 only makes the three system calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessIds {
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Option<heapless::Vec<libc::gid_t, GROUPS_CAPACITY>>,
+}
+
+fn stage_err(kind: ErrorKind, what: &str, value: &[u8]) -> Error {
+    let mut e = Error::new(Some(Stage::ProcessIds), kind, what);
+    e.push_detail(value);
+    e
+}
+
+impl ProcessIds {
+    /// `uid` and `gid`, with `initgroups` semantics: when the launcher is root, the
+    /// supplementary groups become `uid`'s groups from the group database plus `gid`
+    /// (just `gid` when `uid` has no user entry), so root's own groups never leak into
+    /// the daemon. Without root, the groups are left alone (changing them needs root).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Capacity`] when the user is in more than [`GROUPS_CAPACITY`] groups;
+    /// OS errors from the user database.
+    pub fn new(uid: libc::uid_t, gid: libc::gid_t) -> Result<ProcessIds, Error> {
+        let mut ids = ProcessIds {
+            uid,
+            gid,
+            groups: None,
+        };
+        if sys::ids().1 == 0 {
+            let pw = sys::getpw(None, uid).map_err(|e| {
+                Error::os(
+                    Stage::ProcessIds,
+                    e,
+                    "getpwuid",
+                    Dec::new(i64::from(uid)).as_bytes(),
+                )
+            })?;
+            ids.groups = Some(match pw {
+                Some(pw) => user_groups(&pw.name, gid)?,
+                None => heapless::Vec::from_slice(&[gid]).unwrap_or_default(),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// The user named `name` (or a decimal uid), its primary group and its groups, as
+    /// [`ProcessIds::new`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::UnknownUser`] naming the user when there is no such user.
+    pub fn user(name: &CStr) -> Result<ProcessIds, Error> {
+        let bytes = name.to_bytes();
+        let pw = match crate::decimal::parse_u32(bytes) {
+            Some(uid) => sys::getpw(None, uid),
+            None => sys::getpw(Some(name), 0),
+        }
+        .map_err(|e| Error::os(Stage::ProcessIds, e, "getpwnam", bytes))?
+        .ok_or_else(|| stage_err(ErrorKind::UnknownUser, "no such user: ", bytes))?;
+        ProcessIds::new(pw.uid, pw.gid)
+    }
+
+    /// Replaces the primary group with the group named `name` (or a decimal gid); the
+    /// supplementary list gets it too when one is set.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::UnknownGroup`] naming the group when there is no such group.
+    pub fn with_group(mut self, name: &CStr) -> Result<ProcessIds, Error> {
+        let bytes = name.to_bytes();
+        let gid = match crate::decimal::parse_u32(bytes) {
+            Some(gid) => gid,
+            None => sys::getgrnam(name)
+                .map_err(|e| Error::os(Stage::ProcessIds, e, "getgrnam", bytes))?
+                .ok_or_else(|| stage_err(ErrorKind::UnknownGroup, "no such group: ", bytes))?,
+        };
+        self.gid = gid;
+        if let Some(groups) = &mut self.groups {
+            if !groups.contains(&gid) {
+                groups
+                    .push(gid)
+                    .map_err(|_| stage_err(ErrorKind::Capacity, "too many groups", b""))?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Sets the supplementary groups explicitly (an empty slice drops them all).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Capacity`] beyond [`GROUPS_CAPACITY`].
+    pub fn with_groups(mut self, groups: &[libc::gid_t]) -> Result<ProcessIds, Error> {
+        let list = heapless::Vec::from_slice(groups).map_err(|_| {
+            stage_err(
+                ErrorKind::Capacity,
+                "more than 32 supplementary groups",
+                b"",
+            )
+        })?;
+        self.groups = Some(list);
+        Ok(self)
+    }
+
+    /// The uid.
+    pub fn uid(&self) -> libc::uid_t {
+        self.uid
+    }
+
+    /// The primary gid.
+    pub fn gid(&self) -> libc::gid_t {
+        self.gid
+    }
+
+    /// The supplementary groups stage 3 sets, or `None` to leave them alone.
+    pub fn groups(&self) -> Option<&[libc::gid_t]> {
+        self.groups.as_deref()
+    }
+}
+
+/// `getgrouplist(name, gid)` into a fixed list.
+fn user_groups(
+    name: &[u8],
+    gid: libc::gid_t,
+) -> Result<heapless::Vec<libc::gid_t, GROUPS_CAPACITY>, Error> {
+    let mut cbuf = [0u8; 65];
+    let Some(cname) = sys::cstr_in(name, &mut cbuf) else {
+        return Ok(heapless::Vec::from_slice(&[gid]).unwrap_or_default());
+    };
+    let mut list = [0 as libc::gid_t; GROUPS_CAPACITY];
+    let n = sys::getgrouplist(cname, gid, &mut list).map_err(|_| {
+        stage_err(
+            ErrorKind::Capacity,
+            "user is in more than 32 groups: ",
+            name,
+        )
+    })?;
+    Ok(heapless::Vec::from_slice(&list[..n]).unwrap_or_default())
+}
+
+/// Stage 3: `setgroups`, `setgid`, `setuid`, then checks that `setuid(0)` now fails.
+/// Async-signal-safe.
+pub(crate) fn apply(ids: &ProcessIds) -> Result<(), Error> {
+    if let Some(groups) = &ids.groups {
+        sys::setgroups(groups).map_err(|e| Error::os(Stage::ProcessIds, e, "setgroups", b""))?;
+    }
+    sys::setgid(ids.gid).map_err(|e| {
+        Error::os(
+            Stage::ProcessIds,
+            e,
+            "setgid",
+            Dec::new(i64::from(ids.gid)).as_bytes(),
+        )
+    })?;
+    sys::setuid(ids.uid).map_err(|e| {
+        Error::os(
+            Stage::ProcessIds,
+            e,
+            "setuid",
+            Dec::new(i64::from(ids.uid)).as_bytes(),
+        )
+    })?;
+    if ids.uid != 0 && sys::setuid(0) != Err(Errno::PERM) {
+        return Err(stage_err(
+            ErrorKind::PrivilegesRegained,
+            "setuid(0) succeeded after dropping to uid ",
+            Dec::new(i64::from(ids.uid)).as_bytes(),
+        ));
+    }
+    Ok(())
+}

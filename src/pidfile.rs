@@ -1,0 +1,360 @@
+//! `PidLockFile`: a pid file that is locked for the daemon's whole life (stage 6).
+
+use core::ffi::{c_int, CStr};
+use core::time::Duration;
+
+use crate::decimal::{parse_u32, Dec};
+use crate::sys::{self, FileId};
+use crate::{cleanup, Errno, Error, ErrorKind, Stage};
+
+/// Longest pid-file path accepted, in bytes (the path is copied for the SIGTERM
+/// clean-up, which may run after the `PidLockFile` is gone).
+pub const PID_PATH_CAPACITY: usize = 255;
+
+/// How many times a contested pid file is re-read while its holder has locked it but not
+/// yet written its pid, and how long between reads (FreeBSD's pidfile(3) does 20 × 5 ms).
+const HOLDER_READS: u32 = 20;
+const HOLDER_READ_PAUSE_MS: u32 = 5;
+/// How often a waiting `acquire` retries the lock.
+const ACQUIRE_POLL_MS: u32 = 50;
+
+/// A pid file whose lock is held for the daemon's whole life.
+///
+/// - **acquire** creates the file (mode 0644, `O_NOFOLLOW|O_CLOEXEC`: a symlink is
+///   refused and its target left alone) and takes an open-file-description lock
+///   (`F_OFD_SETLK`; `flock` on kernels before 3.15). Both survive fork, so the seed's
+///   pattern, acquire in the foreground and seal in the daemon, keeps the lock.
+/// - **seal** writes `PID\n` and keeps the lock.
+/// - **release** removes the file, but only if the path still names the file we locked
+///   (device and inode, as FreeBSD's pidfile(3) checks), then drops the lock.
+///
+/// Liveness comes from the lock, not from the pid in the file: a daemon killed with
+/// `SIGKILL` loses its lock with its last descriptor, so the next start takes the
+/// stale file over silently, and a reused pid can't fool [`is_active`](Self::is_active).
+/// The holder's pid in `already running (pid N)` is read from the file.
+///
+/// ```no_run
+/// use core::time::Duration;
+/// use pandaemonium::PidLockFile;
+///
+/// let mut pid_file = PidLockFile::new(c"/run/mydaemon.pid", Duration::ZERO)?;
+/// pid_file.acquire(None)?;          // fails with "already running (pid N)"
+/// pid_file.seal()?;                  // writes our pid, keeps the lock
+/// // ... work ...
+/// pid_file.release()?;               // removes the file if it is still ours
+/// # Ok::<(), pandaemonium::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct PidLockFile<'a> {
+    path: &'a CStr,
+    timeout: Duration,
+    fd: c_int,
+    id: Option<FileId>,
+    sealed: Option<u32>,
+}
+
+fn err(kind: ErrorKind, path: &CStr) -> Error {
+    let mut e = Error::bare(Some(Stage::PidFile), kind);
+    e.push_detail(path.to_bytes());
+    e
+}
+
+fn os_err(errno: Errno, op: &str, path: &CStr) -> Error {
+    Error::os(Stage::PidFile, errno, op, path.to_bytes())
+}
+
+impl<'a> PidLockFile<'a> {
+    /// A pid file at `path`; `timeout` is how long [`acquire`](Self::acquire) waits for a
+    /// live holder to go (zero: fail at once, as pandaemonium's default).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] when `path` is empty or relative, and
+    /// [`ErrorKind::Capacity`] when it is longer than [`PID_PATH_CAPACITY`].
+    pub fn new(path: &'a CStr, timeout: Duration) -> Result<PidLockFile<'a>, Error> {
+        let bytes = path.to_bytes();
+        if bytes.first() != Some(&b'/') {
+            let mut e = Error::new(
+                Some(Stage::PidFile),
+                ErrorKind::InvalidConfig,
+                "pid file path must be absolute: ",
+            );
+            e.push_detail(if bytes.is_empty() { b"(empty)" } else { bytes });
+            return Err(e);
+        }
+        if bytes.len() > PID_PATH_CAPACITY {
+            let mut e = Error::new(
+                Some(Stage::PidFile),
+                ErrorKind::Capacity,
+                "pid file path longer than 255 bytes: ",
+            );
+            e.push_detail(bytes);
+            return Err(e);
+        }
+        Ok(PidLockFile {
+            path,
+            timeout,
+            fd: -1,
+            id: None,
+            sealed: None,
+        })
+    }
+
+    /// The path.
+    pub fn path(&self) -> &'a CStr {
+        self.path
+    }
+
+    /// Whether this object holds the lock (acquired, sealed or not).
+    pub fn is_acquired(&self) -> bool {
+        self.fd >= 0
+    }
+
+    /// The pid this object wrote with [`seal`](Self::seal), if it did.
+    pub fn sealed_pid(&self) -> Option<u32> {
+        self.sealed
+    }
+
+    /// The locked descriptor, or -1 (stage 8 keeps it open).
+    pub(crate) fn raw_fd(&self) -> c_int {
+        self.fd
+    }
+
+    /// Creates the file and takes its lock without writing a pid; an old file nobody
+    /// holds is stale and is taken over (emptied). `timeout` overrides the one given to
+    /// [`new`](Self::new). Async-signal-safe.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::AlreadyRunning`] (with the holder's pid, read from the file) while
+    /// another open file holds the lock after `timeout`; [`ErrorKind::StageOrder`] when
+    /// already acquired; `ELOOP` for a symlink; other OS errors from `open`.
+    pub fn acquire(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        if self.fd >= 0 {
+            return Err(err(ErrorKind::StageOrder, self.path));
+        }
+        let wait_ms = timeout
+            .unwrap_or(self.timeout)
+            .as_millis()
+            .min(u64::MAX as u128) as u64;
+        let deadline = sys::monotonic_ms().saturating_add(wait_ms);
+        loop {
+            let fd = sys::open(
+                self.path,
+                libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+                0o644,
+            )
+            .map_err(|e| os_err(e, "open", self.path))?;
+            match self.lock_opened(fd) {
+                Ok(true) => return Ok(()),
+                Ok(false) => continue, // the file was replaced between open and lock
+                Err(e) if e.kind == ErrorKind::AlreadyRunning && sys::monotonic_ms() < deadline => {
+                    sys::sleep_ms(ACQUIRE_POLL_MS);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Locks the freshly opened `fd`; `Ok(false)` when the path no longer names it.
+    fn lock_opened(&mut self, fd: c_int) -> Result<bool, Error> {
+        let st = match sys::fstat(fd) {
+            Ok(st) => st,
+            Err(e) => {
+                sys::close(fd);
+                return Err(os_err(e, "fstat", self.path));
+            }
+        };
+        if st.mode & libc::S_IFMT != libc::S_IFREG {
+            sys::close(fd);
+            return Err(os_err(Errno::INVAL, "not a regular file:", self.path));
+        }
+        match sys::lock::try_exclusive(fd) {
+            Ok(()) => {}
+            Err(Errno::AGAIN) => {
+                let holder = holder_pid(fd);
+                sys::close(fd);
+                return Err(err(ErrorKind::AlreadyRunning, self.path).with_holder(holder));
+            }
+            Err(e) => {
+                sys::close(fd);
+                return Err(os_err(e, "lock", self.path));
+            }
+        }
+        // A previous holder may have unlinked the file between our open and our lock.
+        if !names(self.path, st.id) {
+            sys::close(fd);
+            return Ok(false);
+        }
+        if let Err(e) = sys::ftruncate(fd, 0) {
+            sys::close(fd);
+            return Err(os_err(e, "truncate", self.path));
+        }
+        // 0644 whatever the umask (pid files are world-readable); fails harmlessly on a
+        // file we do not own.
+        let _ = sys::fchmod(fd, 0o644);
+        self.fd = fd;
+        self.id = Some(st.id);
+        Ok(true)
+    }
+
+    /// Writes this process's pid and a newline, keeping the lock; acquires first if
+    /// needed. Call it in the daemon (stage 6 does). Async-signal-safe.
+    ///
+    /// # Errors
+    ///
+    /// [`acquire`](Self::acquire)'s errors; [`ErrorKind::StageOrder`] when already
+    /// sealed; `ESTALE` when the path no longer names the locked file.
+    pub fn seal(&mut self) -> Result<u32, Error> {
+        if self.sealed.is_some() {
+            return Err(err(ErrorKind::StageOrder, self.path));
+        }
+        if self.fd < 0 {
+            self.acquire(None)?;
+        }
+        let id = self
+            .id
+            .ok_or_else(|| err(ErrorKind::StageOrder, self.path))?;
+        if !names(self.path, id) {
+            return Err(os_err(
+                Errno(libc::ESTALE),
+                "replaced by another file:",
+                self.path,
+            ));
+        }
+        let pid = sys::getpid() as u32;
+        let text = Dec::new(i64::from(pid));
+        let mut line = [0u8; 21];
+        let n = text.as_bytes().len();
+        line[..n].copy_from_slice(text.as_bytes());
+        line[n] = b'\n';
+        sys::ftruncate(self.fd, 0).map_err(|e| os_err(e, "truncate", self.path))?;
+        sys::pwrite_all(self.fd, &line[..=n], 0).map_err(|e| os_err(e, "write", self.path))?;
+        self.sealed = Some(pid);
+        Ok(pid)
+    }
+
+    /// Removes the file if the path still names the file we locked, then drops the
+    /// lock. Returns whether the file was removed; `Ok(false)` when we held nothing or
+    /// someone replaced the file (theirs is left alone). Async-signal-safe.
+    ///
+    /// # Errors
+    ///
+    /// OS errors from `unlink` (the lock is dropped all the same).
+    pub fn release(&mut self) -> Result<bool, Error> {
+        if self.fd < 0 {
+            return Ok(false);
+        }
+        let ours = self.id.is_some_and(|id| names(self.path, id));
+        let result = if ours {
+            cleanup::forget(self.fd);
+            sys::unlink(self.path)
+                .map(|()| true)
+                .map_err(|e| os_err(e, "unlink", self.path))
+        } else {
+            Ok(false)
+        };
+        self.close();
+        result
+    }
+
+    /// Drops the lock held through this object's descriptor without touching the file:
+    /// for the original process after detaching, whose copy of the lock now belongs to
+    /// the daemon.
+    pub(crate) fn close(&mut self) {
+        if self.fd >= 0 {
+            sys::close(self.fd);
+        }
+        self.fd = -1;
+        self.id = None;
+        self.sealed = None;
+    }
+
+    /// The pid written in the file, or `None` when it is missing, empty or not a pid.
+    ///
+    /// # Errors
+    ///
+    /// OS errors other than `ENOENT` from `open` and `read` (e.g. `ELOOP`, `EACCES`).
+    pub fn read_pid(&self) -> Result<Option<u32>, Error> {
+        let fd = match sys::open(
+            self.path,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(os_err(e, "open", self.path)),
+        };
+        let pid = read_pid_fd(fd);
+        sys::close(fd);
+        pid.map_err(|e| os_err(e, "read", self.path))
+    }
+
+    /// Whether a live process holds the file's lock (this object included). Asks the
+    /// kernel without taking the lock, so it never makes a concurrent start fail.
+    ///
+    /// # Errors
+    ///
+    /// OS errors other than `ENOENT` from `open`.
+    pub fn is_active(&self) -> Result<bool, Error> {
+        if self.fd >= 0 {
+            return Ok(true);
+        }
+        let fd = match sys::open(
+            self.path,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(os_err(e, "open", self.path)),
+        };
+        let held = sys::lock::is_held(fd);
+        sys::close(fd);
+        held.map_err(|e| os_err(e, "lock query", self.path))
+    }
+
+    /// Makes the SIGTERM clean-up and [`crate::exit`] able to remove this file.
+    pub(crate) fn register_cleanup(&self) {
+        if let Some(id) = self.id {
+            cleanup::register(self.path, self.fd, id);
+        }
+    }
+}
+
+impl Drop for PidLockFile<'_> {
+    /// Closes the descriptor, which drops the lock if no other process shares it; the
+    /// file itself is only removed by [`release`](PidLockFile::release).
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Whether `path` (not following symlinks) is the file `id`. Async-signal-safe.
+pub(crate) fn names(path: &CStr, id: FileId) -> bool {
+    matches!(sys::lstat(path), Ok(st) if st.id == id)
+}
+
+/// Reads the pid a contested file holds, re-reading briefly while its holder has locked
+/// it but not written yet.
+fn holder_pid(fd: c_int) -> Option<u32> {
+    for _ in 0..HOLDER_READS {
+        if let Ok(Some(pid)) = read_pid_fd(fd) {
+            return Some(pid);
+        }
+        sys::sleep_ms(HOLDER_READ_PAUSE_MS);
+    }
+    None
+}
+
+/// Parses `PID\n` (or `PID`) at the start of `fd`'s file.
+fn read_pid_fd(fd: c_int) -> Result<Option<u32>, Errno> {
+    let mut buf = [0u8; 32];
+    let n = sys::pread(fd, &mut buf, 0)?;
+    let text = &buf[..n];
+    let line = match text.iter().position(|&b| b == b'\n') {
+        Some(end) => &text[..end],
+        None => text,
+    };
+    Ok(parse_u32(line).filter(|&pid| pid > 0))
+}

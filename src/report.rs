@@ -1,0 +1,350 @@
+//! The channel from the daemon to the original process.
+//!
+//! Three pipes, made before the first fork with `O_CLOEXEC`: the daemon's stdout and
+//! stderr during set-up (captured as `output` and `error`), and a status pipe carrying
+//! fixed-layout records. A record is far below `PIPE_BUF`, so each `write` is atomic;
+//! it is encoded and decoded field by field (no `transmute`), as std's `Command::spawn`
+//! does for its exec-error pipe. EOF before a final record means the daemon died.
+//!
+//! Record layout (`RECORD_LEN` bytes):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0 | tag: `P` daemon pid, `F` failure, `D` stage 9 done, `R` ready |
+//! | 1 | stage number (0: none) |
+//! | 2 | [`ErrorKind`] code |
+//! | 3 | flags: 1 errno present, 2 holder present |
+//! | 4..8 | errno, big-endian |
+//! | 8..12 | pid / holder, big-endian |
+//! | 12 | detail length |
+//! | 13..133 | detail bytes |
+//! | 133..137 | footer `PDMN` |
+
+use core::ffi::c_int;
+
+use crate::error::DETAIL_CAPACITY;
+use crate::{sys, Errno, Error, ErrorKind, Stage};
+
+/// Bytes of the daemon's set-up stdout (and, separately, stderr) kept for the original
+/// process; more is read and dropped, and the capture is marked truncated.
+pub const CAPTURE_CAPACITY: usize = 4096;
+
+const FOOTER: &[u8; 4] = b"PDMN";
+const DETAIL_AT: usize = 13;
+const RECORD_LEN: usize = DETAIL_AT + DETAIL_CAPACITY + 4;
+
+const TAG_PID: u8 = b'P';
+const TAG_FAILED: u8 = b'F';
+const TAG_DONE: u8 = b'D';
+const TAG_READY: u8 = b'R';
+
+/// Which standard stream a chunk of set-up output came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// The daemon's stdout (`output`).
+    Stdout,
+    /// The daemon's stderr (`error`).
+    Stderr,
+}
+
+/// What the daemon wrote to one stream during set-up, up to [`CAPTURE_CAPACITY`] bytes.
+#[derive(Clone, Debug, Default)]
+pub struct Capture {
+    bytes: heapless::Vec<u8, CAPTURE_CAPACITY>,
+    truncated: bool,
+}
+
+impl Capture {
+    /// The captured bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether more was written than [`CAPTURE_CAPACITY`] keeps.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        let room = CAPTURE_CAPACITY - self.bytes.len();
+        let take = data.len().min(room);
+        let _ = self.bytes.extend_from_slice(&data[..take]);
+        self.truncated |= take < data.len();
+    }
+}
+
+/// The daemon's end: one descriptor of the status pipe.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reporter {
+    pub(crate) fd: c_int,
+}
+
+impl Reporter {
+    fn send(&self, tag: u8, err: Option<&Error>, pid: u32) {
+        let mut rec = [0u8; RECORD_LEN];
+        rec[0] = tag;
+        let mut holder = pid;
+        if let Some(e) = err {
+            rec[1] = e.stage.map_or(0, Stage::number);
+            rec[2] = kind_code(e.kind);
+            if let Some(errno) = e.errno {
+                rec[3] |= 1;
+                rec[4..8].copy_from_slice(&errno.raw().to_be_bytes());
+            }
+            if let Some(h) = e.holder {
+                rec[3] |= 2;
+                holder = h;
+            }
+            let detail = e.detail.as_bytes();
+            rec[12] = detail.len() as u8;
+            rec[DETAIL_AT..DETAIL_AT + detail.len()].copy_from_slice(detail);
+        }
+        rec[8..12].copy_from_slice(&holder.to_be_bytes());
+        rec[RECORD_LEN - 4..].copy_from_slice(FOOTER);
+        // Nothing to do if the original process is gone.
+        let _ = sys::write_all(self.fd, &rec);
+    }
+
+    /// Announces the daemon's pid (first thing after the second fork).
+    pub(crate) fn pid(&self, pid: u32) {
+        self.send(TAG_PID, None, pid);
+    }
+
+    /// Reports a failed stage.
+    pub(crate) fn failed(&self, err: &Error) {
+        self.send(TAG_FAILED, Some(err), 0);
+    }
+
+    /// Reports that stage 9 completed.
+    pub(crate) fn done(&self) {
+        self.send(TAG_DONE, None, 0);
+    }
+
+    /// Reports readiness (for a later `notify_ready()`).
+    #[allow(dead_code)]
+    pub(crate) fn ready(&self) {
+        self.send(TAG_READY, None, 0);
+    }
+}
+
+fn kind_code(kind: ErrorKind) -> u8 {
+    KINDS.iter().position(|&k| k == kind).map_or(0, |i| i as u8)
+}
+
+const KINDS: [ErrorKind; 13] = [
+    ErrorKind::Os,
+    ErrorKind::AlreadyRunning,
+    ErrorKind::InvalidConfig,
+    ErrorKind::Capacity,
+    ErrorKind::Threaded,
+    ErrorKind::ThreadsUnknown,
+    ErrorKind::StageOrder,
+    ErrorKind::DaemonDied,
+    ErrorKind::PrivilegesRegained,
+    ErrorKind::UnknownUser,
+    ErrorKind::UnknownGroup,
+    ErrorKind::Custom,
+    ErrorKind::Detached,
+];
+
+/// A decoded record.
+enum Record {
+    Pid(u32),
+    Failed(Error),
+    Done,
+    Ready,
+}
+
+fn decode(rec: &[u8; RECORD_LEN]) -> Option<Record> {
+    if &rec[RECORD_LEN - 4..] != FOOTER {
+        return None;
+    }
+    let word = |at: usize| [rec[at], rec[at + 1], rec[at + 2], rec[at + 3]];
+    let pid = u32::from_be_bytes(word(8));
+    match rec[0] {
+        TAG_PID => Some(Record::Pid(pid)),
+        TAG_DONE => Some(Record::Done),
+        TAG_READY => Some(Record::Ready),
+        TAG_FAILED => {
+            let kind = *KINDS.get(usize::from(rec[2]))?;
+            let mut e = Error::bare(Stage::from_number(rec[1]), kind);
+            if rec[3] & 1 != 0 {
+                e.errno = Some(Errno::from_raw(i32::from_be_bytes(word(4))));
+            }
+            if rec[3] & 2 != 0 {
+                e.holder = Some(pid);
+            }
+            let len = usize::from(rec[12]).min(DETAIL_CAPACITY);
+            e.push_detail(&rec[DETAIL_AT..DETAIL_AT + len]);
+            Some(Record::Failed(e))
+        }
+        _ => None,
+    }
+}
+
+/// The original process's ends of the three pipes.
+pub(crate) struct Receiver {
+    pub(crate) status: c_int,
+    pub(crate) stdout: c_int,
+    pub(crate) stderr: c_int,
+}
+
+/// What the original process learnt.
+pub(crate) struct Outcome {
+    pub(crate) pid: Option<u32>,
+    pub(crate) result: Result<(), Error>,
+}
+
+impl Receiver {
+    /// Reads until the daemon reports stage 9 done or a failure (and, after a failure,
+    /// until it has exited), passing every chunk of set-up output to `on_output` and
+    /// into the captures. Closes the three descriptors.
+    pub(crate) fn monitor(
+        self,
+        output: &mut Capture,
+        error: &mut Capture,
+        on_output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Outcome {
+        let mut outcome = Outcome {
+            pid: None,
+            result: Ok(()),
+        };
+        let mut fds = [self.status, self.stdout, self.stderr];
+        let mut rec = [0u8; RECORD_LEN];
+        let mut have = 0usize;
+        let mut finished = false;
+        let mut final_seen = false;
+        let mut chunk = [0u8; 1024];
+        loop {
+            let mut polled = [libc::pollfd {
+                fd: -1,
+                events: libc::POLLIN,
+                revents: 0,
+            }; 3];
+            for (p, &fd) in polled.iter_mut().zip(&fds) {
+                p.fd = fd;
+            }
+            if fds.iter().all(|&fd| fd < 0) {
+                break;
+            }
+            // Once the outcome is known, only drain what is already buffered.
+            let timeout = if finished { 0 } else { -1 };
+            match sys::poll_in(&mut polled, timeout) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            for i in 0..3 {
+                if polled[i].revents == 0 || fds[i] < 0 {
+                    continue;
+                }
+                if i == 0 {
+                    match sys::read(fds[0], &mut rec[have..]) {
+                        Ok(0) | Err(_) => {
+                            sys::close(fds[0]);
+                            fds[0] = -1;
+                            finished = true;
+                            if !final_seen {
+                                let mut e = Error::new(
+                                    None,
+                                    ErrorKind::DaemonDied,
+                                    "daemon exited during set-up",
+                                );
+                                e.holder = outcome.pid;
+                                outcome.result = Err(e);
+                            }
+                        }
+                        Ok(n) => {
+                            have += n;
+                            if have == RECORD_LEN {
+                                have = 0;
+                                match decode(&rec) {
+                                    Some(Record::Pid(pid)) => outcome.pid = Some(pid),
+                                    Some(Record::Done) | Some(Record::Ready) => {
+                                        final_seen = true;
+                                        finished = true;
+                                        sys::close(fds[0]);
+                                        fds[0] = -1;
+                                    }
+                                    // Keep reading status: its EOF says the daemon is gone.
+                                    Some(Record::Failed(e)) => {
+                                        final_seen = true;
+                                        outcome.result = Err(e);
+                                    }
+                                    None => {}
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    let (stream, capture) = if i == 1 {
+                        (Stream::Stdout, &mut *output)
+                    } else {
+                        (Stream::Stderr, &mut *error)
+                    };
+                    match sys::read(fds[i], &mut chunk) {
+                        Ok(0) | Err(_) => {
+                            sys::close(fds[i]);
+                            fds[i] = -1;
+                        }
+                        Ok(n) => {
+                            capture.push(&chunk[..n]);
+                            on_output(stream, &chunk[..n]);
+                        }
+                    }
+                }
+            }
+        }
+        for fd in fds {
+            if fd >= 0 {
+                sys::close(fd);
+            }
+        }
+        outcome
+    }
+}
+
+/// Makes the three pipes, all descriptors 3 or above (a launcher with stdio closed
+/// would otherwise get 0-2 back). Returns the daemon's ends and the original's ends.
+pub(crate) fn channel() -> Result<([c_int; 3], Receiver), Error> {
+    let mut fds = [-1 as c_int; 6];
+    let mut result = Ok(());
+    for pair in 0..3 {
+        match sys::pipe() {
+            Ok((r, w)) => {
+                fds[pair * 2] = r;
+                fds[pair * 2 + 1] = w;
+            }
+            Err(e) => {
+                result = Err(Error::os(Stage::Detach, e, "pipe2", b""));
+                break;
+            }
+        }
+    }
+    for fd in fds.iter_mut() {
+        if (0..3).contains(fd) && result.is_ok() {
+            match sys::dup_at_least(*fd, 3) {
+                Ok(high) => {
+                    sys::close(*fd);
+                    *fd = high;
+                }
+                Err(e) => result = Err(Error::os(Stage::Detach, e, "fcntl", b"F_DUPFD_CLOEXEC")),
+            }
+        }
+    }
+    if let Err(e) = result {
+        for fd in fds {
+            if fd >= 0 {
+                sys::close(fd);
+            }
+        }
+        return Err(e);
+    }
+    Ok((
+        [fds[1], fds[3], fds[5]],
+        Receiver {
+            status: fds[0],
+            stdout: fds[2],
+            stderr: fds[4],
+        },
+    ))
+}

@@ -1,0 +1,169 @@
+//! `Stages`: the nine stage primitives, as handed to stage overrides.
+
+use crate::daemon::{Role, State};
+use crate::detach::{self, Detached};
+use crate::fds::{self, KeepList};
+use crate::{ids, process, signals, stdio, Config, Error, ErrorKind, Stage};
+
+/// The stage primitives, handed to [`Run`]'s stage overrides.
+///
+/// Each method is the default work of one stage; an override calls it (or not) and
+/// adds its own steps. All of them are async-signal-safe and allocate nothing: they run
+/// between fork and `run()`.
+pub struct Stages<'s, 'a> {
+    pub(crate) config: &'s mut Config<'a>,
+    pub(crate) state: &'s mut State,
+}
+
+impl<'a> Stages<'_, 'a> {
+    /// The configuration, e.g. to read a setting in an override.
+    pub fn config(&mut self) -> &mut Config<'a> {
+        self.config
+    }
+
+    /// Whether stage 1 forked (so this is a detached daemon with a report channel).
+    pub fn is_detached(&self) -> bool {
+        self.state.forked
+    }
+
+    /// Stage 1: fork, `setsid`, fork, unless [`Detach`](crate::Detach) says otherwise.
+    ///
+    /// Before forking it refuses a multi-threaded process ([`ErrorKind::Threaded`],
+    /// [`ErrorKind::ThreadsUnknown`]) and makes the report pipes. In the daemon, the
+    /// set-up stdout and stderr then go to the original process, and any closed
+    /// descriptor among 0-2 is opened on `/dev/null`.
+    ///
+    /// # Errors
+    ///
+    /// Those above, `pipe2`/`fork`/`setsid` failures, and, in the original process, the
+    /// [`ErrorKind::Detached`] marker: let `?` carry it out of your override.
+    pub fn detach(&mut self) -> Result<(), Error> {
+        if self.state.role != Role::Launcher {
+            return Err(Error::new(
+                Some(Stage::Detach),
+                ErrorKind::StageOrder,
+                "already detached",
+            ));
+        }
+        let (fork, inetd) = detach::decide(self.config.detach);
+        match detach::detach(fork, self.state.check_threads)? {
+            Detached::Daemon { reporter, forked } => {
+                self.state.role = Role::Daemon;
+                self.state.reporter = reporter;
+                self.state.forked = forked;
+                self.state.inetd = inetd;
+                Ok(())
+            }
+            Detached::Original { receiver, child } => {
+                self.state.role = Role::Original;
+                self.state.pending = Some((receiver, child));
+                // The lock now belongs to the daemon's copy of the descriptor.
+                if let Some(pid_file) = &mut self.config.pid_file {
+                    pid_file.close();
+                }
+                Err(Error::bare(Some(Stage::Detach), ErrorKind::Detached))
+            }
+        }
+    }
+
+    /// Stage 2: core dumps off (`RLIMIT_CORE` 0/0) when
+    /// [`prevent_core`](Config::prevent_core) is set.
+    ///
+    /// # Errors
+    ///
+    /// `setrlimit` failures.
+    pub fn prevent_core(&mut self) -> Result<(), Error> {
+        process::prevent_core(self.config.prevent_core)
+    }
+
+    /// Stage 3: `setgroups`, `setgid`, `setuid` to the configured
+    /// [`ProcessIds`](crate::ProcessIds), then a check that `setuid(0)` fails.
+    ///
+    /// # Errors
+    ///
+    /// `EPERM` and the like from the three calls; [`ErrorKind::PrivilegesRegained`].
+    pub fn process_ids(&mut self) -> Result<(), Error> {
+        match &self.config.ids {
+            Some(ids) => ids::apply(ids),
+            None => Ok(()),
+        }
+    }
+
+    /// Stage 4: `umask` (default `0o077`). Cannot fail.
+    ///
+    /// # Errors
+    ///
+    /// None; the `Result` keeps the stage signatures alike.
+    pub fn umask(&mut self) -> Result<(), Error> {
+        process::umask(self.config.umask);
+        Ok(())
+    }
+
+    /// Stage 5: `chdir` to the working directory (default `/`).
+    ///
+    /// # Errors
+    ///
+    /// `chdir` failures, naming the path.
+    pub fn working_directory(&mut self) -> Result<(), Error> {
+        process::working_directory(self.config.working_directory)
+    }
+
+    /// Stage 6: acquire the pid file (unless already acquired) and seal it with the
+    /// daemon's pid; the lock is held until the daemon ends.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::AlreadyRunning`]; `open` failures (`EACCES`, `ELOOP` for a symlink).
+    pub fn pid_file(&mut self) -> Result<(), Error> {
+        if let Some(pid_file) = &mut self.config.pid_file {
+            pid_file.seal()?;
+            pid_file.register_cleanup();
+        }
+        Ok(())
+    }
+
+    /// Stage 7: unblock all signals, reset every disposition to the default, then
+    /// install the signal map.
+    ///
+    /// # Errors
+    ///
+    /// `sigaction` failures for a mapped signal.
+    pub fn signals(&mut self) -> Result<(), Error> {
+        signals::install(&self.config.signals)
+    }
+
+    /// Stage 8: close every descriptor above 2 except `inherit_files`, the pid file,
+    /// descriptors given as stdio targets and the report channel.
+    ///
+    /// # Errors
+    ///
+    /// Unexpected `close_range` failures.
+    pub fn close_files(&mut self) -> Result<(), Error> {
+        let mut keep = KeepList::default();
+        for &fd in &self.config.inherit {
+            keep.insert(fd)?;
+        }
+        for target in self.config.stdio.iter().flatten() {
+            if let crate::Stdio::Fd(fd) = target {
+                keep.insert(*fd)?;
+            }
+        }
+        if let Some(pid_file) = &self.config.pid_file {
+            keep.insert(pid_file.raw_fd())?;
+        }
+        if let Some(reporter) = &self.state.reporter {
+            keep.insert(reporter.fd)?;
+        }
+        fds::close_inherited(&keep, self.state.close_method)
+    }
+
+    /// Stage 9: stdin, stdout and stderr to their targets (`/dev/null` when detached
+    /// and unset). Set-up output stops reaching the original process here.
+    ///
+    /// # Errors
+    ///
+    /// `open` failures naming the path and the stream.
+    pub fn redirect(&mut self) -> Result<(), Error> {
+        stdio::redirect(&self.config.stdio, self.state.forked)
+    }
+}

@@ -1,0 +1,102 @@
+//! Stage 9: stdin, stdout and stderr onto `/dev/null`, a file or a descriptor.
+
+use core::ffi::{c_int, CStr};
+
+use crate::{sys, Error, Stage};
+
+/// Where a standard stream goes in stage 9.
+///
+/// Unset streams go to `/dev/null` when the daemon detached, and are left as they are
+/// when it did not (started by init or inetd: stdio is the supervisor's or the socket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stdio<'a> {
+    /// `/dev/null`.
+    Null,
+    /// This file: read-only for stdin; for stdout and stderr opened for appending and
+    /// created if missing (mode 0666 less the daemon's umask, so 0600 by default).
+    Path(&'a CStr),
+    /// A copy of this open descriptor (it is kept through stage 8).
+    Fd(c_int),
+}
+
+const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
+
+/// Stage 9. Opens every target first, so a bad path fails before any stream has
+/// changed, then `dup2`s them onto 0, 1 and 2 (skipping a target that already is the
+/// stream). Async-signal-safe.
+pub(crate) fn redirect(streams: &[Option<Stdio<'_>>; 3], detached: bool) -> Result<(), Error> {
+    let mut sources: [c_int; 3] = [-1; 3];
+    let mut opened: [c_int; 3] = [-1; 3];
+    let mut null: c_int = -1;
+    let mut result = Ok(());
+    for (n, stream) in streams.iter().enumerate() {
+        let target = match stream {
+            Some(s) => *s,
+            None if detached => Stdio::Null,
+            None => continue,
+        };
+        let fd = match target {
+            Stdio::Fd(fd) => Ok(fd),
+            Stdio::Null if null >= 0 => Ok(null),
+            Stdio::Null => sys::open(c"/dev/null", libc::O_RDWR, 0).inspect(|&fd| null = fd),
+            Stdio::Path(path) => {
+                let flags = if n == 0 {
+                    libc::O_RDONLY
+                } else {
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND
+                };
+                sys::open(path, flags | libc::O_NOCTTY, 0o666).inspect(|&fd| opened[n] = fd)
+            }
+        };
+        match fd {
+            Ok(fd) => sources[n] = fd,
+            Err(e) => {
+                let path = match target {
+                    Stdio::Path(p) => p.to_bytes(),
+                    _ => b"/dev/null",
+                };
+                let mut err = Error::os(Stage::Redirect, e, "open", path);
+                err.push_detail(b" for ");
+                err.push_detail(NAMES[n].as_bytes());
+                result = Err(err);
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        for (n, &fd) in sources.iter().enumerate() {
+            if fd >= 0 && fd != n as c_int {
+                if let Err(e) = sys::dup2(fd, n as c_int) {
+                    result = Err(Error::os(Stage::Redirect, e, "dup2", NAMES[n].as_bytes()));
+                    break;
+                }
+            }
+        }
+    }
+    for fd in opened.into_iter().chain([null]) {
+        if fd > 2 {
+            sys::close(fd);
+        }
+    }
+    result
+}
+
+/// Opens `/dev/null` onto any of 0-2 that is closed, so nothing the daemon opens later
+/// lands on a standard stream. Async-signal-safe.
+pub(crate) fn fill_closed_stdio() -> Result<(), Error> {
+    if (0..3).all(sys::fd_is_open) {
+        return Ok(());
+    }
+    let null = sys::open(c"/dev/null", libc::O_RDWR, 0)
+        .map_err(|e| Error::os(Stage::Detach, e, "open", b"/dev/null"))?;
+    let mut result = Ok(());
+    for fd in 0..3 {
+        if !sys::fd_is_open(fd) {
+            if let Err(e) = sys::dup2(null, fd) {
+                result = Err(Error::os(Stage::Detach, e, "dup2", b"/dev/null"));
+            }
+        }
+    }
+    sys::close(null);
+    result
+}

@@ -1,0 +1,668 @@
+//! Thin wrappers over the libc calls the stages make: one call each, `Result<_, Errno>`.
+//!
+//! # Safety
+//!
+//! This module holds (almost) all of the crate's `unsafe`: each wrapper passes
+//! pointers that come from Rust references or `&CStr` and lengths that come from the
+//! same slices, so the kernel only ever sees valid memory. Every wrapper says whether it
+//! is async-signal-safe; the ones the daemon calls between fork and `run()` all are
+//! (see the crate's "Async-signal-safety" section).
+#![allow(unsafe_code)]
+// libc's integer types differ per target; casts that are no-ops here are not elsewhere.
+#![allow(clippy::unnecessary_cast)]
+
+use core::ffi::{c_int, CStr};
+use core::mem::MaybeUninit;
+
+use crate::Errno;
+
+pub(crate) type Result<T> = core::result::Result<T, Errno>;
+
+/// `errno`—The calling thread's last error. Async-signal-safe.
+pub(crate) fn last_errno() -> Errno {
+    // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
+    Errno(unsafe { *libc::__errno_location() })
+}
+
+fn check(ret: c_int) -> Result<c_int> {
+    if ret == -1 {
+        Err(last_errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_ssize(ret: isize) -> Result<usize> {
+    if ret < 0 {
+        Err(last_errno())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Retries `f` while it fails with `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    loop {
+        match f() {
+            Err(Errno::INTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `strerror_r(3)`—The system's text for `errno`, written into `buf`. Not called after fork.
+pub(crate) fn strerror(errno: i32, buf: &mut [u8; 128]) -> &str {
+    // SAFETY: buf is a valid, writable 128-byte buffer and its length is passed.
+    let ret = unsafe { libc::strerror_r(errno, buf.as_mut_ptr().cast(), buf.len()) };
+    if ret != 0 {
+        return "Unknown error";
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    core::str::from_utf8(&buf[..len]).unwrap_or("Unknown error")
+}
+
+/// `fork(2)`—Creates a child process. Async-signal-safe.
+///
+/// # Safety
+///
+/// In the child only the calling thread exists: locks held by other threads stay
+/// locked forever. The caller must make sure the process is single-threaded, or that
+/// the child calls only async-signal-safe functions until it execs or exits.
+pub(crate) unsafe fn fork() -> Result<libc::pid_t> {
+    // SAFETY: the caller upholds the single-thread / async-signal-safe contract above.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        Err(last_errno())
+    } else {
+        Ok(pid)
+    }
+}
+
+/// `_exit(2)`—Ends the process at once: no atexit hooks, no stdio flushing. Async-signal-safe.
+pub(crate) fn exit_now(code: c_int) -> ! {
+    // SAFETY: _exit takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `setsid(2)`—Creates a new session and process group. Async-signal-safe.
+pub(crate) fn setsid() -> Result<()> {
+    // SAFETY: setsid takes no arguments.
+    check(unsafe { libc::setsid() }).map(drop)
+}
+
+/// `getpid(2)`—This process's id. Async-signal-safe.
+pub(crate) fn getpid() -> libc::pid_t {
+    // SAFETY: getpid takes no arguments and cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// `getppid(2)`—The parent's process id. Async-signal-safe.
+pub(crate) fn getppid() -> libc::pid_t {
+    // SAFETY: getppid takes no arguments and cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// `getuid(2)`, `geteuid(2)`, `getgid(2)`—Real / effective ids. Async-signal-safe.
+pub(crate) fn ids() -> (libc::uid_t, libc::uid_t, libc::gid_t) {
+    // SAFETY: these take no arguments and cannot fail.
+    unsafe { (libc::getuid(), libc::geteuid(), libc::getgid()) }
+}
+
+/// `pipe2(2)` with `O_CLOEXEC`—A pipe as `(read, write)`. Async-signal-safe.
+pub(crate) fn pipe() -> Result<(c_int, c_int)> {
+    let mut fds = [-1 as c_int; 2];
+    // SAFETY: fds is a valid array of two ints for the kernel to fill.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// `close(2)`. Async-signal-safe. Errors are ignored: the descriptor is gone either way.
+pub(crate) fn close(fd: c_int) {
+    // SAFETY: closing an int descriptor touches no memory; callers own `fd`.
+    unsafe { libc::close(fd) };
+}
+
+/// `dup2(2)`—Makes `new` a copy of `old` (clearing `FD_CLOEXEC` on `new`). Async-signal-safe.
+///
+/// `dup2(fd, fd)` is a no-op that keeps `FD_CLOEXEC`; callers skip that case.
+pub(crate) fn dup2(old: c_int, new: c_int) -> Result<()> {
+    // SAFETY: dup2 takes two ints and touches no memory.
+    retry(|| check(unsafe { libc::dup2(old, new) })).map(drop)
+}
+
+/// `fcntl(F_DUPFD_CLOEXEC)`—A close-on-exec copy of `fd` numbered `min` or above.
+/// Async-signal-safe.
+pub(crate) fn dup_at_least(fd: c_int, min: c_int) -> Result<c_int> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int argument and touches no memory.
+    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+}
+
+/// `fcntl(F_GETFD)`—Whether `fd` is open (`EBADF` if not). Async-signal-safe.
+pub(crate) fn fd_is_open(fd: c_int) -> bool {
+    // SAFETY: F_GETFD takes no argument and touches no memory.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// `open(2)`; the result is moved to 3 or above so it never lands on stdio.
+/// Async-signal-safe.
+pub(crate) fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<c_int> {
+    // SAFETY: path is a valid NUL-terminated string for the duration of the call.
+    let fd = retry(|| check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) }))?;
+    if fd > 2 {
+        return Ok(fd);
+    }
+    // Launched with stdio closed: keep our own descriptors off 0-2.
+    let high = dup_at_least(fd, 3);
+    close(fd);
+    high
+}
+
+/// `read(2)`, retried on `EINTR`. Async-signal-safe.
+pub(crate) fn read(fd: c_int, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: buf is valid writable memory of buf.len() bytes.
+    retry(|| check_ssize(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }))
+}
+
+/// `pread(2)` at `offset`. Async-signal-safe.
+pub(crate) fn pread(fd: c_int, buf: &mut [u8], offset: i64) -> Result<usize> {
+    retry(|| {
+        // SAFETY: buf is valid writable memory of buf.len() bytes.
+        check_ssize(unsafe {
+            libc::pread(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                offset as libc::off_t,
+            )
+        })
+    })
+}
+
+/// `write(2)` of the whole buffer, retried on `EINTR` and short writes. Async-signal-safe.
+pub(crate) fn write_all(fd: c_int, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid readable memory of buf.len() bytes.
+        let n = retry(|| check_ssize(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }))?;
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// `pwrite(2)` of the whole buffer at `offset`. Async-signal-safe.
+pub(crate) fn pwrite_all(fd: c_int, buf: &[u8], offset: i64) -> Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &buf[done..];
+        let n = retry(|| {
+            // SAFETY: rest is valid readable memory of rest.len() bytes.
+            check_ssize(unsafe {
+                libc::pwrite(
+                    fd,
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    (offset + done as i64) as libc::off_t,
+                )
+            })
+        })?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// `ftruncate(2)`. Async-signal-safe.
+pub(crate) fn ftruncate(fd: c_int, len: i64) -> Result<()> {
+    // SAFETY: ftruncate takes ints and touches no memory.
+    retry(|| check(unsafe { libc::ftruncate(fd, len as libc::off_t) })).map(drop)
+}
+
+/// `fchmod(2)`. Async-signal-safe.
+pub(crate) fn fchmod(fd: c_int, mode: libc::mode_t) -> Result<()> {
+    // SAFETY: fchmod takes ints and touches no memory.
+    check(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
+/// `unlink(2)`. Async-signal-safe.
+pub(crate) fn unlink(path: &CStr) -> Result<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::unlink(path.as_ptr()) }).map(drop)
+}
+
+/// The identity of a file: device and inode.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct FileId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+/// File type bits and identity, from `fstat`/`lstat`.
+#[derive(Clone, Copy)]
+pub(crate) struct Stat {
+    pub(crate) id: FileId,
+    pub(crate) mode: u32,
+}
+
+fn stat_of(st: &libc::stat) -> Stat {
+    Stat {
+        id: FileId {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+        },
+        mode: st.st_mode as u32,
+    }
+}
+
+/// `fstat(2)`. Async-signal-safe.
+pub(crate) fn fstat(fd: c_int) -> Result<Stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st points to writable memory the size of struct stat.
+    check(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so it filled st.
+    Ok(stat_of(unsafe { st.assume_init_ref() }))
+}
+
+/// `lstat(2)`: does not follow a final symlink. Async-signal-safe (POSIX 2008 lists it).
+pub(crate) fn lstat(path: &CStr) -> Result<Stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: path is NUL-terminated; st points to writable memory the size of struct stat.
+    check(unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: lstat succeeded, so it filled st.
+    Ok(stat_of(unsafe { st.assume_init_ref() }))
+}
+
+/// Whether `fd` is a socket (`fstat` + `S_ISSOCK`); a closed fd is not. Async-signal-safe.
+pub(crate) fn is_socket(fd: c_int) -> bool {
+    matches!(fstat(fd), Ok(st) if st.mode & libc::S_IFMT == libc::S_IFSOCK)
+}
+
+/// `chdir(2)`. Async-signal-safe.
+pub(crate) fn chdir(path: &CStr) -> Result<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+/// `umask(2)`—Sets the mask, returns the old one. Async-signal-safe; cannot fail.
+pub(crate) fn umask(mask: libc::mode_t) -> libc::mode_t {
+    // SAFETY: umask takes an int and cannot fail.
+    unsafe { libc::umask(mask) }
+}
+
+/// `setrlimit(RLIMIT_CORE, {0, 0})`—No core dumps, and no raising it again without
+/// privilege. Async-signal-safe.
+pub(crate) fn no_core_dumps() -> Result<()> {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: zero is a valid rlimit for the duration of the call.
+    check(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) }).map(drop)
+}
+
+/// `getrlimit(RLIMIT_NOFILE)`—The soft limit on open files. Async-signal-safe.
+pub(crate) fn nofile_soft_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is valid writable memory for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    lim.rlim_cur as u64
+}
+
+/// `setgroups(2)`. Async-signal-safe (a plain system call on Linux).
+pub(crate) fn setgroups(groups: &[libc::gid_t]) -> Result<()> {
+    // SAFETY: the pointer and length come from the same slice.
+    check(unsafe { libc::setgroups(groups.len() as _, groups.as_ptr()) }).map(drop)
+}
+
+/// `setgid(2)`. Async-signal-safe.
+pub(crate) fn setgid(gid: libc::gid_t) -> Result<()> {
+    // SAFETY: setgid takes an int and touches no memory.
+    check(unsafe { libc::setgid(gid) }).map(drop)
+}
+
+/// `setuid(2)`. Async-signal-safe.
+pub(crate) fn setuid(uid: libc::uid_t) -> Result<()> {
+    // SAFETY: setuid takes an int and touches no memory.
+    check(unsafe { libc::setuid(uid) }).map(drop)
+}
+
+/// `sigprocmask(SIG_SETMASK, ∅)`—Unblocks every signal. Async-signal-safe.
+pub(crate) fn unblock_all_signals() -> Result<()> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: set is writable memory the size of sigset_t; sigemptyset initialises it.
+    unsafe { libc::sigemptyset(set.as_mut_ptr()) };
+    // SAFETY: set was initialised by sigemptyset; a null old-set pointer is allowed.
+    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, set.as_ptr(), core::ptr::null_mut()) })
+        .map(drop)
+}
+
+/// `sigprocmask(SIG_UNBLOCK, {sig})`. Async-signal-safe.
+pub(crate) fn unblock_signal(sig: c_int) -> Result<()> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: set is writable memory the size of sigset_t; sigemptyset initialises it
+    // and sigaddset adds one valid signal number to it.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), sig);
+    }
+    // SAFETY: set was initialised above; a null old-set pointer is allowed.
+    check(unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, set.as_ptr(), core::ptr::null_mut()) })
+        .map(drop)
+}
+
+/// A signal disposition for [`sigaction`].
+#[derive(Clone, Copy)]
+pub(crate) enum Disposition {
+    Default,
+    Ignore,
+    Handler(extern "C" fn(c_int)),
+}
+
+/// `sigaction(2)`—Sets `sig`'s disposition with an empty handler mask and `SA_RESTART`.
+/// Async-signal-safe.
+pub(crate) fn sigaction(sig: c_int, disposition: Disposition) -> Result<()> {
+    // SAFETY: all-zero bytes are a valid struct sigaction (null handler, empty mask, no flags).
+    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
+    sa.sa_sigaction = match disposition {
+        Disposition::Default => libc::SIG_DFL,
+        Disposition::Ignore => libc::SIG_IGN,
+        Disposition::Handler(f) => f as usize,
+    };
+    sa.sa_flags = libc::SA_RESTART;
+    // SAFETY: sa is initialised above; a null old-action pointer is allowed.
+    check(unsafe { libc::sigaction(sig, &sa, core::ptr::null_mut()) }).map(drop)
+}
+
+/// The highest signal number (`SIGRTMAX`). Async-signal-safe.
+pub(crate) fn sigrtmax() -> c_int {
+    libc::SIGRTMAX()
+}
+
+/// `kill(2)`. Async-signal-safe.
+pub(crate) fn kill(pid: libc::pid_t, sig: c_int) -> Result<()> {
+    // SAFETY: kill takes ints and touches no memory.
+    check(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// `waitpid(2)` for one child, retried on `EINTR`: the raw wait status.
+pub(crate) fn waitpid(pid: libc::pid_t) -> Result<c_int> {
+    let mut status: c_int = 0;
+    // SAFETY: status is valid writable memory for the call.
+    retry(|| check(unsafe { libc::waitpid(pid, &mut status, 0) }))?;
+    Ok(status)
+}
+
+/// Turns a raw wait status into an exit status: the exit code, or 128 + the signal
+/// number when the child was killed (the shell's convention).
+pub(crate) fn exit_status(status: c_int) -> c_int {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+/// `poll(2)` on up to three descriptors for input; `timeout_ms` < 0 waits forever.
+/// Returns how many are ready (0 on timeout); `EINTR` is retried.
+pub(crate) fn poll_in(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize> {
+    // SAFETY: the pointer and length come from the same slice of pollfd.
+    retry(|| check(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) }))
+        .map(|n| n as usize)
+}
+
+/// `nanosleep(2)` for `ms` milliseconds (restarted after signals). Async-signal-safe.
+pub(crate) fn sleep_ms(ms: u32) {
+    let mut req = libc::timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    };
+    let mut rem = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: req and rem are valid timespecs for the duration of each call.
+    while unsafe { libc::nanosleep(&req, &mut rem) } == -1 && last_errno() == Errno::INTR {
+        req = rem;
+    }
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` in milliseconds. Async-signal-safe.
+pub(crate) fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is valid writable memory; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// `close_range(2)` (Linux 5.9) through a raw system call: the libc crate has no musl
+/// wrapper. `ENOSYS` on older kernels. Async-signal-safe (one system call).
+pub(crate) fn close_range(first: u32, last: u32) -> Result<()> {
+    // SAFETY: close_range takes three ints and touches no user memory.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if ret == -1 {
+        Err(last_errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// `getdents64(2)` through a raw system call (musl before 1.2.4 has no wrapper): fills
+/// `buf` with `linux_dirent64` records, 0 at the end. Async-signal-safe (one system call).
+pub(crate) fn getdents64(fd: c_int, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the pointer and length come from the same writable slice.
+    let ret = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+    if ret < 0 {
+        Err(last_errno())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Lock operations on a pid file: Linux open-file-description locks (`F_OFD_SETLK`,
+/// Linux 3.15), which belong to the open file and so survive fork, unlike classic
+/// `fcntl` record locks. Kernels without them (`EINVAL`) fall back to `flock(2)`,
+/// which has the same ownership rules.
+pub(crate) mod lock {
+    use super::*;
+
+    fn whole_file(kind: c_int) -> libc::flock {
+        // SAFETY: all-zero bytes are a valid struct flock (and clear any padding fields).
+        let mut fl: libc::flock = unsafe { core::mem::zeroed() };
+        fl.l_type = kind as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        fl
+    }
+
+    /// Takes the exclusive lock without waiting: `Err(EAGAIN)` while another open
+    /// file holds it. Async-signal-safe.
+    pub(crate) fn try_exclusive(fd: c_int) -> Result<()> {
+        let fl = whole_file(libc::F_WRLCK);
+        // SAFETY: fl is a valid struct flock for the duration of the call.
+        match check(unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) }) {
+            Ok(_) => Ok(()),
+            Err(Errno::INVAL) => {
+                // SAFETY: flock takes ints and touches no memory.
+                match check(unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.raw() == libc::EWOULDBLOCK => Err(Errno::AGAIN),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) if e.raw() == libc::EACCES || e.raw() == libc::EWOULDBLOCK => Err(Errno::AGAIN),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether some open file holds the lock on `fd`'s file, without taking it
+    /// (`F_OFD_GETLK`), so asking never makes a concurrent start fail. Where OFD locks
+    /// are missing, a shared `flock` probe answers instead.
+    pub(crate) fn is_held(fd: c_int) -> Result<bool> {
+        let mut fl = whole_file(libc::F_WRLCK);
+        // SAFETY: fl is a valid, writable struct flock for the duration of the call.
+        match check(unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut fl) }) {
+            Ok(_) => Ok(fl.l_type as c_int != libc::F_UNLCK),
+            Err(Errno::INVAL) => {
+                // SAFETY: flock takes ints and touches no memory.
+                match check(unsafe { libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) }) {
+                    Ok(_) => {
+                        // SAFETY: as above.
+                        unsafe { libc::flock(fd, libc::LOCK_UN) };
+                        Ok(false)
+                    }
+                    Err(e) if e.raw() == libc::EWOULDBLOCK => Ok(true),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads a small file (`/proc/self/stat`) into `buf`; returns the bytes read. Not
+/// called after fork.
+pub(crate) fn read_small_file<'b>(path: &CStr, buf: &'b mut [u8]) -> Result<&'b [u8]> {
+    let fd = open(path, libc::O_RDONLY, 0)?;
+    let mut len = 0;
+    let result = loop {
+        match read(fd, &mut buf[len..]) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                len += n;
+                if len == buf.len() {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    close(fd);
+    result.map(|()| &buf[..len])
+}
+
+/// The user database entry fields the stages need, copied out of `getpwnam_r`.
+pub(crate) struct Passwd {
+    pub(crate) uid: libc::uid_t,
+    pub(crate) gid: libc::gid_t,
+    pub(crate) name: heapless::Vec<u8, 64>,
+}
+
+fn passwd_from(pw: &libc::passwd) -> Passwd {
+    let mut name = heapless::Vec::new();
+    if !pw.pw_name.is_null() {
+        // SAFETY: getpw*_r set pw_name to a NUL-terminated string inside our buffer.
+        let bytes = unsafe { CStr::from_ptr(pw.pw_name) }.to_bytes();
+        let _ = name.extend_from_slice(&bytes[..bytes.len().min(63)]);
+    }
+    Passwd {
+        uid: pw.pw_uid,
+        gid: pw.pw_gid,
+        name,
+    }
+}
+
+/// `getpwnam_r(3)` / `getpwuid_r(3)`—Looks a user up. `Ok(None)` when there is no such
+/// user. Not async-signal-safe (NSS, files): called before fork only.
+pub(crate) fn getpw(name: Option<&CStr>, uid: libc::uid_t) -> Result<Option<Passwd>> {
+    let mut buf = [0u8; 2048];
+    // SAFETY: all-zero bytes are a valid struct passwd (null pointers, zero ids).
+    let mut pw: libc::passwd = unsafe { core::mem::zeroed() };
+    let mut result: *mut libc::passwd = core::ptr::null_mut();
+    let ret = match name {
+        // SAFETY: name is NUL-terminated; pw, buf and result are valid for the call and
+        // buf's length is passed with it.
+        Some(n) => unsafe {
+            libc::getpwnam_r(
+                n.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        },
+        // SAFETY: as above.
+        None => unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut pw,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        },
+    };
+    if result.is_null() {
+        return if ret == 0 || ret == libc::ENOENT || ret == libc::ESRCH {
+            Ok(None)
+        } else {
+            Err(Errno(ret))
+        };
+    }
+    Ok(Some(passwd_from(&pw)))
+}
+
+/// `getgrnam_r(3)`—A group's id by name; `Ok(None)` when there is none. Before fork only.
+pub(crate) fn getgrnam(name: &CStr) -> Result<Option<libc::gid_t>> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: all-zero bytes are a valid struct group.
+    let mut gr: libc::group = unsafe { core::mem::zeroed() };
+    let mut result: *mut libc::group = core::ptr::null_mut();
+    // SAFETY: name is NUL-terminated; gr, buf and result are valid for the call.
+    let ret = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut gr,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if result.is_null() {
+        return if ret == 0 || ret == libc::ENOENT || ret == libc::ESRCH {
+            Ok(None)
+        } else {
+            Err(Errno(ret))
+        };
+    }
+    Ok(Some(gr.gr_gid))
+}
+
+/// `getgrouplist(3)`—`user`'s supplementary groups plus `gid`, into `out`; returns how
+/// many. `Err(ERANGE)` when `out` is too small. Before fork only.
+pub(crate) fn getgrouplist(
+    user: &CStr,
+    gid: libc::gid_t,
+    out: &mut [libc::gid_t],
+) -> Result<usize> {
+    let mut n = out.len() as c_int;
+    // SAFETY: user is NUL-terminated; out has room for n entries, as passed.
+    let ret = unsafe { libc::getgrouplist(user.as_ptr(), gid, out.as_mut_ptr(), &mut n) };
+    if ret < 0 {
+        Err(Errno(libc::ERANGE))
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Turns `bytes` (no interior NUL) into a NUL-terminated `CStr` inside `buf`.
+pub(crate) fn cstr_in<'b>(bytes: &[u8], buf: &'b mut [u8]) -> Option<&'b CStr> {
+    if bytes.len() >= buf.len() || bytes.contains(&0) {
+        return None;
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    buf[bytes.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..=bytes.len()]).ok()
+}
+
+/// `exit(3)`—Ends the process normally: atexit hooks and stdio flushing run. Not
+/// async-signal-safe: the original process only.
+pub(crate) fn exit_normal(code: c_int) -> ! {
+    // SAFETY: exit takes an int and never returns; only the original process calls it.
+    unsafe { libc::exit(code) }
+}
