@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# ci/bench.sh - start-up benchmark: our example daemon side by side with the
+# daemonization peers (bench/), in one interleaved run.
+#
+#   ci/bench.sh [run.sh option...]        e.g. --runs 31, --add 'NAME=CMD', --out DIR
+#
+# 1. builds the harness and the peers (bench/peers/build.sh; idempotent);
+# 2. if examples/bench_daemon.rs exists, builds it twice for static musl,
+#    each into its own target dir, and adds two rows:
+#      ours-nostd  cargo build --release --example bench_daemon
+#                  --target x86_64-unknown-linux-musl --no-default-features
+#      ours-std    the same with default features
+#    (otherwise it says loudly that those rows are missing, and goes on);
+# 3. runs bench/run.sh once, every row interleaved: start latency
+#    (SCHED_FIFO and normal priority), fd limits 1024 and 20000, strace -c,
+#    size, /usr/bin/time -v (RSS), correctness checks; ratios against both
+#    c-optimal-musl (the minimal C start) and c-ninestage-musl (our nine
+#    default stages written in C);
+# 4. prints a one-table summary (also kept as summary.md beside the report).
+#
+# Options after the script name go to run.sh (see bench/run.sh -h); an
+# --add here is one more row.  Environment: OUT = results dir (default
+# bench/results/ci-<UTC>), CARGO (default cargo).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+TARGET=x86_64-unknown-linux-musl
+CARGO=${CARGO:-cargo}
+T0=$(date +%s)
+say() { printf '[ci/bench] %s\n' "$*" >&2; }
+loud() {
+    printf '\n[ci/bench] ###########################################################\n' >&2
+    printf '[ci/bench] ### %s\n' "$@" >&2
+    printf '[ci/bench] ###########################################################\n\n' >&2
+}
+
+# ---- 1. peers + harness ----------------------------------------------
+"$BENCH/peers/build.sh"
+
+# ---- 2. our rows -------------------------------------------------------
+OURS=()
+NOTE=''
+if [ -f "$ROOT/examples/bench_daemon.rs" ]; then
+    for v in nostd std; do
+        flags=()
+        [ "$v" = nostd ] && flags=(--no-default-features)
+        dir=$ROOT/target/bench-$v
+        say "cargo build --release --example bench_daemon --target $TARGET ${flags[*]} (CARGO_TARGET_DIR=${dir#$ROOT/})"
+        (cd "$ROOT" && CARGO_TARGET_DIR=$dir "$CARGO" build -q --release --example bench_daemon --target "$TARGET" "${flags[@]}")
+        OURS+=(--add "ours-$v=$dir/$TARGET/release/examples/bench_daemon")
+    done
+else
+    NOTE="examples/bench_daemon.rs does not exist yet: rows ours-nostd and ours-std are SKIPPED; this run measures the peers only."
+    loud "$NOTE"
+fi
+
+# ---- 3. one interleaved run -------------------------------------------
+# fd limits 1024 and 20000 (20000 is the hard limit on the reference box);
+# where 20000 cannot be set, the hard limit is used instead and said so.
+HI=20000
+if ! prlimit --nofile=$HI:$HI true 2>/dev/null; then
+    HI=$(ulimit -Hn)
+    loud "RLIMIT_NOFILE 20000 cannot be set here: the fd-limit section uses 1024 and $HI"
+fi
+OUT=${OUT:-$BENCH/results/ci-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+"$BENCH/run.sh" --no-build --limits "1024,$HI" --out "$OUT" "${OURS[@]}" "$@"
+
+# ---- 4. summary --------------------------------------------------------
+python3 - "$OUT/report.md" "$NOTE" "$(( $(date +%s) - T0 ))" >"$OUT/summary.md" <<'EOF'
+import re, sys
+report, note, secs = sys.argv[1], sys.argv[2], sys.argv[3]
+
+# every markdown table of the report, with the headings above it
+tables, heads, cur = [], {}, None
+for line in open(report):
+    line = line.rstrip('\n')
+    m = re.match(r'^(#+) (.*)', line)
+    if m:
+        heads = {k: v for k, v in heads.items() if k < len(m.group(1))}
+        heads[len(m.group(1))] = m.group(2)
+        cur = None
+        continue
+    if line.startswith('|'):
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        if cur is None:
+            cur = {'heads': dict(heads), 'cols': cells, 'rows': {}}
+            tables.append(cur)
+        elif not set(line) <= set('|-: '):
+            cur['rows'][cells[0]] = dict(zip(cur['cols'], cells))
+    else:
+        cur = None
+
+def table(h2=None, h3=None, col=None):
+    for t in tables:
+        if h2 and not t['heads'].get(2, '').startswith(h2): continue
+        if h3 and not t['heads'].get(3, '').startswith(h3): continue
+        if col and not any(c.startswith(col) for c in t['cols']): continue
+        return t
+    return {'cols': [], 'rows': {}}
+
+def get(t, row, col):
+    r = t['rows'].get(row, {})
+    for c in t['cols']:
+        if c.startswith(col):
+            return r.get(c, '')
+    return ''
+
+lat = table('1. ')
+ratio_cols = [c for c in lat['cols'] if c.startswith('x ') and 'paired' in c]
+scal = table('2. ', 'Scaling')
+wall_cols = [c for c in scal['cols'] if c.startswith('wall ms @')]
+strc = table('3. ', 'nofile', 'syscalls')
+size = table('4. ')
+timev = table('5. ')
+errs = table('6. ', 'Error handling')
+state = table('6. ', 'Daemon state')
+
+def check(row):
+    """the check-mode verdict: what a correct daemon start must show"""
+    if row not in errs['rows']:
+        return ''
+    bad = []
+    chd, lck = get(errs, row, 'nonexistent work dir'), get(errs, row, 'pid file held')
+    if not chd.startswith('exit ') or chd.startswith('exit 0'): bad.append('chdir failure not reported')
+    if not lck.startswith('exit ') or lck.startswith('exit 0'): bad.append('2nd instance exits 0')
+    if 'LEFT RUNNING' in chd + lck or 'OVERWRITTEN' in lck or 'DIED' in lck: bad.append('pid file conflict mishandled')
+    if not get(errs, row, 'restart after').startswith('ok'): bad.append('restart after kill -9')
+    if get(errs, row, 'SIGTERM removes') != 'yes': bad.append('SIGTERM keeps pid file')
+    want = {'Umask': '0077', 'cwd': '/', 'core limit': '0', 'SigBlk': 'none', 'inherited fd 100': 'closed',
+            'stdio': 'all /dev/null', 'session leader': 'no', 'pid file = daemon': 'yes'}
+    for c, v in want.items():
+        got = get(state, row, c)
+        if got != v: bad.append(f'{c} {got or "?"}')
+    return 'pass' if not bad else 'FAIL: ' + ', '.join(bad)
+
+def short(c):
+    return c.replace(' (paired median)', '')
+
+print('## Summary' + (' (NOTE: ' + note + ')' if note else ''))
+print()
+hdr = ['row', 'start ms (median, SCHED_FIFO)'] + [short(c) for c in ratio_cols] + \
+      ['CPU ms'] + [c.replace('wall ms', 'wall ms, nofile').split(' (')[0] + (' (extrapolated)' if 'extrapolated' in c else '')
+       for c in wall_cols] + \
+      ['syscalls', 'size (stripped) B', 'daemon VmRSS', 'original max RSS kB', 'check mode (vs our defaults)']
+print('| ' + ' | '.join(hdr) + ' |')
+print('|---|' + '---:|' * (len(hdr) - 2) + '---|')
+for row in lat['rows']:
+    cells = [row, get(lat, row, 'start latency median ms')]
+    cells += [lat['rows'][row].get(c, '') for c in ratio_cols]
+    cells.append(get(lat, row, 'CPU ms'))
+    cells += [scal['rows'].get(row, {}).get(c, '') for c in wall_cols]
+    cells.append(get(strc, row, 'syscalls').replace(' (no daemon!)', ' (NO DAEMON)'))
+    b = get(size, row, 'bytes')
+    cells.append(b if b else 'script')
+    cells.append(get(state, row, 'VmRSS').split(' / ')[0])
+    cells.append(get(timev, row, 'original: max RSS'))
+    cells.append(check(row))
+    print('| ' + ' | '.join(cells) + ' |')
+print()
+print('_start ms: launch to "original exited and pid file holds a live daemon pid", SCHED_FIFO; '
+      'x NAME: median of per-round ratios to that row; CPU ms: original + daemon; wall @ nofile: '
+      'medians of the fd-limit section (the last column is measured or extrapolated, see the report); '
+      'syscalls: strace -f -c, every process, default fd limit; daemon VmRSS from /proc 300 ms after '
+      'readiness; check mode: error handling + daemon state of section 6._')
+print()
+print(f'_ci/bench.sh took {int(secs) // 60} min {int(secs) % 60} s. Full report: {report}_')
+EOF
+echo
+cat "$OUT/summary.md"
