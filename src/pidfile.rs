@@ -115,8 +115,10 @@ impl<'a> PidLockFile<'a> {
         self.sealed
     }
 
-    /// The locked descriptor, or -1 (stage 8 keeps it open).
-    pub(crate) fn raw_fd(&self) -> c_int {
+    /// The locked descriptor (close-on-exec), or -1 when not acquired. Stage 8 keeps
+    /// it open; a program that execs and wants to hold the lock across `exec` clears
+    /// its `FD_CLOEXEC`.
+    pub fn as_raw_fd(&self) -> c_int {
         self.fd
     }
 

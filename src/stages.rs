@@ -149,7 +149,7 @@ impl<'a> Stages<'_, 'a> {
             }
         }
         if let Some(pid_file) = &self.config.pid_file {
-            keep.insert(pid_file.raw_fd())?;
+            keep.insert(pid_file.as_raw_fd())?;
         }
         if let Some(reporter) = &self.state.reporter {
             keep.insert(reporter.fd)?;

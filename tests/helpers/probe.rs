@@ -1,0 +1,481 @@
+//! Test helper: a daemon configured from argv, driven by the integration tests.
+//!
+//! The launcher prints `key=value` lines: `result=ok pid=N output=... error=...`, or
+//! `result=err message=... stage=N errno=E kind=K`. Exit codes: 0 started, 3 start
+//! failed, 2 bad usage, 9 watchdog. The daemon's run() writes a report file when
+//! `--report PATH` is given (what it sees from inside), then waits for signals.
+//!
+//! With `PDM_ALLOC_TRAP=1` the global allocator aborts on any allocation in the daemon
+//! between fork and run().
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::{c_int, CString};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+
+use pandaemonium::{
+    Action, CloseMethod, Daemon, Detach, Error, PidLockFile, ProcessIds, Run, Side, Signal, Stage,
+    Stages, Stdio,
+};
+
+static LAUNCHER: AtomicI32 = AtomicI32::new(0);
+static TRAP: AtomicBool = AtomicBool::new(false);
+static IN_RUN: AtomicBool = AtomicBool::new(false);
+
+struct Trap;
+
+// SAFETY: delegates to System; the check only reads atomics and calls getpid/write/abort.
+unsafe impl GlobalAlloc for Trap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        check_alloc();
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        check_alloc();
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, size) }
+    }
+}
+
+fn check_alloc() {
+    // SAFETY: getpid cannot fail.
+    if TRAP.load(SeqCst)
+        && !IN_RUN.load(SeqCst)
+        && unsafe { libc::getpid() } != LAUNCHER.load(SeqCst)
+    {
+        let msg = b"ALLOCATION BETWEEN FORK AND RUN\n";
+        // SAFETY: writing a static buffer to stderr, then abort.
+        unsafe {
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::abort();
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Trap = Trap;
+
+/// What the probe daemon does, and its stage overrides.
+struct Probe {
+    report: Option<CString>,
+    say: Option<CString>,
+    say_err: Option<CString>,
+    fail_stage: u8,
+    run: RunMode,
+    marker: Option<CString>,
+}
+
+#[derive(Clone, Copy)]
+enum RunMode {
+    Wait,
+    Exit(i32),
+}
+
+static USR1_SEEN: AtomicBool = AtomicBool::new(false);
+extern "C" fn on_usr1(_: c_int) {
+    USR1_SEEN.store(true, SeqCst);
+}
+
+fn raw_write(fd: c_int, bytes: &[u8]) {
+    // SAFETY: writing a valid buffer.
+    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+impl Probe {
+    fn hook(&mut self, n: u8) -> Result<(), Error> {
+        if n == 2 {
+            if let Some(s) = &self.say {
+                raw_write(1, s.as_bytes());
+            }
+            if let Some(s) = &self.say_err {
+                raw_write(2, s.as_bytes());
+            }
+        }
+        if self.fail_stage == n {
+            raw_write(2, b"probe: failing on purpose\n");
+            return Err(Error::custom(
+                Stage::from_number(n).unwrap(),
+                None,
+                "probe failure",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Run for Probe {
+    fn run(&mut self) -> i32 {
+        IN_RUN.store(true, SeqCst);
+        if let Some(path) = &self.report {
+            let mut text = String::new();
+            // SAFETY: setuid/umask/getpid take ints.
+            let (setuid0, pid) = unsafe { (libc::setuid(0), libc::getpid()) };
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            text += &format!(
+                "pid={pid}\nsetuid0={setuid0}\nsetuid0_errno={}\n",
+                if setuid0 == 0 { 0 } else { errno }
+            );
+            for name in ["TSTP", "TTIN", "TTOU", "TERM", "HUP"] {
+                let sig = Signal::parse(name).unwrap();
+                let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+                // SAFETY: querying the current disposition into `old`.
+                unsafe { libc::sigaction(sig.number(), std::ptr::null(), &mut old) };
+                let what = match old.sa_sigaction {
+                    libc::SIG_IGN => "ign",
+                    libc::SIG_DFL => "dfl",
+                    _ => "handler",
+                };
+                text += &format!("sig_{name}={}:{what}\n", sig.number());
+            }
+            let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+            // SAFETY: reading the current mask into `set`.
+            unsafe { libc::sigprocmask(libc::SIG_SETMASK, std::ptr::null(), &mut set) };
+            let blocked: Vec<i32> = (1..65)
+                .filter(|&s| unsafe { libc::sigismember(&set, s) } == 1)
+                .collect();
+            text += &format!("blocked={blocked:?}\n");
+            // SAFETY: umask read-and-restore.
+            let mask = unsafe {
+                let m = libc::umask(0);
+                libc::umask(m);
+                m
+            };
+            text += &format!("umask={mask:o}\n");
+            let fds: Vec<String> = (0..64)
+                .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+                .map(|fd| fd.to_string())
+                .collect();
+            text += &format!("fds={}\n", fds.join(","));
+            let path = std::str::from_utf8(path.as_bytes()).unwrap();
+            let tmp = format!("{path}.tmp");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+        }
+        if let Some(m) = &self.marker {
+            // Visible to the test: the daemon reached run() after the custom step.
+            let _ = std::fs::write(std::str::from_utf8(m.as_bytes()).unwrap(), b"run\n");
+        }
+        match self.run {
+            RunMode::Exit(code) => code,
+            RunMode::Wait => loop {
+                // SAFETY: pause just waits for a signal.
+                unsafe { libc::pause() };
+                if USR1_SEEN.swap(false, SeqCst) {
+                    // A user handler offered the same clean-up as SIGTERM.
+                    pandaemonium::exit(42);
+                }
+            },
+        }
+    }
+
+    fn stage1(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        self.hook(1)?;
+        s.detach()
+    }
+    fn stage2(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        self.hook(2)?;
+        s.prevent_core()
+    }
+    fn stage3(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        self.hook(3)?;
+        s.process_ids()
+    }
+    fn stage4(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        self.hook(4)?;
+        s.umask()
+    }
+    fn stage5(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        self.hook(5)?;
+        s.working_directory()
+    }
+    fn stage6(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        self.hook(6)?;
+        s.pid_file()
+    }
+    fn stage7(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        self.hook(7)?;
+        s.signals()
+    }
+    fn stage8(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        self.hook(8)?;
+        s.close_files()
+    }
+    fn stage9(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        self.hook(9)?;
+        s.redirect()
+    }
+}
+
+fn cstr(s: &str) -> &'static std::ffi::CStr {
+    Box::leak(CString::new(s).unwrap().into_boxed_c_str())
+}
+
+fn stdio(v: &str) -> Stdio<'static> {
+    match v {
+        "null" => Stdio::Null,
+        _ if v.starts_with("fd:") => Stdio::Fd(v[3..].parse().unwrap()),
+        _ => Stdio::Path(cstr(v)),
+    }
+}
+
+fn fail_usage(msg: &str) -> ! {
+    eprintln!("probe: {msg}");
+    std::process::exit(2)
+}
+
+fn print_err(e: &Error, daemon: Option<(&[u8], &[u8])>) -> ! {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "result=err");
+    let _ = writeln!(out, "message={e}");
+    let _ = writeln!(out, "kind={:?}", e.kind());
+    let _ = writeln!(out, "stage={}", e.stage().map_or(0, Stage::number));
+    let _ = writeln!(out, "errno={}", e.errno().map_or(0, |e| e.raw()));
+    let _ = writeln!(out, "holder={}", e.holder().map_or(0, |h| h as i64));
+    if let Some((o, err)) = daemon {
+        let _ = writeln!(
+            out,
+            "output={}",
+            String::from_utf8_lossy(o).escape_default()
+        );
+        let _ = writeln!(
+            out,
+            "error={}",
+            String::from_utf8_lossy(err).escape_default()
+        );
+    }
+    let _ = out.flush();
+    std::process::exit(3)
+}
+
+fn main() {
+    // SAFETY: getpid/alarm take no pointers.
+    LAUNCHER.store(unsafe { libc::getpid() }, SeqCst);
+    // SAFETY: as above; a watchdog so a hung helper fails instead of hanging the tests.
+    unsafe { libc::alarm(60) };
+    TRAP.store(std::env::var_os("PDM_ALLOC_TRAP").is_some(), SeqCst);
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut probe = Probe {
+        report: None,
+        say: None,
+        say_err: None,
+        fail_stage: 0,
+        run: RunMode::Wait,
+        marker: None,
+    };
+    let mut daemon = Daemon::new(Probe {
+        report: None,
+        say: None,
+        say_err: None,
+        fail_stage: 0,
+        run: RunMode::Wait,
+        marker: None,
+    });
+    let mut mode = "start".to_string();
+    let mut stage_first: u8 = 0;
+    let mut custom_file: Option<String> = None;
+    let mut i = 0;
+    let next = |i: &mut usize| -> String {
+        *i += 1;
+        args.get(*i)
+            .cloned()
+            .unwrap_or_else(|| fail_usage("missing value"))
+    };
+    let check = |r: Result<(), Error>| {
+        if let Err(e) = r {
+            print_err(&e, None)
+        }
+    };
+    while i < args.len() {
+        let a = args[i].clone();
+        match a.as_str() {
+            "--pid-file" => check(daemon.pid_file(cstr(&next(&mut i))).map(drop)),
+            "--acquire-first" => {
+                let path = next(&mut i);
+                let mut pf = PidLockFile::new(cstr(&path), std::time::Duration::ZERO)
+                    .unwrap_or_else(|e| print_err(&e, None));
+                check(pf.acquire(None));
+                daemon.pid_lock_file(pf);
+            }
+            "--workdir" => check(daemon.working_directory(cstr(&next(&mut i))).map(drop)),
+            "--umask" => {
+                daemon.umask(u32::from_str_radix(&next(&mut i), 8).unwrap());
+            }
+            "--user" => {
+                let ids =
+                    ProcessIds::user(cstr(&next(&mut i))).unwrap_or_else(|e| print_err(&e, None));
+                daemon.ids(ids);
+            }
+            "--ids" => {
+                let v = next(&mut i);
+                let (u, g) = v.split_once(':').unwrap();
+                check(
+                    daemon
+                        .process_ids(u.parse().unwrap(), g.parse().unwrap())
+                        .map(drop),
+                );
+            }
+            "--detach" => {
+                daemon.detach(match next(&mut i).as_str() {
+                    "auto" => Detach::Auto,
+                    "always" => Detach::Always,
+                    "never" => Detach::Never,
+                    _ => fail_usage("detach"),
+                });
+            }
+            "--allow-core" => {
+                daemon.prevent_core(false);
+            }
+            "--keep-fd" => check(daemon.inherit_file(next(&mut i).parse().unwrap()).map(drop)),
+            "--open-fd" => {
+                // Open /dev/null at this descriptor in the launcher (inherited junk).
+                let fd: c_int = next(&mut i).parse().unwrap();
+                // SAFETY: open + dup2 + close on descriptors we own.
+                unsafe {
+                    let n = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                    assert!(libc::dup2(n, fd) == fd, "dup2 to {fd}");
+                    libc::close(n);
+                }
+            }
+            "--raise-nofile" => {
+                let mut lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                // SAFETY: get and set our own limit.
+                unsafe {
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                    lim.rlim_cur = lim.rlim_max;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                }
+                println!("nofile={}", lim.rlim_cur);
+            }
+            "--stdin" => check(daemon.stdin(stdio(&next(&mut i))).map(drop)),
+            "--stdout" => check(daemon.stdout(stdio(&next(&mut i))).map(drop)),
+            "--stderr" => check(daemon.stderr(stdio(&next(&mut i))).map(drop)),
+            "--signal" => {
+                let v = next(&mut i);
+                let (name, act) = v.split_once('=').unwrap();
+                let sig = Signal::parse(name).unwrap_or_else(|e| print_err(&e, None));
+                let action = match act {
+                    "ign" => Action::Ignore,
+                    "dfl" => Action::Default,
+                    "exit" => Action::Exit,
+                    "usr1flag" => Action::Handler(on_usr1),
+                    _ => fail_usage("action"),
+                };
+                check(daemon.signal(sig, action).map(drop));
+            }
+            "--block-usr1-ignore-hup" => {
+                // The launcher's own signal state, which the daemon must not inherit.
+                // SAFETY: signal-state calls on this process.
+                unsafe {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGUSR1);
+                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                    libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                }
+            }
+            "--close-method" => {
+                daemon.close_method(match next(&mut i).as_str() {
+                    "auto" => CloseMethod::Auto,
+                    "no-close-range" => CloseMethod::NoCloseRange,
+                    "loop" => CloseMethod::Loop,
+                    _ => fail_usage("close method"),
+                });
+            }
+            "--report" => probe.report = Some(CString::new(next(&mut i)).unwrap()),
+            "--marker" => probe.marker = Some(CString::new(next(&mut i)).unwrap()),
+            "--say" => probe.say = Some(CString::new(next(&mut i) + "\n").unwrap()),
+            "--say-err" => probe.say_err = Some(CString::new(next(&mut i) + "\n").unwrap()),
+            "--fail-stage" => probe.fail_stage = next(&mut i).parse().unwrap(),
+            "--exit" => probe.run = RunMode::Exit(next(&mut i).parse().unwrap()),
+            "--mode" => mode = next(&mut i),
+            "--stage-first" => stage_first = next(&mut i).parse().unwrap(),
+            "--custom-file" => custom_file = Some(next(&mut i)),
+            "--allow-threads" => {
+                // SAFETY: this helper has no other threads; used where /proc can't count.
+                unsafe { daemon.allow_threads() };
+            }
+            _ => fail_usage(&format!("unknown argument {a}")),
+        }
+        i += 1;
+    }
+    *daemon.app() = probe;
+    let _ = std::io::stdout().flush();
+
+    if stage_first > 0 {
+        match daemon.stage(Stage::from_number(stage_first).unwrap()) {
+            Ok(Side::Original(started)) => {
+                println!(
+                    "result=ok\npid={}\noutput={}",
+                    started.pid,
+                    String::from_utf8_lossy(started.output.as_bytes()).escape_default()
+                );
+                return;
+            }
+            Ok(Side::Daemon) => {
+                // The custom step: a file made with the daemon's umask, in the
+                // directory current at this point (stage 5 has or has not run).
+                if let Some(name) = &custom_file {
+                    // SAFETY: open/close with a valid path.
+                    unsafe {
+                        let c = CString::new(name.as_str()).unwrap();
+                        let fd = libc::open(c.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o666);
+                        libc::close(fd);
+                    }
+                }
+                // A stage already done must be refused.
+                if let Err(e) = daemon.stage(Stage::Detach) {
+                    raw_write(1, format!("again={:?}\n", e.kind()).as_bytes());
+                }
+            }
+            Err(e) => print_err(
+                &e,
+                Some((daemon.output().as_bytes(), daemon.error().as_bytes())),
+            ),
+        }
+    }
+    match mode.as_str() {
+        "start" => match daemon.start() {
+            Ok(started) => {
+                println!("result=ok");
+                println!("pid={}", started.pid);
+                println!(
+                    "output={}",
+                    String::from_utf8_lossy(started.output.as_bytes()).escape_default()
+                );
+                println!(
+                    "error={}",
+                    String::from_utf8_lossy(started.error.as_bytes()).escape_default()
+                );
+                // A second start is refused.
+                if let Err(e) = daemon.start() {
+                    println!("second={:?}", e.kind());
+                }
+            }
+            Err(e) => {
+                let (o, er) = (
+                    daemon.output().as_bytes().to_vec(),
+                    daemon.error().as_bytes().to_vec(),
+                );
+                print_err(&e, Some((&o, &er)))
+            }
+        },
+        "activate" => match daemon.activate() {
+            Ok(_) => {
+                IN_RUN.store(true, SeqCst);
+                let code = daemon.app().run();
+                pandaemonium::exit(code)
+            }
+            Err(e) => print_err(&e, None),
+        },
+        _ => fail_usage("mode"),
+    }
+}

@@ -1,0 +1,262 @@
+//! Shared test support: run helper programs (never fork in the harness), reap every
+//! daemon a test starts, read what `/proc` says about a process.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// A command for a helper binary, through `PANDAEMONIUM_TEST_RUNNER` (e.g. `qemu-arm`)
+/// when `ci/` sets it for a foreign target.
+pub fn helper(path: &str) -> Command {
+    become_subreaper();
+    match std::env::var("PANDAEMONIUM_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = Command::new(words.next().unwrap());
+            cmd.args(words).arg(path);
+            cmd
+        }
+        _ => Command::new(path),
+    }
+}
+
+/// The probe helper (`tests/helpers/probe.rs`).
+pub fn probe() -> Command {
+    helper(env!("CARGO_BIN_EXE_pdm-probe"))
+}
+
+/// Makes the test process the reaper of the daemons its helpers leave behind, so a
+/// test can wait for one to exit and learn its status (PID 1 here reaps slowly).
+pub fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(r, 0, "PR_SET_CHILD_SUBREAPER");
+    });
+}
+
+/// Runs `cmd` to completion with stdin from /dev/null, capturing output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("spawn helper")
+}
+
+/// A helper's result, with its stdout parsed as `key=value` lines.
+pub struct Run {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub fields: HashMap<String, String>,
+}
+
+impl Run {
+    pub fn field(&self, key: &str) -> &str {
+        self.fields.get(key).map(String::as_str).unwrap_or_else(|| panic!("no {key}= in helper output:\n{}\n{}", self.stdout, self.stderr))
+    }
+    pub fn pid(&self) -> i32 {
+        self.field("pid").parse().unwrap()
+    }
+}
+
+pub fn run_fields(cmd: &mut Command) -> Run {
+    let out = run(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let fields = stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Run { status: out.status.code(), stdout, stderr, fields }
+}
+
+/// Kills (SIGKILL) and reaps a daemon when dropped, even when the test fails.
+pub struct Reaper(pub Vec<i32>);
+
+impl Reaper {
+    pub fn new() -> Reaper {
+        Reaper(Vec::new())
+    }
+    pub fn add(&mut self, pid: i32) -> i32 {
+        self.0.push(pid);
+        pid
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if pid > 1 {
+                // SAFETY: kill with integer arguments.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                wait_exit(pid);
+            }
+        }
+    }
+}
+
+/// Waits for `pid` (reparented to us, the subreaper) to exit; its exit status, or
+/// 128+signal. `None` if it is not our child (then waits for it to vanish).
+pub fn wait_exit(pid: i32) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes only into status.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return Some(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) });
+        }
+        if r == -1 {
+            // Not our child: wait for it to vanish (or become a zombie).
+            if !alive(pid) || Instant::now() > deadline {
+                return None;
+            }
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let after = &s[s.rfind(')').unwrap() + 2..];
+            !after.starts_with('Z') && !after.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+/// Polls `cond` until it holds; panics with `what` after a generous bound (a guard
+/// against hanging, never a timing assertion).
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `/proc/PID/status` as a map (`Umask`, `SigBlk`, `SigIgn`, `Uid`, `Gid`, `Groups`...).
+pub fn status(pid: i32) -> HashMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"))
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Fields 4.. of `/proc/PID/stat`: (ppid, pgrp, session, tty_nr).
+pub fn stat_ids(pid: i32) -> (i32, i32, i32, i32) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = s[s.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    (f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap(), f[4].parse().unwrap())
+}
+
+/// The open descriptors of `pid`, sorted.
+pub fn fds(pid: i32) -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+/// What descriptor `fd` of `pid` points to.
+pub fn fd_target(pid: i32, fd: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+/// `/proc/PID/cwd`.
+pub fn cwd(pid: i32) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap()
+}
+
+/// The "Max core file size" soft and hard limits from `/proc/PID/limits`.
+pub fn core_limits(pid: i32) -> (String, String) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = s.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    let f: Vec<&str> = line["Max core file size".len()..].split_whitespace().collect();
+    (f[0].to_string(), f[1].to_string())
+}
+
+/// The pid of the process holding a lock on `path`, from `/proc/locks` (OFD locks show
+/// pid -1 there, so this returns whether some lock on the inode exists, and its pid).
+pub fn lock_holders(path: &Path) -> Vec<i64> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else { return Vec::new() };
+    let ino = meta.ino();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // "1: OFDLCK ADVISORY WRITE -1 fd:01:1234 0 EOF"
+            let id = f.get(5)?;
+            let lock_ino: u64 = id.rsplit(':').next()?.parse().ok()?;
+            (lock_ino == ino).then(|| f[4].parse().unwrap_or(0))
+        })
+        .collect()
+}
+
+/// A fresh directory under /tmp, world-writable (a daemon that dropped to nobody can
+/// write its reports there); removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("pdm-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        TempDir(dir)
+    }
+    pub fn join(&self, name: impl AsRef<OsStr>) -> PathBuf {
+        self.0.join(name.as_ref())
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Reads a pid file's number.
+pub fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim_end_matches('\n').parse().ok()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Skips (returns from) a test that needs root, saying so.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !support::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+/// Whether this run is under qemu-user (`--cfg qemu`).
+pub const QEMU: bool = cfg!(qemu);
