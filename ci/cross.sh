@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Cross-architecture build + test under qemu-user, without Docker. Run from the crate directory:
+#
+#   ci/setup-cross.sh                 # once, as root (idempotent)
+#   ci/cross.sh                       # all targets in ci/targets/*.env
+#   ci/cross.sh <triple>...           # only these
+#
+# Per target: source ci/targets/<triple>.env in a subshell, then
+#   cargo $TOOLCHAIN test  $BUILD_STD --target <triple> --no-fail-fast $CROSS_TEST_ARGS
+#   cargo $TOOLCHAIN build $BUILD_STD --target <triple> --no-default-features --lib
+# The env files carry every per-target difference (linker, runner, RUSTFLAGS incl. `--cfg qemu`
+# for qemu-run targets, PANDAEMONIUM_TEST_RUNNER, QEMU_LD_PREFIX, toolchain, -Zbuild-std); this
+# script has no per-target branches. libtest's `test result:` lines (all test binaries and
+# doctests) are summed per target. Logs: $CARGO_TARGET_DIR (or ./target)/cross-logs/<triple>.log.
+# Exit status: 0 only if every target built, passed the test suite, and built without defaults.
+#
+# Optional environment: CROSS_TEST_ARGS (extra `cargo test` args, e.g. "-- --test-threads=1").
+set -uo pipefail
+
+CI_DIR=$(cd "$(dirname "$0")" && pwd)
+[ -f Cargo.toml ] || { echo "cross.sh: run me from the crate directory (no ./Cargo.toml)" >&2; exit 2; }
+
+if [ $# -eq 0 ]; then
+  set -- $(cd "$CI_DIR/targets" && ls *.env | sed 's/\.env$//')
+fi
+
+LOGDIR="${CARGO_TARGET_DIR:-$PWD/target}/cross-logs"
+mkdir -p "$LOGDIR"
+
+# Runs in a subshell: source the env file, check the toolchain pieces, build and test.
+# Exit codes: 0 ok, 10 setup missing, 11 cargo test failed, 12 --no-default-features build failed.
+run_target() {
+  local t=$1 n rc=0
+  set +u; . "$CI_DIR/targets/$t.env"; set -u
+  for n in ${NEEDS:-}; do
+    case $n in
+      /*) [ -e "$n" ] || { echo "cross.sh: $t: missing $n (run ci/setup-cross.sh as root)"; return 10; } ;;
+      *) command -v "$n" >/dev/null || { echo "cross.sh: $t: missing $n (run ci/setup-cross.sh as root)"; return 10; } ;;
+    esac
+  done
+  if [ -n "${TOOLCHAIN_PIN:-}" ] && [ "$(rustc $TOOLCHAIN -V 2>/dev/null)" != "rustc $TOOLCHAIN_PIN" ]; then
+    echo "cross.sh: $t: toolchain ${TOOLCHAIN#+} is not the pinned 'rustc $TOOLCHAIN_PIN' (run ci/setup-cross.sh)"
+    return 10
+  fi
+  echo "+ RUSTFLAGS='${RUSTFLAGS:-}' PANDAEMONIUM_TEST_RUNNER='${PANDAEMONIUM_TEST_RUNNER:-}'"
+  echo "+ cargo $TOOLCHAIN test $BUILD_STD --target $t --no-fail-fast ${CROSS_TEST_ARGS:-}"
+  # shellcheck disable=SC2086
+  cargo $TOOLCHAIN test $BUILD_STD --target "$t" --no-fail-fast ${CROSS_TEST_ARGS:-} || rc=11
+  echo "+ cargo $TOOLCHAIN build $BUILD_STD --target $t --no-default-features --lib"
+  # shellcheck disable=SC2086
+  cargo $TOOLCHAIN build $BUILD_STD --target "$t" --no-default-features --lib || { [ $rc -ne 0 ] || rc=12; }
+  return $rc
+}
+
+rows=() fail=0
+for t in "$@"; do
+  if [ ! -f "$CI_DIR/targets/$t.env" ]; then
+    echo "cross.sh: no env file ci/targets/$t.env" >&2
+    rows+=("$t|-|-|-|0|FAIL (unknown target)"); fail=1; continue
+  fi
+  log="$LOGDIR/$t.log"
+  echo "===================== $t ====================="
+  start=$(date +%s)
+  ( run_target "$t" ) 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  secs=$(( $(date +%s) - start ))
+  read -r passed failed ignored nres < <(awk '
+    /^test result: / { n++
+      for (i = 2; i <= NF; i++) {
+        if ($i ~ /^passed;/)  p += $(i-1)
+        if ($i ~ /^failed;/)  f += $(i-1)
+        if ($i ~ /^ignored;/) g += $(i-1)
+      } }
+    END { printf "%d %d %d %d\n", p, f, g, n }' "$log")
+  case $rc in
+    0)  status=ok ;;
+    10) status="FAIL (setup)" ;;
+    11) status="FAIL (cargo test)" ;;
+    12) status="FAIL (no-default-features build)" ;;
+    *)  status="FAIL (exit $rc)" ;;
+  esac
+  if [ "$rc" -eq 0 ] && { [ "$failed" -ne 0 ] || [ "$nres" -eq 0 ]; }; then status="FAIL (no/failed results)"; fi
+  [ "$status" = ok ] || fail=1
+  rows+=("$t|$passed|$ignored|$failed|$secs|$status")
+done
+
+echo
+printf '%-32s | %6s | %7s | %6s | %7s | %s\n' target passed ignored failed seconds status
+printf '%s\n' "---------------------------------+--------+---------+--------+---------+-------"
+for r in "${rows[@]}"; do
+  IFS='|' read -r t p g f s st <<<"$r"
+  printf '%-32s | %6s | %7s | %6s | %7s | %s\n' "$t" "$p" "$g" "$f" "$s" "$st"
+done
+echo "(logs: $LOGDIR)"
+exit $fail

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Install everything ci/cross.sh needs on a Debian 12 (bookworm) x86_64 host, as root.
+#
+#   ci/setup-cross.sh                # every target in ci/targets/*.env
+#   ci/setup-cross.sh <triple>...    # only these
+#
+# Idempotent: what is already present is not fetched again (a second run does no network I/O).
+# Everything it installs is derived from the ci/targets/<triple>.env files:
+#   APT_PACKAGES   Debian packages; a ":arch" suffix adds that foreign dpkg architecture
+#   NEEDS          commands / files that must exist afterwards (checked at the end)
+#   TOOLCHAIN      +stable             -> `rustup target add <triple>` (rust-std)
+#                  +pandaemonium-nightly with TOOLCHAIN_PIN/TOOLCHAIN_CHANNEL -> the pinned nightly
+#                                         + rust-src, linked under that name (for -Zbuild-std)
+#   SHIM_DIR       build $SHIM_DIR/libunwind.a = libgcc_eh.a of SHIM_GNU_CC (+ dlfo.o from
+#                  ci/dlfo.c compiled with SHIM_DLFO_CC, if set)
+#   PANDAEMONIUM_TEST_RUNNER  its first word (qemu-<arch>) gets a binfmt_misc registration
+# Any piece that cannot be installed is a loud error and a non-zero exit; nothing is skipped.
+set -euo pipefail
+
+CI_DIR=$(cd "$(dirname "$0")" && pwd)
+export DEBIAN_FRONTEND=noninteractive
+
+die() {
+  printf '\n**************************************************************\n' >&2
+  printf '*** setup-cross: ERROR: %s\n' "$@" >&2
+  printf '**************************************************************\n\n' >&2
+  exit 1
+}
+say() { printf '=== setup-cross: %s\n' "$*"; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (apt-get, binfmt_misc, /usr/local/lib)"
+command -v rustup >/dev/null || die "rustup not found in PATH"
+
+if [ $# -eq 0 ]; then
+  set -- $(cd "$CI_DIR/targets" && ls *.env | sed 's/\.env$//')
+fi
+for t in "$@"; do [ -f "$CI_DIR/targets/$t.env" ] || die "no env file ci/targets/$t.env"; done
+
+# Print variable $2 as set by env file of target $1 (sourced in a subshell, nothing leaks).
+envvar() { ( set +u; . "$CI_DIR/targets/$1.env"; eval "printf '%s' \"\${$2:-}\"" ); }
+
+# ---------------------------------------------------------------- apt
+pkgs=$(for t in "$@"; do envvar "$t" APT_PACKAGES; echo; done | tr ' ' '\n' | sed '/^$/d' | sort -u)
+pkgs="$pkgs qemu-user-binfmt"
+missing=""
+for p in $pkgs; do
+  st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  [ "$st" = "ii " ] || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  for a in $(printf '%s\n' $missing | sed -n 's/^[^:]*:\(.*\)$/\1/p' | sort -u); do
+    dpkg --print-foreign-architectures | grep -qx "$a" || { say "dpkg --add-architecture $a"; dpkg --add-architecture "$a"; }
+  done
+  say "apt-get update"
+  # Foreign-arch indexes of third-party or security suites may fail through proxies/mirrors;
+  # the packages we need come from bookworm main, so a partial update is acceptable.
+  apt-get update -qq || say "WARNING: apt-get update reported errors (continuing; install below decides)"
+  say "apt-get install$missing"
+  apt-get install -y -qq --no-install-recommends $missing \
+    || die "apt-get install failed for:$missing"
+else
+  say "apt packages already installed"
+fi
+
+# ---------------------------------------------------------------- binfmt_misc
+# qemu-user-binfmt ships /usr/lib/binfmt.d/qemu-*.conf, but without a running systemd nothing
+# registers them. Register the ones our runners use so foreign binaries also exec directly.
+binfmt=/proc/sys/fs/binfmt_misc
+if ! mountpoint -q "$binfmt"; then
+  mount -t binfmt_misc binfmt_misc "$binfmt" || die "cannot mount binfmt_misc on $binfmt"
+fi
+qemus=$(for t in "$@"; do r=$(envvar "$t" PANDAEMONIUM_TEST_RUNNER); [ -z "$r" ] || echo "${r%% *}"; done | sort -u)
+for q in $qemus; do
+  [ -e "$binfmt/$q" ] && continue
+  if [ -x /lib/systemd/systemd-binfmt ]; then
+    /lib/systemd/systemd-binfmt "/usr/lib/binfmt.d/$q.conf" || true
+  fi
+  if [ ! -e "$binfmt/$q" ] && [ -f "/usr/lib/binfmt.d/$q.conf" ]; then
+    grep -v '^#' "/usr/lib/binfmt.d/$q.conf" | sed '/^$/d' > "$binfmt/register" || true
+  fi
+  [ -e "$binfmt/$q" ] || die "binfmt_misc registration of $q failed"
+done
+[ "$(cat "$binfmt/status")" = enabled ] || die "binfmt_misc is disabled ($binfmt/status)"
+say "binfmt_misc registered: $(echo $qemus)"
+
+# ---------------------------------------------------------------- rust
+for t in "$@"; do
+  tc=$(envvar "$t" TOOLCHAIN); tc=${tc#+}
+  bs=$(envvar "$t" BUILD_STD)
+  pin=$(envvar "$t" TOOLCHAIN_PIN)
+  chan=$(envvar "$t" TOOLCHAIN_CHANNEL)
+  if [ -n "$pin" ]; then
+    if [ "$(rustc "+$tc" -V 2>/dev/null)" != "rustc $pin" ]; then
+      # Find an installed toolchain that is the pinned one; never update an existing one.
+      src=""
+      for cand in nightly "$chan"; do
+        [ "$(rustup run "$cand" rustc -V 2>/dev/null)" = "rustc $pin" ] && { src=$cand; break; }
+      done
+      if [ -z "$src" ]; then
+        [ -n "$chan" ] || die "$t: TOOLCHAIN_PIN set but no TOOLCHAIN_CHANNEL to install"
+        say "rustup toolchain install $chan (pinned: $pin)"
+        rustup toolchain install "$chan" --profile minimal --component rust-src \
+          || die "cannot install pinned toolchain $chan"
+        src=$chan
+        [ "$(rustup run "$src" rustc -V)" = "rustc $pin" ] || die "$chan is not rustc $pin"
+      fi
+      rustup toolchain uninstall "$tc" >/dev/null 2>&1 || true
+      rustup toolchain link "$tc" "$(rustup run "$src" rustc --print sysroot)" \
+        || die "rustup toolchain link $tc failed"
+      say "toolchain $tc -> $src ($pin)"
+    fi
+  fi
+  rustc "+$tc" -V >/dev/null 2>&1 || die "$t: toolchain $tc missing (install it with rustup; do NOT 'rustup update stable' on this mirror)"
+  if [ -n "$bs" ]; then
+    sysroot=$(rustc "+$tc" --print sysroot)
+    if [ ! -d "$sysroot/lib/rustlib/src/rust/library/std" ]; then
+      real=$(readlink -f "$sysroot")
+      owner=$(basename "$real"); owner=${owner%-x86_64-unknown-linux-gnu}
+      say "rustup component add rust-src --toolchain $owner"
+      rustup component add rust-src --toolchain "$owner" || die "cannot add rust-src to $owner"
+    fi
+    [ -d "$sysroot/lib/rustlib/src/rust/library/std" ] || die "$t: rust-src missing in $sysroot"
+  else
+    if ! rustup target list --installed --toolchain "$tc" | grep -qx "$t"; then
+      say "rustup target add --toolchain $tc $t"
+      rustup target add --toolchain "$tc" "$t" || die "rustup target add $t failed"
+    fi
+  fi
+done
+
+# ---------------------------------------------------------------- libunwind shims
+for t in "$@"; do
+  dir=$(envvar "$t" SHIM_DIR)
+  [ -n "$dir" ] || continue
+  gnucc=$(envvar "$t" SHIM_GNU_CC); dlfocc=$(envvar "$t" SHIM_DLFO_CC)
+  [ -f "$dir/libunwind.a" ] && [ "$dir/libunwind.a" -nt "$CI_DIR/dlfo.c" ] && continue
+  eh=$("$gnucc" -print-file-name=libgcc_eh.a)
+  [ -f "$eh" ] || die "$t: $gnucc has no libgcc_eh.a"
+  mkdir -p "$dir"; tmp=$(mktemp -d)
+  cp "$eh" "$tmp/libunwind.a"
+  if [ -n "$dlfocc" ]; then
+    "$dlfocc" -O2 -c "$CI_DIR/dlfo.c" -o "$tmp/dlfo.o" || die "$t: compiling dlfo.c failed"
+    "${gnucc%-gcc}-ar" rcs "$tmp/libunwind.a" "$tmp/dlfo.o" || die "$t: ar failed"
+  fi
+  mv -f "$tmp/libunwind.a" "$dir/libunwind.a"; rm -rf "$tmp"
+  say "built $dir/libunwind.a${dlfocc:+ (+dlfo.o)}"
+done
+
+# ---------------------------------------------------------------- final check
+bad=""
+for t in "$@"; do
+  for n in $(envvar "$t" NEEDS); do
+    case $n in
+      /*) [ -e "$n" ] || bad="$bad $t:$n" ;;
+      *) command -v "$n" >/dev/null || bad="$bad $t:$n" ;;
+    esac
+  done
+done
+[ -z "$bad" ] || die "still missing after setup:$bad"
+say "ok: $*"
