@@ -14,6 +14,7 @@
 #   SHIM_DIR       build $SHIM_DIR/libunwind.a = libgcc_eh.a of SHIM_GNU_CC (+ dlfo.o from
 #                  ci/dlfo.c compiled with SHIM_DLFO_CC, if set)
 #   PANDAEMONIUM_TEST_RUNNER  its first word (qemu-<arch>) gets a binfmt_misc registration
+#                  (PANDAEMONIUM_NO_BINFMT=1 skips that, with a warning, where binfmt_misc is forbidden)
 # Any piece that cannot be installed is a loud error and a non-zero exit; nothing is skipped.
 set -euo pipefail
 
@@ -65,23 +66,30 @@ fi
 # ---------------------------------------------------------------- binfmt_misc
 # qemu-user-binfmt ships /usr/lib/binfmt.d/qemu-*.conf, but without a running systemd nothing
 # registers them. Register the ones our runners use so foreign binaries also exec directly.
-binfmt=/proc/sys/fs/binfmt_misc
-if ! mountpoint -q "$binfmt"; then
-  mount -t binfmt_misc binfmt_misc "$binfmt" || die "cannot mount binfmt_misc on $binfmt"
-fi
 qemus=$(for t in "$@"; do r=$(envvar "$t" PANDAEMONIUM_TEST_RUNNER); [ -z "$r" ] || echo "${r%% *}"; done | sort -u)
-for q in $qemus; do
-  [ -e "$binfmt/$q" ] && continue
-  if [ -x /lib/systemd/systemd-binfmt ]; then
-    /lib/systemd/systemd-binfmt "/usr/lib/binfmt.d/$q.conf" || true
+if [ -n "${PANDAEMONIUM_NO_BINFMT:-}" ]; then
+  # Explicit opt-out for hosts that forbid binfmt_misc (unprivileged containers). The tests start
+  # helpers through PANDAEMONIUM_TEST_RUNNER and do not need binfmt; only target binaries that
+  # exec other target binaries directly (e.g. -Zpanic-abort-tests) would fail with ENOEXEC.
+  say "WARNING: PANDAEMONIUM_NO_BINFMT set: NOT registering binfmt_misc for: $(echo $qemus)"
+else
+  binfmt=/proc/sys/fs/binfmt_misc
+  if ! mountpoint -q "$binfmt"; then
+    mount -t binfmt_misc binfmt_misc "$binfmt" || die "cannot mount binfmt_misc on $binfmt"
   fi
-  if [ ! -e "$binfmt/$q" ] && [ -f "/usr/lib/binfmt.d/$q.conf" ]; then
-    grep -v '^#' "/usr/lib/binfmt.d/$q.conf" | sed '/^$/d' > "$binfmt/register" || true
-  fi
-  [ -e "$binfmt/$q" ] || die "binfmt_misc registration of $q failed"
-done
-[ "$(cat "$binfmt/status")" = enabled ] || die "binfmt_misc is disabled ($binfmt/status)"
-say "binfmt_misc registered: $(echo $qemus)"
+  for q in $qemus; do
+    [ -e "$binfmt/$q" ] && continue
+    if [ -x /lib/systemd/systemd-binfmt ]; then
+      /lib/systemd/systemd-binfmt "/usr/lib/binfmt.d/$q.conf" || true
+    fi
+    if [ ! -e "$binfmt/$q" ] && [ -f "/usr/lib/binfmt.d/$q.conf" ]; then
+      grep -v '^#' "/usr/lib/binfmt.d/$q.conf" | sed '/^$/d' > "$binfmt/register" || true
+    fi
+    [ -e "$binfmt/$q" ] || die "binfmt_misc registration of $q failed"
+  done
+  [ "$(cat "$binfmt/status")" = enabled ] || die "binfmt_misc is disabled ($binfmt/status)"
+  say "binfmt_misc registered: $(echo $qemus)"
+fi
 
 # ---------------------------------------------------------------- rust
 for t in "$@"; do

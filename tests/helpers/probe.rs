@@ -61,17 +61,20 @@ fn check_alloc() {
 static GLOBAL: Trap = Trap;
 
 /// What the probe daemon does, and its stage overrides.
+#[derive(Default)]
 struct Probe {
     report: Option<CString>,
     say: Option<CString>,
     say_err: Option<CString>,
     fail_stage: u8,
+    alloc_stage: u8,
     run: RunMode,
     marker: Option<CString>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 enum RunMode {
+    #[default]
     Wait,
     Exit(i32),
 }
@@ -95,6 +98,11 @@ impl Probe {
             if let Some(s) = &self.say_err {
                 raw_write(2, s.as_bytes());
             }
+        }
+        if self.alloc_stage == n {
+            // Deliberately allocate between fork and run(): the trap must catch this.
+            let v: Vec<u8> = Vec::with_capacity(64);
+            std::hint::black_box(v);
         }
         if self.fail_stage == n {
             raw_write(2, b"probe: failing on purpose\n");
@@ -146,6 +154,13 @@ impl Run for Probe {
                 m
             };
             text += &format!("umask={mask:o}\n");
+            // A file opened now must not land on 0-2.
+            // SAFETY: open with a valid path; the descriptor is closed below.
+            let probe_fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+            text += &format!("probe_fd={probe_fd}\n");
+            // SAFETY: closing the descriptor opened just above.
+            unsafe { libc::close(probe_fd) };
+            text += &format!("ppid={}\n", unsafe { libc::getppid() });
             let fds: Vec<String> = (0..64)
                 .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
                 .map(|fd| fd.to_string())
@@ -163,12 +178,12 @@ impl Run for Probe {
         match self.run {
             RunMode::Exit(code) => code,
             RunMode::Wait => loop {
-                // SAFETY: pause just waits for a signal.
-                unsafe { libc::pause() };
                 if USR1_SEEN.swap(false, SeqCst) {
                     // A user handler offered the same clean-up as SIGTERM.
                     pandaemonium::exit(42);
                 }
+                // Polling, not pause(): a signal that arrives before pause() would be lost.
+                std::thread::sleep(std::time::Duration::from_millis(5));
             },
         }
     }
@@ -252,6 +267,22 @@ fn print_err(e: &Error, daemon: Option<(&[u8], &[u8])>) -> ! {
     std::process::exit(3)
 }
 
+/// This process's umask and core-dump limits, as `umask:soft:hard`.
+fn own_state() -> String {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: umask read-and-restore and getrlimit into a local.
+    let mask = unsafe {
+        libc::getrlimit(libc::RLIMIT_CORE, &mut lim);
+        let m = libc::umask(0);
+        libc::umask(m);
+        m
+    };
+    format!("{mask:o}:{}:{}", lim.rlim_cur, lim.rlim_max)
+}
+
 fn main() {
     // SAFETY: getpid/alarm take no pointers.
     LAUNCHER.store(unsafe { libc::getpid() }, SeqCst);
@@ -260,22 +291,10 @@ fn main() {
     TRAP.store(std::env::var_os("PDM_ALLOC_TRAP").is_some(), SeqCst);
 
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut probe = Probe {
-        report: None,
-        say: None,
-        say_err: None,
-        fail_stage: 0,
-        run: RunMode::Wait,
-        marker: None,
-    };
-    let mut daemon = Daemon::new(Probe {
-        report: None,
-        say: None,
-        say_err: None,
-        fail_stage: 0,
-        run: RunMode::Wait,
-        marker: None,
-    });
+    // SAFETY: getpid cannot fail.
+    let me = unsafe { libc::getpid() };
+    let mut probe = Probe::default();
+    let mut daemon = Daemon::new(Probe::default());
     let mut mode = "start".to_string();
     let mut stage_first: u8 = 0;
     let mut custom_file: Option<String> = None;
@@ -395,6 +414,54 @@ fn main() {
             "--say" => probe.say = Some(CString::new(next(&mut i) + "\n").unwrap()),
             "--say-err" => probe.say_err = Some(CString::new(next(&mut i) + "\n").unwrap()),
             "--fail-stage" => probe.fail_stage = next(&mut i).parse().unwrap(),
+            "--alloc-in-stage" => probe.alloc_stage = next(&mut i).parse().unwrap(),
+            "--tag" => {
+                next(&mut i);
+            }
+            "--out" => {
+                // Launcher results go to this file (for launches with stdout closed).
+                let path = CString::new(next(&mut i)).unwrap();
+                // SAFETY: open with a valid path, dup2 onto 1, close the original.
+                unsafe {
+                    let fd = libc::open(
+                        path.as_ptr(),
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                        0o644,
+                    );
+                    assert!(fd >= 0, "--out open");
+                    if fd != 1 {
+                        libc::dup2(fd, 1);
+                        libc::close(fd);
+                    }
+                }
+            }
+            "--pid-timeout" => {
+                let v = next(&mut i);
+                let (ms, path) = v.split_once(':').unwrap();
+                let timeout = std::time::Duration::from_millis(ms.parse().unwrap());
+                let pf =
+                    PidLockFile::new(cstr(path), timeout).unwrap_or_else(|e| print_err(&e, None));
+                daemon.pid_lock_file(pf);
+            }
+            "--no-proc" => {
+                // As on an early-boot system: /proc not mounted (in a private mount namespace).
+                // SAFETY: unshare/mount/umount2 with valid arguments; affects only this process.
+                unsafe {
+                    assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare");
+                    libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    );
+                    assert_eq!(
+                        libc::umount2(c"/proc".as_ptr(), libc::MNT_DETACH),
+                        0,
+                        "umount /proc"
+                    );
+                }
+            }
             "--exit" => probe.run = RunMode::Exit(next(&mut i).parse().unwrap()),
             "--mode" => mode = next(&mut i),
             "--stage-first" => stage_first = next(&mut i).parse().unwrap(),
@@ -408,6 +475,8 @@ fn main() {
         i += 1;
     }
     *daemon.app() = probe;
+    println!("launcher={me}");
+    println!("launcher_before={}", own_state());
     let _ = std::io::stdout().flush();
 
     if stage_first > 0 {
@@ -446,6 +515,7 @@ fn main() {
         "start" => match daemon.start() {
             Ok(started) => {
                 println!("result=ok");
+                println!("launcher_after={}", own_state());
                 println!("pid={}", started.pid);
                 println!(
                     "output={}",

@@ -55,7 +55,12 @@ pub struct Run {
 
 impl Run {
     pub fn field(&self, key: &str) -> &str {
-        self.fields.get(key).map(String::as_str).unwrap_or_else(|| panic!("no {key}= in helper output:\n{}\n{}", self.stdout, self.stderr))
+        self.fields.get(key).map(String::as_str).unwrap_or_else(|| {
+            panic!(
+                "no {key}= in helper output:\n{}\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
     pub fn pid(&self) -> i32 {
         self.field("pid").parse().unwrap()
@@ -71,7 +76,12 @@ pub fn run_fields(cmd: &mut Command) -> Run {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Run { status: out.status.code(), stdout, stderr, fields }
+    Run {
+        status: out.status.code(),
+        stdout,
+        stderr,
+        fields,
+    }
 }
 
 /// Kills (SIGKILL) and reaps a daemon when dropped, even when the test fails.
@@ -108,7 +118,11 @@ pub fn wait_exit(pid: i32) -> Option<i32> {
         // SAFETY: waitpid writes only into status.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if r == pid {
-            return Some(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) });
+            return Some(if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            });
         }
         if r == -1 {
             // Not our child: wait for it to vanish (or become a zombie).
@@ -158,7 +172,12 @@ pub fn status(pid: i32) -> HashMap<String, String> {
 pub fn stat_ids(pid: i32) -> (i32, i32, i32, i32) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let f: Vec<&str> = s[s.rfind(')').unwrap() + 2..].split_whitespace().collect();
-    (f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap(), f[4].parse().unwrap())
+    (
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+        f[3].parse().unwrap(),
+        f[4].parse().unwrap(),
+    )
 }
 
 /// The open descriptors of `pid`, sorted.
@@ -173,7 +192,9 @@ pub fn fds(pid: i32) -> Vec<i32> {
 
 /// What descriptor `fd` of `pid` points to.
 pub fn fd_target(pid: i32, fd: i32) -> String {
-    std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).map(|p| p.display().to_string()).unwrap_or_default()
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 /// `/proc/PID/cwd`.
@@ -184,8 +205,13 @@ pub fn cwd(pid: i32) -> PathBuf {
 /// The "Max core file size" soft and hard limits from `/proc/PID/limits`.
 pub fn core_limits(pid: i32) -> (String, String) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = s.lines().find(|l| l.starts_with("Max core file size")).unwrap();
-    let f: Vec<&str> = line["Max core file size".len()..].split_whitespace().collect();
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let f: Vec<&str> = line["Max core file size".len()..]
+        .split_whitespace()
+        .collect();
     (f[0].to_string(), f[1].to_string())
 }
 
@@ -193,7 +219,9 @@ pub fn core_limits(pid: i32) -> (String, String) {
 /// pid -1 there, so this returns whether some lock on the inode exists, and its pid).
 pub fn lock_holders(path: &Path) -> Vec<i64> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(path) else { return Vec::new() };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
     let ino = meta.ino();
     std::fs::read_to_string("/proc/locks")
         .unwrap()
@@ -239,7 +267,11 @@ impl Drop for TempDir {
 
 /// Reads a pid file's number.
 pub fn read_pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim_end_matches('\n').parse().ok()
+    std::fs::read_to_string(path)
+        .ok()?
+        .trim_end_matches('\n')
+        .parse()
+        .ok()
 }
 
 pub fn is_root() -> bool {

@@ -1,0 +1,99 @@
+//! Test helper: a multi-threaded caller (threads loop malloc/free and hold a mutex).
+//!
+//! `pdm-threaded refuse`: start() must be refused with `Threaded`, and nothing forks
+//! (prints `kind=...`, `holder=...`, `children=none|some`).
+//! `pdm-threaded optin N`: with `allow_threads`, daemonize N times; each daemon's run()
+//! returns at once; prints `ok=N`. A hang trips the alarm (exit 9).
+
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+
+use pandaemonium::{target, Daemon};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn watchdog(_: i32) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(9) };
+}
+
+fn hammer() -> Vec<std::thread::JoinHandle<()>> {
+    let lock = Arc::new(Mutex::new(Vec::<u8>::new()));
+    (0..3)
+        .map(|n| {
+            let lock = Arc::clone(&lock);
+            std::thread::spawn(move || {
+                while !STOP.load(SeqCst) {
+                    let v: Vec<u8> = vec![n as u8; 64 + n * 512];
+                    let mut guard = lock.lock().unwrap();
+                    guard.extend_from_slice(&v[..8]);
+                    guard.truncate(1024);
+                    drop(guard);
+                    std::hint::black_box(v);
+                }
+            })
+        })
+        .collect()
+}
+
+fn main() {
+    // SAFETY: installing a plain handler for SIGALRM, then arming the alarm.
+    unsafe {
+        libc::signal(libc::SIGALRM, watchdog as extern "C" fn(i32) as usize);
+        libc::alarm(120);
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let threads = hammer();
+    match args.first().map(String::as_str) {
+        Some("refuse") => {
+            let mut daemon = Daemon::new(target(|_: ()| 0, ()));
+            match daemon.start() {
+                Ok(_) => println!("kind=started"),
+                Err(e) => {
+                    println!("kind={:?}", e.kind());
+                    println!("holder={}", e.holder().unwrap_or(0));
+                    println!("message={e}");
+                }
+            }
+            let mut status = 0;
+            // SAFETY: waitpid writes only into status.
+            let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            println!("children={}", if r == -1 { "none" } else { "some" });
+        }
+        Some("optin") => {
+            let n: usize = args[1].parse().unwrap();
+            // SAFETY: prctl with integer arguments; daemons are reparented to us.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+            let mut ok = 0;
+            for _ in 0..n {
+                let mut daemon = Daemon::new(target(|_: ()| 0, ()));
+                // SAFETY: the daemon's run() only returns 0: no allocation, no lock; the
+                // stages are async-signal-safe.
+                unsafe { daemon.allow_threads() };
+                match daemon.start() {
+                    Ok(started) => {
+                        let pid = started.pid as i32;
+                        let mut status = 0;
+                        // SAFETY: waitpid writes only into status.
+                        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+                        if r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                            ok += 1;
+                        } else {
+                            println!("bad_exit={status}");
+                        }
+                    }
+                    Err(e) => println!("error={e}"),
+                }
+            }
+            println!("ok={ok}");
+        }
+        _ => {
+            eprintln!("usage: pdm-threaded refuse | optin N");
+            std::process::exit(2);
+        }
+    }
+    STOP.store(true, SeqCst);
+    for t in threads {
+        let _ = t.join();
+    }
+}

@@ -1,0 +1,421 @@
+//! Each stage's effect and each default, seen from outside the daemon: /proc/PID/*,
+//! the pid file and its lock, sessions and parents.
+
+mod support;
+
+use support::{probe, run_fields, Reaper, TempDir};
+
+/// The SigIgn/SigBlk mask bit of a signal (1-based numbers, the platform's own).
+fn bit(sig: i32) -> u64 {
+    1u64 << (sig - 1)
+}
+
+fn mask(status: &std::collections::HashMap<String, String>, key: &str) -> u64 {
+    u64::from_str_radix(&status[key], 16).unwrap()
+}
+
+/// Signals the C library reserves for itself (glibc 32-33, musl 32-34): `sigaction`
+/// refuses them, so stage 7 leaves them as inherited, as systemd does. (glibc's
+/// `posix_spawn`, which std's `Command` uses, hands them down ignored.)
+fn libc_reserved() -> u64 {
+    (32..libc::SIGRTMIN()).map(bit).fold(0, |a, b| a | b)
+}
+
+/// Starts a probe daemon with `args`; returns its result with the daemon registered for reaping.
+fn start(reaper: &mut Reaper, args: &[&str]) -> support::Run {
+    let r = run_fields(probe().args(args));
+    assert_eq!(
+        r.status,
+        Some(0),
+        "probe failed:\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(r.field("result"), "ok");
+    reaper.add(r.pid());
+    r
+}
+
+fn report(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+    support::wait_until("daemon report", || path.exists());
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_seen_from_proc() {
+    let dir = TempDir::new("defaults");
+    let pid_path = dir.join("d.pid");
+    let mut reaper = Reaper::new();
+    let r = start(
+        &mut reaper,
+        &[
+            "--pid-file",
+            pid_path.to_str().unwrap(),
+            "--block-usr1-ignore-hup",
+        ],
+    );
+    let pid = r.pid();
+    let launcher: i32 = r.field("launcher").parse().unwrap();
+    assert_ne!(pid, launcher, "stage 1 forked");
+
+    // Stage 1: not a session leader, no controlling terminal, a session of its own.
+    let (ppid, _pgrp, sid, tty) = support::stat_ids(pid);
+    assert_ne!(sid, pid, "the daemon is not a session leader");
+    assert_ne!(
+        sid,
+        support::stat_ids(std::process::id() as i32).2,
+        "new session"
+    );
+    assert_eq!(tty, 0, "no controlling terminal");
+    assert_eq!(
+        ppid,
+        std::process::id() as i32,
+        "reparented to the subreaper (the test)"
+    );
+
+    let st = support::status(pid);
+    // Stage 2: core dumps off, soft and hard.
+    assert_eq!(
+        support::core_limits(pid),
+        ("0".to_string(), "0".to_string())
+    );
+    // Stage 3 default: ids unchanged.
+    let me = support::status(std::process::id() as i32);
+    assert_eq!(st["Uid"], me["Uid"]);
+    assert_eq!(st["Gid"], me["Gid"]);
+    // Stage 4: umask 077.
+    assert_eq!(st["Umask"], "0077");
+    // Stage 5: cwd /.
+    assert_eq!(support::cwd(pid), std::path::PathBuf::from("/"));
+    // Stage 6: pid file holds the daemon's pid and a newline; the file is locked.
+    assert_eq!(
+        std::fs::read_to_string(&pid_path).unwrap(),
+        format!("{pid}\n")
+    );
+    assert!(
+        !support::lock_holders(&pid_path).is_empty(),
+        "pid file locked"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&pid_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "pid file mode");
+    }
+    // Stage 7: mask cleared (the launcher blocked SIGUSR1), only TSTP/TTIN/TTOU ignored
+    // (the launcher ignored SIGHUP).
+    assert_eq!(mask(&st, "SigBlk"), 0);
+    assert_eq!(
+        mask(&st, "SigIgn") & !libc_reserved(),
+        bit(libc::SIGTSTP) | bit(libc::SIGTTIN) | bit(libc::SIGTTOU)
+    );
+    assert_ne!(
+        mask(&st, "SigCgt") & bit(libc::SIGTERM),
+        0,
+        "SIGTERM caught"
+    );
+    // Stage 8 and 9: 0-2 on /dev/null, then only the pid file.
+    let fds = support::fds(pid);
+    assert_eq!(fds, vec![0, 1, 2, 3], "open fds");
+    for fd in 0..3 {
+        assert_eq!(support::fd_target(pid, fd), "/dev/null");
+    }
+    assert_eq!(support::fd_target(pid, 3), pid_path.display().to_string());
+
+    // SIGTERM: pid file removed, the daemon dies of SIGTERM (shell status 143).
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(support::wait_exit(pid), Some(128 + libc::SIGTERM));
+    assert!(!pid_path.exists(), "pid file removed on SIGTERM");
+}
+
+#[test]
+fn the_launcher_is_left_as_it_was() {
+    let mut reaper = Reaper::new();
+    let dir = TempDir::new("launcher");
+    let rep = dir.join("rep");
+    let r = start(
+        &mut reaper,
+        &["--report", rep.to_str().unwrap(), "--umask", "027"],
+    );
+    let rep = report(&rep);
+    assert_eq!(rep["umask"], "27");
+    assert_eq!(rep["pid"], r.field("pid"));
+    // The launcher's own umask and core limits, before and after start(): unchanged
+    // (pandaemonium lowers the launcher's core limit in its constructor).
+    assert_eq!(r.field("launcher_before"), r.field("launcher_after"));
+    assert!(!r.field("launcher_after").starts_with("27:"));
+    assert!(
+        !r.field("launcher_after").ends_with(":0:0"),
+        "launcher core limit untouched"
+    );
+}
+
+#[test]
+fn configured_values_reach_the_daemon() {
+    let dir = TempDir::new("config");
+    let out = dir.join("out.log");
+    let err = dir.join("err.log");
+    let mut reaper = Reaper::new();
+    let r = start(
+        &mut reaper,
+        &[
+            "--umask",
+            "022",
+            "--workdir",
+            "/tmp",
+            "--allow-core",
+            "--stdout",
+            out.to_str().unwrap(),
+            "--stderr",
+            err.to_str().unwrap(),
+            "--signal",
+            "SIGHUP=ign",
+            "--signal",
+            "TSTP=dfl",
+        ],
+    );
+    let pid = r.pid();
+    let st = support::status(pid);
+    assert_eq!(st["Umask"], "0022");
+    assert_eq!(support::cwd(pid), std::path::PathBuf::from("/tmp"));
+    // Core dumps left alone: the hard limit is still the launcher's (the test's).
+    let mine = support::core_limits(std::process::id() as i32);
+    assert_eq!(support::core_limits(pid), mine);
+    assert_ne!(mine.1, "0");
+    assert_eq!(
+        mask(&st, "SigIgn") & !libc_reserved(),
+        bit(libc::SIGHUP) | bit(libc::SIGTTIN) | bit(libc::SIGTTOU)
+    );
+    assert_eq!(support::fd_target(pid, 1), out.display().to_string());
+    assert_eq!(support::fd_target(pid, 2), err.display().to_string());
+    assert_eq!(support::fd_target(pid, 0), "/dev/null");
+    assert!(out.exists() && err.exists());
+}
+
+#[test]
+fn signal_numbers_come_from_the_platform() {
+    // Fails on MIPS if the default map hard-coded x86 numbers (TSTP 20, TTIN 21, TTOU 22).
+    let dir = TempDir::new("signums");
+    let rep = dir.join("rep");
+    let mut reaper = Reaper::new();
+    start(&mut reaper, &["--report", rep.to_str().unwrap()]);
+    let rep = report(&rep);
+    assert_eq!(rep["sig_TSTP"], format!("{}:ign", libc::SIGTSTP));
+    assert_eq!(rep["sig_TTIN"], format!("{}:ign", libc::SIGTTIN));
+    assert_eq!(rep["sig_TTOU"], format!("{}:ign", libc::SIGTTOU));
+    assert_eq!(rep["sig_TERM"], format!("{}:handler", libc::SIGTERM));
+    assert_eq!(rep["sig_HUP"], format!("{}:dfl", libc::SIGHUP));
+    assert_eq!(rep["blocked"], "[]");
+    assert_eq!(rep["umask"], "77");
+    assert_eq!(rep["fds"], "0,1,2");
+}
+
+#[test]
+fn a_user_handler_gets_the_same_clean_up() {
+    let dir = TempDir::new("usr1");
+    let pid_path = dir.join("u.pid");
+    let mut reaper = Reaper::new();
+    let r = start(
+        &mut reaper,
+        &[
+            "--pid-file",
+            pid_path.to_str().unwrap(),
+            "--signal",
+            "USR1=usr1flag",
+        ],
+    );
+    let pid = r.pid();
+    assert!(pid_path.exists());
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    assert_eq!(
+        support::wait_exit(pid),
+        Some(42),
+        "pandaemonium::exit(42) from run()"
+    );
+    assert!(!pid_path.exists(), "pid file removed by pandaemonium::exit");
+}
+
+#[test]
+fn run_returning_removes_the_pid_file_and_exits_with_its_status() {
+    let dir = TempDir::new("runexit");
+    let pid_path = dir.join("r.pid");
+    let marker = dir.join("ran");
+    let mut reaper = Reaper::new();
+    let r = start(
+        &mut reaper,
+        &[
+            "--pid-file",
+            pid_path.to_str().unwrap(),
+            "--exit",
+            "7",
+            "--marker",
+            marker.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(support::wait_exit(r.pid()), Some(7));
+    assert!(marker.exists());
+    assert!(!pid_path.exists());
+}
+
+#[test]
+fn set_up_output_and_error_reach_the_original() {
+    let mut reaper = Reaper::new();
+    let r = start(
+        &mut reaper,
+        &["--say", "hello from stage 2", "--say-err", "a warning"],
+    );
+    assert_eq!(r.field("output"), "hello from stage 2\\n");
+    assert_eq!(r.field("error"), "a warning\\n");
+    assert_eq!(
+        r.field("second"),
+        "StageOrder",
+        "a second start() is refused"
+    );
+}
+
+#[test]
+fn stage_then_custom_step_then_start() {
+    // stage(4) (the seed's stage4()), a custom step, then start() runs 5-9.
+    let dir = TempDir::new("stage4");
+    let custom = dir.join("custom-file");
+    let marker = dir.join("ran");
+    let mut reaper = Reaper::new();
+    let mut cmd = probe();
+    cmd.current_dir(dir.path()).args([
+        "--stage-first",
+        "4",
+        "--custom-file",
+        "custom-file",
+        "--umask",
+        "027",
+        "--marker",
+        marker.to_str().unwrap(),
+    ]);
+    let r = run_fields(&mut cmd);
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    reaper.add(r.pid());
+    support::wait_until("run() reached", || marker.exists());
+    // The custom step ran after stage 4 (umask 027 applied: mode 0640 from 0666) and
+    // before stage 5 (still in the launcher's directory, not /).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&custom).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    assert_eq!(support::cwd(r.pid()), std::path::PathBuf::from("/"));
+}
+
+#[test]
+fn a_stage_already_done_is_refused() {
+    // After stage(4) in the daemon, stage(1) again is StageOrder; the daemon's
+    // set-up stdout carries that answer back.
+    let mut reaper = Reaper::new();
+    let r = run_fields(probe().args(["--stage-first", "4"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    reaper.add(r.pid());
+    assert_eq!(r.field("output"), "again=StageOrder\\n");
+}
+
+#[test]
+fn activate_returns_inside_the_daemon() {
+    // The foreground/daemon pattern: the original prints output and exits 0; the
+    // daemon returns from activate() and runs.
+    let dir = TempDir::new("activate");
+    let pid_path = dir.join("a.pid");
+    let rep = dir.join("rep");
+    let out = support::run(probe().args([
+        "--mode",
+        "activate",
+        "--say",
+        "setting up",
+        "--pid-file",
+        pid_path.to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("setting up\n"),
+        "original printed the output: {stdout}"
+    );
+    let pid = support::read_pid(&pid_path).expect("pid file sealed");
+    let mut reaper = Reaper::new();
+    reaper.add(pid);
+    let rep = report(&rep);
+    assert_eq!(
+        rep["pid"],
+        pid.to_string(),
+        "run() after activate() is in the sealed daemon"
+    );
+}
+
+#[test]
+fn activate_failure_makes_the_original_exit_non_zero() {
+    let out = support::run(probe().args(["--mode", "activate", "--workdir", "/nonexistent-pdm"]));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stage 5 (working directory): chdir /nonexistent-pdm: No such file or directory (os error 2)"), "{stderr}");
+}
+
+#[test]
+fn launched_with_stdio_closed() {
+    // The daemon's 0-2 end on /dev/null, and no file it opens lands on 0-2.
+    let dir = TempDir::new("closed");
+    let pid_path = dir.join("c.pid");
+    let rep = dir.join("rep");
+    let res = dir.join("result");
+    let cmd = format!(
+        "exec {} --out {} --pid-file {} --report {} <&- >&- 2>&-",
+        env!("CARGO_BIN_EXE_pdm-probe"),
+        res.display(),
+        pid_path.display(),
+        rep.display()
+    );
+    let status = support::helper("/bin/sh")
+        .args(["-c", &cmd])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let pid = support::read_pid(&pid_path).expect("pid file");
+    let mut reaper = Reaper::new();
+    reaper.add(pid);
+    for fd in 0..3 {
+        assert_eq!(support::fd_target(pid, fd), "/dev/null");
+    }
+    assert_eq!(
+        support::fd_target(pid, 3),
+        pid_path.display().to_string(),
+        "pid file above 2"
+    );
+    let rep = report(&rep);
+    assert!(
+        rep["probe_fd"].parse::<i32>().unwrap() > 2,
+        "a file opened in run() lands above 2"
+    );
+}
+
+#[test]
+fn launched_with_stdio_closed_without_detaching() {
+    let dir = TempDir::new("closed-never");
+    let rep = dir.join("rep");
+    let pid_path = dir.join("n.pid");
+    let cmd = format!(
+        "exec {} --detach never --pid-file {} --report {} --exit 0 <&- >&- 2>&-",
+        env!("CARGO_BIN_EXE_pdm-probe"),
+        pid_path.display(),
+        rep.display()
+    );
+    let status = support::helper("/bin/sh")
+        .args(["-c", &cmd])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rep = report(&rep);
+    assert!(rep["probe_fd"].parse::<i32>().unwrap() > 2);
+    assert_eq!(rep["fds"], "0,1,2,3", "0-2 filled, the pid file above them");
+}
