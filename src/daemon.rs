@@ -151,6 +151,12 @@ impl<'a, R: Run> Daemon<'a, R> {
         self.state.done.min(9)
     }
 
+    /// In the original process: the daemon's pid, once it reported it (also after a
+    /// failure, when the daemon has already exited).
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.state.pid
+    }
+
     /// What the daemon wrote to stdout during set-up (in the original process, once
     /// `start()`, `stage()` or `activate()` returned there).
     pub fn output(&self) -> &Capture {

@@ -531,6 +531,7 @@ fn main() {
                 }
             }
             Err(e) => {
+                println!("daemon_pid={}", daemon.daemon_pid().map_or(0, |p| p as i64));
                 let (o, er) = (
                     daemon.output().as_bytes().to_vec(),
                     daemon.error().as_bytes().to_vec(),
