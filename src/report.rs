@@ -196,8 +196,8 @@ pub(crate) struct Outcome {
 }
 
 impl Receiver {
-    /// Reads until the daemon reports stage 9 done or a failure (and, after a failure,
-    /// until it has exited), passing every chunk of set-up output to `on_output` and
+    /// Reads until the daemon reports stage 9 done or a failure and then closes the
+    /// status pipe (after stage 9, or by exiting after a failure), passing every chunk of set-up output to `on_output` and
     /// into the captures. Closes the three descriptors.
     pub(crate) fn monitor(
         self,
@@ -259,13 +259,10 @@ impl Receiver {
                                 have = 0;
                                 match decode(&rec) {
                                     Some(Record::Pid(pid)) => outcome.pid = Some(pid),
-                                    Some(Record::Done) | Some(Record::Ready) => {
-                                        final_seen = true;
-                                        finished = true;
-                                        sys::close(fds[0]);
-                                        fds[0] = -1;
-                                    }
-                                    // Keep reading status: its EOF says the daemon is gone.
+                                    // Keep reading status until EOF: the daemon closes it
+                                    // right after stage 9 (or exits after a failure), so
+                                    // start() returns only once that has happened.
+                                    Some(Record::Done) | Some(Record::Ready) => final_seen = true,
                                     Some(Record::Failed(e)) => {
                                         final_seen = true;
                                         outcome.result = Err(e);

@@ -1,0 +1,127 @@
+//! Stage 8: inherited descriptors are closed, however high, by every method; the
+//! ones to keep stay open.
+
+mod support;
+
+use support::{probe, run_fields, Reaper, TempDir};
+
+fn hard_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit into a local.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    lim.rlim_max
+}
+
+fn check_method(method: &str) {
+    let top = (hard_nofile().min(1 << 20) - 1).to_string();
+    let dir = TempDir::new("fds");
+    let pid_path = dir.join("f.pid");
+    let mut reaper = Reaper::new();
+    let r = run_fields(probe().args([
+        "--raise-nofile",
+        "--open-fd",
+        "1000",
+        "--open-fd",
+        &top,
+        "--open-fd",
+        "7",
+        "--open-fd",
+        "12",
+        "--keep-fd",
+        "12",
+        "--pid-file",
+        pid_path.to_str().unwrap(),
+        "--close-method",
+        method,
+    ]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let pid = reaper.add(r.pid());
+    let fds = support::fds(pid);
+    // 0-2, the pid file (3) and the kept 12; 7, 1000 and the top of the limit closed.
+    let targets: Vec<String> = fds.iter().map(|&fd| support::fd_target(pid, fd)).collect();
+    assert_eq!(
+        fds,
+        vec![0, 1, 2, 3, 12],
+        "method {method}, top {top}: {targets:?}"
+    );
+    assert_eq!(support::fd_target(pid, 12), "/dev/null");
+}
+
+#[test]
+fn close_range_closes_fd_1000_and_the_top_of_the_limit() {
+    check_method("auto");
+}
+
+#[test]
+fn without_close_range_proc_self_fd_is_read() {
+    check_method("no-close-range");
+}
+
+#[test]
+fn without_close_range_or_proc_a_bounded_loop_closes() {
+    check_method("loop");
+}
+
+#[test]
+fn inherited_file_keeps_its_identity() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("inherit");
+    let mut reaper = Reaper::new();
+    // fd 9 open on a real file in the launcher: sh opens it, the probe keeps it.
+    let file = dir.join("kept");
+    std::fs::write(&file, "x").unwrap();
+    let res = dir.join("result");
+    let cmd = format!(
+        "exec {} --out {} --keep-fd 9 9<{}",
+        env!("CARGO_BIN_EXE_pdm-probe"),
+        res.display(),
+        file.display()
+    );
+    let status = support::helper("/bin/sh")
+        .args(["-c", &cmd])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&res).unwrap();
+    let pid: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    reaper.add(pid);
+    assert_eq!(support::fds(pid), vec![0, 1, 2, 9]);
+    let seen = std::fs::metadata(format!("/proc/{pid}/fd/9")).unwrap();
+    assert_eq!(
+        seen.ino(),
+        std::fs::metadata(&file).unwrap().ino(),
+        "same inode in the daemon"
+    );
+}
+
+#[test]
+fn without_proc_the_thread_check_refuses_and_the_loop_still_closes() {
+    require_root!();
+    let mut reaper = Reaper::new();
+    // /proc unmounted in a private mount namespace: threads can't be counted.
+    let r = run_fields(probe().args(["--no-proc", "--open-fd", "1000"]));
+    assert_eq!(r.status, Some(3));
+    assert_eq!(r.field("kind"), "ThreadsUnknown");
+    // With the explicit opt-in, the daemon starts and the fallback closes fd 1000.
+    let r = run_fields(probe().args([
+        "--no-proc",
+        "--allow-threads",
+        "--open-fd",
+        "1000",
+        "--open-fd",
+        "50",
+        "--close-method",
+        "no-close-range",
+    ]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let pid = reaper.add(r.pid());
+    assert_eq!(support::fds(pid), vec![0, 1, 2]);
+}
