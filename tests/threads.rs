@@ -1,0 +1,40 @@
+//! Forking a multi-threaded caller: refused by default; with the explicit, unsafe
+//! opt-in, 200 daemonizations while other threads hammer malloc and a mutex, no hang.
+
+mod support;
+
+use support::run_fields;
+
+fn threaded() -> std::process::Command {
+    support::helper(env!("CARGO_BIN_EXE_pdm-threaded"))
+}
+
+#[test]
+#[cfg_attr(
+    qemu,
+    ignore = "qemu-user 7.2 reports 0 threads in /proc/self/stat, so the count is unknown there"
+)]
+fn a_multi_threaded_caller_is_refused_and_nothing_forks() {
+    let r = run_fields(threaded().arg("refuse"));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.field("kind"), "Threaded");
+    assert_eq!(r.field("holder"), "4", "main thread + 3 hammering threads");
+    assert_eq!(
+        r.field("message"),
+        "stage 1 (detach): refusing to fork a multi-threaded process (4 threads)"
+    );
+    assert_eq!(r.field("children"), "none", "no fork happened");
+}
+
+#[test]
+fn with_the_opt_in_200_daemonizations_never_hang() {
+    let r = run_fields(threaded().args(["optin", "200"]));
+    assert_eq!(
+        r.status,
+        Some(0),
+        "exit 9 is the watchdog (a hang): {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(r.field("ok"), "200", "{}", r.stdout);
+}
