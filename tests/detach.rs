@@ -5,7 +5,7 @@ mod support;
 
 use std::os::unix::net::UnixStream;
 
-use support::{probe, run_fields, Reaper, TempDir};
+use support::{probe, Reaper, TempDir};
 
 fn report(path: &std::path::Path) -> String {
     support::wait_until("report", || path.exists());
