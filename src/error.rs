@@ -5,7 +5,7 @@ use core::fmt;
 use crate::{Errno, Stage};
 
 /// Bytes of [`Error::detail`] kept; a longer detail is cut and ends in `...`.
-pub const DETAIL_CAPACITY: usize = 120;
+pub const DETAIL_CAPACITY: usize = 100;
 
 /// What went wrong, beyond the stage and the errno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,8 +66,12 @@ pub struct Error {
     pub(crate) kind: ErrorKind,
     pub(crate) errno: Option<Errno>,
     pub(crate) holder: Option<u32>,
-    pub(crate) detail: heapless::String<DETAIL_CAPACITY>,
+    // A one-byte length keeps `Error` under 128 bytes (clippy's `result_large_err`).
+    pub(crate) detail: heapless::String<DETAIL_CAPACITY, u8>,
 }
+
+// Small enough to return by value everywhere (clippy's `result_large_err` threshold).
+const _: () = assert!(core::mem::size_of::<Error>() < 128);
 
 impl Error {
     /// An error of `kind` in `stage` (if any) with a detail message.

@@ -85,8 +85,6 @@
 //! [pandaemonium]: https://pypi.org/project/pandaemonium/
 #![no_std]
 #![deny(unsafe_code, missing_docs, clippy::undocumented_unsafe_blocks)]
-// `Error` is fixed-size (no allocation, ever, by design): ~150 bytes is the price.
-#![allow(clippy::result_large_err)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(target_os = "linux"))]

@@ -17,8 +17,8 @@
 //! | 4..8 | errno, big-endian |
 //! | 8..12 | pid / holder, big-endian |
 //! | 12 | detail length |
-//! | 13..133 | detail bytes |
-//! | 133..137 | footer `PDMN` |
+//! | 13..113 | detail bytes |
+//! | 113..117 | footer `PDMN` |
 
 use core::ffi::c_int;
 

@@ -8,8 +8,6 @@
 //! With `PDM_ALLOC_TRAP=1` the global allocator aborts on any allocation in the daemon
 //! between fork and run().
 
-#![allow(clippy::result_large_err)] // pandaemonium::Error is fixed-size by design
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{c_int, CString};
 use std::io::Write;

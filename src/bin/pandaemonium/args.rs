@@ -1,0 +1,188 @@
+//! Command-line parsing over the process's own `argv`: no copies, no allocation.
+//!
+//! Options are GNU-style long options, `--name VALUE` or `--name=VALUE`; `--` ends
+//! them. Every error is a usage error: one line on stderr, exit status 2.
+
+use core::ffi::{c_int, CStr};
+
+use crate::out::{self, Show};
+use crate::sys::Args;
+
+/// Reads `argv` from a position on.
+pub struct Cursor {
+    pub args: Args,
+    pub next: usize,
+}
+
+/// One command-line item.
+pub enum Item {
+    /// `--name` or `--name=value` (also `-h`, as `help`).
+    Opt {
+        name: &'static [u8],
+        inline: Option<&'static CStr>,
+    },
+    /// `--`: the operands follow.
+    End,
+    /// Anything not starting with `-` (or `-` alone), at this index.
+    Operand(usize),
+}
+
+/// `Err` carries the exit status, the message already printed.
+pub type Parsed<T> = Result<T, i32>;
+
+impl Cursor {
+    /// The next item, or `None` at the end.
+    pub fn item(&mut self) -> Parsed<Option<Item>> {
+        let Some(arg) = self.args.get(self.next) else {
+            return Ok(None);
+        };
+        let at = self.next;
+        self.next += 1;
+        let bytes = arg.to_bytes();
+        if bytes == b"--" {
+            return Ok(Some(Item::End));
+        }
+        if bytes == b"-h" {
+            return Ok(Some(Item::Opt {
+                name: b"help",
+                inline: None,
+            }));
+        }
+        let Some(rest) = bytes.strip_prefix(b"--") else {
+            if bytes.len() > 1 && bytes[0] == b'-' {
+                return Err(out::usage(format_args!("unknown option {}", Show(arg))));
+            }
+            return Ok(Some(Item::Operand(at)));
+        };
+        Ok(Some(match rest.iter().position(|&b| b == b'=') {
+            Some(eq) => {
+                // The text after '=' is itself a NUL-terminated suffix of the argument.
+                let tail = &arg.to_bytes_with_nul()[2 + eq + 1..];
+                Item::Opt {
+                    name: &rest[..eq],
+                    inline: CStr::from_bytes_with_nul(tail).ok(),
+                }
+            }
+            None => Item::Opt {
+                name: rest,
+                inline: None,
+            },
+        }))
+    }
+
+    /// The value of option `name`: the inline `=value`, else the next argument.
+    pub fn value(&mut self, name: &[u8], inline: Option<&'static CStr>) -> Parsed<&'static CStr> {
+        if let Some(v) = inline {
+            return Ok(v);
+        }
+        match self.args.get(self.next) {
+            Some(v) => {
+                self.next += 1;
+                Ok(v)
+            }
+            None => Err(out::usage(format_args!(
+                "option --{} needs a value",
+                ShowBytes(name)
+            ))),
+        }
+    }
+}
+
+/// Refuses `--name=value` for a flag that takes none.
+pub fn no_value(name: &[u8], inline: Option<&'static CStr>) -> Parsed<()> {
+    match inline {
+        None => Ok(()),
+        Some(_) => Err(out::usage(format_args!(
+            "option --{} takes no value",
+            ShowBytes(name)
+        ))),
+    }
+}
+
+/// The usage error for an option this command does not know.
+pub fn unknown(name: &[u8]) -> i32 {
+    out::usage(format_args!("unknown option --{}", ShowBytes(name)))
+}
+
+/// The usage error for a value an option refuses.
+pub fn bad_value(name: &str, value: &CStr, why: &str) -> i32 {
+    out::usage(format_args!("--{name} {}: {why}", Show(value)))
+}
+
+/// Shows an option name (a piece of an argument, so a `&[u8]`).
+pub struct ShowBytes<'a>(pub &'a [u8]);
+
+impl core::fmt::Display for ShowBytes<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{fffd}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A decimal number that fits `u32`.
+pub fn decimal(text: &[u8]) -> Option<u32> {
+    if text.is_empty() || text.len() > 10 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    u32::try_from(n).ok()
+}
+
+/// A file-mode mask in octal, at most `777`.
+pub fn octal(text: &[u8]) -> Option<libc::mode_t> {
+    if text.is_empty() || text.len() > 4 {
+        return None;
+    }
+    let mut n: libc::mode_t = 0;
+    for &b in text {
+        if !(b'0'..=b'7').contains(&b) {
+            return None;
+        }
+        n = n * 8 + libc::mode_t::from(b - b'0');
+    }
+    (n <= 0o777).then_some(n)
+}
+
+/// A descriptor number.
+pub fn fd(text: &[u8]) -> Option<c_int> {
+    decimal(text).and_then(|n| c_int::try_from(n).ok())
+}
+
+/// Seconds, with up to three decimals (`10`, `0.5`, `1.25`), as milliseconds; at most
+/// a day.
+pub fn seconds(text: &[u8]) -> Option<u64> {
+    let (whole, frac) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &b""[..]),
+    };
+    if frac.len() > 3 || (whole.is_empty() && frac.is_empty()) {
+        return None;
+    }
+    let secs = if whole.is_empty() {
+        0
+    } else {
+        u64::from(decimal(whole)?)
+    };
+    let mut ms = 0;
+    for i in 0..3 {
+        let d = match frac.get(i) {
+            Some(b) if b.is_ascii_digit() => u64::from(b - b'0'),
+            Some(_) => return None,
+            None => 0,
+        };
+        ms = ms * 10 + d;
+    }
+    let total = secs.checked_mul(1000)?.checked_add(ms)?;
+    (total <= 86_400_000).then_some(total)
+}
