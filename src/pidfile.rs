@@ -325,10 +325,16 @@ impl<'a> PidLockFile<'a> {
 }
 
 impl Drop for PidLockFile<'_> {
-    /// Closes the descriptor, which drops the lock if no other process shares it; the
-    /// file itself is only removed by [`release`](PidLockFile::release).
+    /// Before [`seal`](PidLockFile::seal): closes the descriptor, which drops the lock
+    /// if no other process shares it. After `seal`: keeps the descriptor open, so the
+    /// lock is held for the rest of the process's life (a daemon may drop its `Daemon`
+    /// after [`activate`](crate::Daemon::activate)); the clean-up on `SIGTERM` and
+    /// [`crate::exit`] still remove the file. Only [`release`](PidLockFile::release)
+    /// removes it otherwise.
     fn drop(&mut self) {
-        self.close();
+        if self.sealed.is_none() {
+            self.close();
+        }
     }
 }
 

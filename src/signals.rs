@@ -277,6 +277,10 @@ extern "C" fn exit_on_signal(sig: c_int) {
 
 /// Stage 7: unblock every signal, reset every disposition to the default (systemd
 /// daemon(7) steps 2-3), then install the signal map. Async-signal-safe.
+///
+/// Signals the C library reserves for itself (glibc's 32-33, musl's 32-34) can't be
+/// changed through `sigaction` (`EINVAL`) and are left as inherited, as systemd's
+/// `reset_all_signal_handlers` does.
 pub(crate) fn install(map: &SignalMap) -> Result<(), Error> {
     sys::unblock_all_signals().map_err(|e| Error::os(Stage::Signals, e, "sigprocmask", b""))?;
     for n in 1..=sys::sigrtmax() {

@@ -123,7 +123,8 @@ impl<'a> Stages<'_, 'a> {
     }
 
     /// Stage 7: unblock all signals, reset every disposition to the default, then
-    /// install the signal map.
+    /// install the signal map. Signals the C library reserves (glibc 32-33, musl 32-34)
+    /// are left as inherited: `sigaction` refuses them.
     ///
     /// # Errors
     ///

@@ -1,0 +1,121 @@
+//! The pid file's contents, beyond what the core's `PidLockFile` writes.
+//!
+//! Exec'ing PROGRAM directly, the file is the core's: `PID\n`, PROGRAM's pid (the
+//! daemon became PROGRAM). Supervising, the supervisor holds the lock and writes two
+//! lines, `PROGRAM_PID\nSUPERVISOR_PID\n` (while no program runs, between restarts,
+//! both are the supervisor's). Tools that read the first line see PROGRAM; `stop` uses
+//! the second to stop the supervisor rather than have it restart PROGRAM.
+
+use core::ffi::CStr;
+use core::time::Duration;
+
+use pandaemonium::{Errno, PidLockFile};
+
+use crate::{args, sys};
+
+/// The pids a pid file names.
+#[derive(Clone, Copy, Default)]
+pub struct Pids {
+    /// The first line: PROGRAM (or the daemon, or the supervisor between restarts).
+    pub program: Option<u32>,
+    /// The second line: the supervisor, with `--supervise`.
+    pub supervisor: Option<u32>,
+}
+
+/// Formats `n` in decimal at `buf[at..]`; the new end.
+fn push_decimal(buf: &mut [u8], at: usize, n: u32) -> usize {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    let mut v = n;
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[at + i] = digits[len - 1 - i];
+    }
+    at + len
+}
+
+/// Writes `program` and `supervisor` into the locked pid file `fd`, after checking that
+/// `path` still names it (device and inode, as the core's `release` does).
+///
+/// # Errors
+///
+/// `ESTALE` when `path` names another file (or none); `pwrite`/`ftruncate` failures.
+pub fn write_pids(fd: i32, path: &CStr, program: u32, supervisor: u32) -> Result<(), Errno> {
+    let ours = sys::fstat_id(fd)?;
+    if !matches!(sys::lstat(path), Ok((id, _)) if id == ours) {
+        return Err(Errno::from_raw(libc::ESTALE));
+    }
+    let mut line = [0u8; 22];
+    let mut n = push_decimal(&mut line, 0, program);
+    line[n] = b'\n';
+    n = push_decimal(&mut line, n + 1, supervisor);
+    line[n] = b'\n';
+    // Overwrite, then cut: a reader never sees an empty file.
+    sys::pwrite_all(fd, &line[..=n], 0)?;
+    sys::ftruncate(fd, n as i64 + 1)
+}
+
+/// Reads the pids in the file; none when it is missing or empty.
+///
+/// # Errors
+///
+/// `open`/`read` failures other than `ENOENT` (e.g. `ELOOP` for a symlink).
+pub fn read(path: &CStr) -> Result<Pids, Errno> {
+    let fd = match sys::open_read(path) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(Pids::default()),
+        Err(e) => return Err(e),
+    };
+    let mut buf = [0u8; 64];
+    let n = sys::read(fd, &mut buf);
+    sys::close(fd);
+    let mut lines = buf[..n?].split(|&b| b == b'\n');
+    let mut next = || lines.next().and_then(args::decimal).filter(|&p| p > 0);
+    Ok(Pids {
+        program: next(),
+        supervisor: next(),
+    })
+}
+
+/// [`read`], re-read briefly while a holder has locked the file but not yet written
+/// its pid (FreeBSD's pidfile(3) waits the same 20 × 5 ms).
+pub fn read_settled(path: &CStr) -> Result<Pids, Errno> {
+    for _ in 0..20 {
+        let pids = read(path)?;
+        if pids.program.is_some() {
+            return Ok(pids);
+        }
+        sys::sleep_ms(5);
+    }
+    read(path)
+}
+
+/// Whether something is at `path` (a symlink counts).
+pub fn exists(path: &CStr) -> Result<bool, Errno> {
+    match sys::lstat(path) {
+        Ok(_) => Ok(true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a stale pid file: takes its lock (so a live holder's file is never
+/// touched), then releases it, which removes the file. Does nothing when the file is
+/// missing or someone holds the lock. Errors are ignored (e.g. no permission).
+pub fn remove_stale(path: &'static CStr) {
+    if !matches!(exists(path), Ok(true)) {
+        return;
+    }
+    if let Ok(mut pid_file) = PidLockFile::new(path, Duration::ZERO) {
+        if pid_file.acquire(None).is_ok() {
+            let _ = pid_file.release();
+        }
+    }
+}
