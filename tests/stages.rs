@@ -415,3 +415,30 @@ fn launched_with_stdio_closed_without_detaching() {
     assert!(rep["probe_fd"].parse::<i32>().unwrap() > 2);
     assert_eq!(rep["fds"], "0,1,2,3", "0-2 filled, the pid file above them");
 }
+
+#[test]
+fn the_lock_outlives_a_dropped_daemon_after_activate() {
+    let dir = TempDir::new("actdrop");
+    let pid_path = dir.join("ad.pid");
+    let out = support::run(probe().args([
+        "--mode",
+        "activate-drop",
+        "--pid-file",
+        pid_path.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    let pid = support::read_pid(&pid_path).expect("sealed");
+    let mut reaper = Reaper::new();
+    reaper.add(pid);
+    support::wait_until("the daemon is in run()", || support::alive(pid));
+    assert!(!support::lock_holders(&pid_path).is_empty(), "still locked");
+    let again = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
+    assert_eq!(again.status, Some(3));
+    assert_eq!(
+        again.field("message"),
+        format!(
+            "stage 6 (pid file): {}: already running (pid {pid})",
+            pid_path.display()
+        )
+    );
+}

@@ -547,6 +547,17 @@ fn main() {
             }
             Err(e) => print_err(&e, None),
         },
+        "activate-drop" => match daemon.activate() {
+            Ok(_) => {
+                // The daemon drops its Daemon (and PidLockFile): the lock must stay held.
+                let mut app = std::mem::take(daemon.app());
+                drop(daemon);
+                IN_RUN.store(true, SeqCst);
+                let code = app.run();
+                pandaemonium::exit(code)
+            }
+            Err(e) => print_err(&e, None),
+        },
         _ => fail_usage("mode"),
     }
 }
