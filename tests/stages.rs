@@ -420,17 +420,21 @@ fn launched_with_stdio_closed_without_detaching() {
 fn the_lock_outlives_a_dropped_daemon_after_activate() {
     let dir = TempDir::new("actdrop");
     let pid_path = dir.join("ad.pid");
+    let marker = dir.join("ran");
     let out = support::run(probe().args([
         "--mode",
         "activate-drop",
         "--pid-file",
         pid_path.to_str().unwrap(),
+        "--marker",
+        marker.to_str().unwrap(),
     ]));
     assert_eq!(out.status.code(), Some(0));
     let pid = support::read_pid(&pid_path).expect("sealed");
     let mut reaper = Reaper::new();
     reaper.add(pid);
-    support::wait_until("the daemon is in run()", || support::alive(pid));
+    // run() writes the marker after the Daemon was dropped.
+    support::wait_until("the daemon is in run()", || marker.exists());
     assert!(!support::lock_holders(&pid_path).is_empty(), "still locked");
     let again = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(again.status, Some(3));
