@@ -20,6 +20,18 @@ static FD: AtomicI32 = AtomicI32::new(-1);
 static DEV: AtomicU64 = AtomicU64::new(0);
 static INO: AtomicU64 = AtomicU64::new(0);
 static ARMED: AtomicBool = AtomicBool::new(false);
+/// The daemon's end of the status pipe while set-up runs (-1 otherwise).
+static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Records (or, with -1, clears) the daemon's status-pipe descriptor.
+pub(crate) fn set_report_fd(fd: c_int) {
+    REPORT_FD.store(fd, SeqCst);
+}
+
+/// The daemon's status-pipe descriptor during set-up, or -1.
+pub(crate) fn report_fd() -> c_int {
+    REPORT_FD.load(SeqCst)
+}
 
 /// Records the sealed pid file (stage 6, before any handler is installed).
 pub(crate) fn register(path: &CStr, fd: c_int, id: FileId) {

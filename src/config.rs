@@ -44,7 +44,7 @@ pub struct Config<'a> {
     pub(crate) ids: Option<ProcessIds>,
     pub(crate) umask: libc::mode_t,
     pub(crate) working_directory: &'a CStr,
-    pub(crate) pid_file: Option<PidLockFile<'a>>,
+    pub(crate) pid_file: Option<PidLockFile>,
     pub(crate) signals: SignalMap,
     pub(crate) inherit: heapless::Vec<c_int, INHERIT_CAPACITY>,
     pub(crate) stdio: [Option<Stdio<'a>>; 3],
@@ -139,7 +139,7 @@ impl<'a> Config<'a> {
 
     /// Stage 6: use this pid file, acquired or not (the seed's foreground-or-daemon
     /// pattern acquires it first, then hands it over).
-    pub fn pid_lock_file(&mut self, pid_file: PidLockFile<'a>) -> &mut Self {
+    pub fn pid_lock_file(&mut self, pid_file: PidLockFile) -> &mut Self {
         self.pid_file = Some(pid_file);
         self
     }
@@ -238,12 +238,12 @@ impl<'a> Config<'a> {
     }
 
     /// The pid file, if one is set.
-    pub fn pid_file_ref(&self) -> Option<&PidLockFile<'a>> {
+    pub fn pid_file_ref(&self) -> Option<&PidLockFile> {
         self.pid_file.as_ref()
     }
 
     /// The pid file, mutably (e.g. to release it by hand).
-    pub fn pid_file_mut(&mut self) -> Option<&mut PidLockFile<'a>> {
+    pub fn pid_file_mut(&mut self) -> Option<&mut PidLockFile> {
         self.pid_file.as_mut()
     }
 }

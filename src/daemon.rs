@@ -135,6 +135,30 @@ impl<'a, R: Run> Daemon<'a, R> {
     }
 }
 
+/// Keeps a panic in user code from unwinding out of the daemon into the launcher's
+/// code (which would run the launcher's destructors, and the rest of `main`, in the
+/// daemon). Dropped only by unwinding: the normal path `forget`s it. Works without
+/// std: no `thread::panicking()` is needed.
+struct UnwindGuard {
+    /// The stage whose user code runs, or `None` for `run()`.
+    stage: Option<Stage>,
+}
+
+impl Drop for UnwindGuard {
+    fn drop(&mut self) {
+        let fd = crate::cleanup::report_fd();
+        if fd < 0 && self.stage.is_some() {
+            // No fork yet (or none at all): the panic is the launcher's own to unwind.
+            return;
+        }
+        let e = Error::new(self.stage, ErrorKind::Panicked, "panicked in the daemon");
+        if fd >= 0 {
+            Reporter { fd }.failed(&e);
+        }
+        crate::cleanup::exit(101)
+    }
+}
+
 impl<'a, R: Run> Daemon<'a, R> {
     /// The configuration (also reachable through `Deref`).
     pub fn config(&mut self) -> &mut Config<'a> {
@@ -204,7 +228,8 @@ impl<'a, R: Run> Daemon<'a, R> {
             state: &mut self.state,
         };
         let app = &mut self.app;
-        match stage {
+        let guard = UnwindGuard { stage: Some(stage) };
+        let result = match stage {
             Stage::Detach => app.stage1(s),
             Stage::PreventCore => app.stage2(s),
             Stage::ProcessIds => app.stage3(s),
@@ -214,7 +239,9 @@ impl<'a, R: Run> Daemon<'a, R> {
             Stage::Signals => app.stage7(s),
             Stage::CloseFiles => app.stage8(s),
             Stage::Redirect => app.stage9(s),
-        }
+        };
+        core::mem::forget(guard);
+        result
     }
 
     /// Runs the stages after the last one done, up to `upto`. In the original process
@@ -252,6 +279,7 @@ impl<'a, R: Run> Daemon<'a, R> {
         if self.state.done == 9 {
             if let Some(reporter) = self.state.reporter.take() {
                 reporter.done();
+                crate::cleanup::set_report_fd(-1);
                 sys::close(reporter.fd);
             }
         }
@@ -347,7 +375,9 @@ impl<'a, R: Run> Daemon<'a, R> {
             ));
         }
         self.state.done = 10;
+        let guard = UnwindGuard { stage: None };
         let status = self.app.run();
+        core::mem::forget(guard);
         if let Some(pid_file) = &mut self.config.pid_file {
             let _ = pid_file.release();
         }

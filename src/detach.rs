@@ -136,6 +136,7 @@ pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
         Err(e) => fail(Error::os(Stage::Detach, e, "fork", b"(second)")),
     }
     reporter.pid(sys::getpid() as u32);
+    crate::cleanup::set_report_fd(status_w);
     Ok(Detached::Daemon {
         reporter: Some(reporter),
         forked: true,

@@ -40,6 +40,9 @@ pub enum ErrorKind {
     UnknownGroup,
     /// A failure reported by the user's own stage code ([`Error::custom`]).
     Custom,
+    /// User code panicked in the daemon during set-up; the daemon removed its pid file
+    /// and exited (the panic message, if any, is in the captured `error`).
+    Panicked,
     /// Not a failure: returned by [`Stages::detach`](crate::Stages::detach) in the
     /// original process so that `?` carries it out of a stage override, as
     /// pandaemonium's `Parent` exception does. `start()`, `stage()` and `activate()`

@@ -45,8 +45,11 @@ const ACQUIRE_POLL_MS: u32 = 50;
 /// # Ok::<(), pandaemonium::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct PidLockFile<'a> {
-    path: &'a CStr,
+pub struct PidLockFile {
+    /// The path and its NUL, copied: the object borrows nothing, so it can be built
+    /// from a temporary, stored, and handed to the daemon.
+    path: [u8; PID_PATH_CAPACITY + 1],
+    path_len: usize,
     timeout: Duration,
     fd: c_int,
     id: Option<FileId>,
@@ -63,7 +66,7 @@ fn os_err(errno: Errno, op: &str, path: &CStr) -> Error {
     Error::os(Stage::PidFile, errno, op, path.to_bytes())
 }
 
-impl<'a> PidLockFile<'a> {
+impl PidLockFile {
     /// A pid file at `path`; `timeout` is how long [`acquire`](Self::acquire) waits for a
     /// live holder to go (zero: fail at once, as pandaemonium's default).
     ///
@@ -71,7 +74,7 @@ impl<'a> PidLockFile<'a> {
     ///
     /// [`ErrorKind::InvalidConfig`] when `path` is empty or relative, and
     /// [`ErrorKind::Capacity`] when it is longer than [`PID_PATH_CAPACITY`].
-    pub fn new(path: &'a CStr, timeout: Duration) -> Result<PidLockFile<'a>, Error> {
+    pub fn new(path: &CStr, timeout: Duration) -> Result<PidLockFile, Error> {
         let bytes = path.to_bytes();
         if bytes.first() != Some(&b'/') {
             let mut e = Error::new(
@@ -91,8 +94,11 @@ impl<'a> PidLockFile<'a> {
             e.push_detail(bytes);
             return Err(e);
         }
+        let mut copy = [0u8; PID_PATH_CAPACITY + 1];
+        copy[..bytes.len()].copy_from_slice(bytes);
         Ok(PidLockFile {
-            path,
+            path: copy,
+            path_len: bytes.len(),
             timeout,
             fd: -1,
             id: None,
@@ -101,8 +107,9 @@ impl<'a> PidLockFile<'a> {
     }
 
     /// The path.
-    pub fn path(&self) -> &'a CStr {
-        self.path
+    pub fn path(&self) -> &CStr {
+        // The copy holds no NUL before `path_len` (it came from a `CStr`) and one after.
+        CStr::from_bytes_with_nul(&self.path[..=self.path_len]).unwrap_or(c"/")
     }
 
     /// Whether this object holds the lock (acquired, sealed or not).
@@ -133,7 +140,7 @@ impl<'a> PidLockFile<'a> {
     /// already acquired; `ELOOP` for a symlink; other OS errors from `open`.
     pub fn acquire(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         if self.fd >= 0 {
-            return Err(err(ErrorKind::StageOrder, self.path));
+            return Err(err(ErrorKind::StageOrder, self.path()));
         }
         let wait_ms = timeout
             .unwrap_or(self.timeout)
@@ -142,11 +149,11 @@ impl<'a> PidLockFile<'a> {
         let deadline = sys::monotonic_ms().saturating_add(wait_ms);
         loop {
             let fd = sys::open(
-                self.path,
+                self.path(),
                 libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK,
                 0o644,
             )
-            .map_err(|e| os_err(e, "open", self.path))?;
+            .map_err(|e| os_err(e, "open", self.path()))?;
             match self.lock_opened(fd) {
                 Ok(true) => return Ok(()),
                 Ok(false) => continue, // the file was replaced between open and lock
@@ -164,33 +171,33 @@ impl<'a> PidLockFile<'a> {
             Ok(st) => st,
             Err(e) => {
                 sys::close(fd);
-                return Err(os_err(e, "fstat", self.path));
+                return Err(os_err(e, "fstat", self.path()));
             }
         };
         if st.mode & libc::S_IFMT != libc::S_IFREG {
             sys::close(fd);
-            return Err(os_err(Errno::INVAL, "not a regular file:", self.path));
+            return Err(os_err(Errno::INVAL, "not a regular file:", self.path()));
         }
         match sys::lock::try_exclusive(fd) {
             Ok(()) => {}
             Err(Errno::AGAIN) => {
                 let holder = holder_pid(fd);
                 sys::close(fd);
-                return Err(err(ErrorKind::AlreadyRunning, self.path).with_holder(holder));
+                return Err(err(ErrorKind::AlreadyRunning, self.path()).with_holder(holder));
             }
             Err(e) => {
                 sys::close(fd);
-                return Err(os_err(e, "lock", self.path));
+                return Err(os_err(e, "lock", self.path()));
             }
         }
         // A previous holder may have unlinked the file between our open and our lock.
-        if !names(self.path, st.id) {
+        if !names(self.path(), st.id) {
             sys::close(fd);
             return Ok(false);
         }
         if let Err(e) = sys::ftruncate(fd, 0) {
             sys::close(fd);
-            return Err(os_err(e, "truncate", self.path));
+            return Err(os_err(e, "truncate", self.path()));
         }
         // 0644 whatever the umask (pid files are world-readable); fails harmlessly on a
         // file we do not own.
@@ -209,19 +216,19 @@ impl<'a> PidLockFile<'a> {
     /// sealed; `ESTALE` when the path no longer names the locked file.
     pub fn seal(&mut self) -> Result<u32, Error> {
         if self.sealed.is_some() {
-            return Err(err(ErrorKind::StageOrder, self.path));
+            return Err(err(ErrorKind::StageOrder, self.path()));
         }
         if self.fd < 0 {
             self.acquire(None)?;
         }
         let id = self
             .id
-            .ok_or_else(|| err(ErrorKind::StageOrder, self.path))?;
-        if !names(self.path, id) {
+            .ok_or_else(|| err(ErrorKind::StageOrder, self.path()))?;
+        if !names(self.path(), id) {
             return Err(os_err(
                 Errno(libc::ESTALE),
                 "replaced by another file:",
-                self.path,
+                self.path(),
             ));
         }
         let pid = sys::getpid() as u32;
@@ -230,8 +237,8 @@ impl<'a> PidLockFile<'a> {
         let n = text.as_bytes().len();
         line[..n].copy_from_slice(text.as_bytes());
         line[n] = b'\n';
-        sys::ftruncate(self.fd, 0).map_err(|e| os_err(e, "truncate", self.path))?;
-        sys::pwrite_all(self.fd, &line[..=n], 0).map_err(|e| os_err(e, "write", self.path))?;
+        sys::ftruncate(self.fd, 0).map_err(|e| os_err(e, "truncate", self.path()))?;
+        sys::pwrite_all(self.fd, &line[..=n], 0).map_err(|e| os_err(e, "write", self.path()))?;
         self.sealed = Some(pid);
         Ok(pid)
     }
@@ -247,12 +254,12 @@ impl<'a> PidLockFile<'a> {
         if self.fd < 0 {
             return Ok(false);
         }
-        let ours = self.id.is_some_and(|id| names(self.path, id));
+        let ours = self.id.is_some_and(|id| names(self.path(), id));
         let result = if ours {
             cleanup::forget(self.fd);
-            sys::unlink(self.path)
+            sys::unlink(self.path())
                 .map(|()| true)
-                .map_err(|e| os_err(e, "unlink", self.path))
+                .map_err(|e| os_err(e, "unlink", self.path()))
         } else {
             Ok(false)
         };
@@ -279,17 +286,17 @@ impl<'a> PidLockFile<'a> {
     /// OS errors other than `ENOENT` from `open` and `read` (e.g. `ELOOP`, `EACCES`).
     pub fn read_pid(&self) -> Result<Option<u32>, Error> {
         let fd = match sys::open(
-            self.path,
+            self.path(),
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
             0,
         ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(os_err(e, "open", self.path)),
+            Err(e) => return Err(os_err(e, "open", self.path())),
         };
         let pid = read_pid_fd(fd);
         sys::close(fd);
-        pid.map_err(|e| os_err(e, "read", self.path))
+        pid.map_err(|e| os_err(e, "read", self.path()))
     }
 
     /// Whether a live process holds the file's lock (this object included). Asks the
@@ -303,28 +310,28 @@ impl<'a> PidLockFile<'a> {
             return Ok(true);
         }
         let fd = match sys::open(
-            self.path,
+            self.path(),
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
             0,
         ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(false),
-            Err(e) => return Err(os_err(e, "open", self.path)),
+            Err(e) => return Err(os_err(e, "open", self.path())),
         };
         let held = sys::lock::is_held(fd);
         sys::close(fd);
-        held.map_err(|e| os_err(e, "lock query", self.path))
+        held.map_err(|e| os_err(e, "lock query", self.path()))
     }
 
     /// Makes the SIGTERM clean-up and [`crate::exit`] able to remove this file.
     pub(crate) fn register_cleanup(&self) {
         if let Some(id) = self.id {
-            cleanup::register(self.path, self.fd, id);
+            cleanup::register(self.path(), self.fd, id);
         }
     }
 }
 
-impl Drop for PidLockFile<'_> {
+impl Drop for PidLockFile {
     /// Before [`seal`](PidLockFile::seal): closes the descriptor, which drops the lock
     /// if no other process shares it. After `seal`: keeps the descriptor open, so the
     /// lock is held for the rest of the process's life (a daemon may drop its `Daemon`

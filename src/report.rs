@@ -131,7 +131,7 @@ fn kind_code(kind: ErrorKind) -> u8 {
     KINDS.iter().position(|&k| k == kind).map_or(0, |i| i as u8)
 }
 
-const KINDS: [ErrorKind; 13] = [
+const KINDS: [ErrorKind; 14] = [
     ErrorKind::Os,
     ErrorKind::AlreadyRunning,
     ErrorKind::InvalidConfig,
@@ -145,6 +145,7 @@ const KINDS: [ErrorKind; 13] = [
     ErrorKind::UnknownGroup,
     ErrorKind::Custom,
     ErrorKind::Detached,
+    ErrorKind::Panicked,
 ];
 
 /// A decoded record.

@@ -43,7 +43,7 @@ fn exit_now(code: i32) -> ! {
 
 /// The child: seal the pid file (acquiring it first unless inherited), tell the parent,
 /// wait for SIGINT, exit 0. Only async-signal-safe calls: it is a fork of this program.
-fn child(mut pf: PidLockFile<'_>, write_end: libc::c_int, inherited: bool) -> ! {
+fn child(mut pf: PidLockFile, write_end: libc::c_int, inherited: bool) -> ! {
     // SAFETY: alarm takes an integer; a fork does not inherit the parent's alarm.
     unsafe { libc::alarm(60) };
     if !inherited && pf.acquire(None).is_err() {
