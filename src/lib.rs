@@ -87,6 +87,9 @@
 #![deny(unsafe_code, missing_docs, clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "std")]
+extern crate std;
+
 #[cfg(not(target_os = "linux"))]
 compile_error!("pandaemonium supports Linux only");
 
@@ -109,6 +112,8 @@ mod stage;
 mod stages;
 mod stdio;
 mod sys;
+#[cfg(feature = "std")]
+mod with_std;
 
 pub use cleanup::{exit, remove_pid_file};
 pub use config::{Config, Detach};
@@ -124,3 +129,5 @@ pub use signals::{Action, Signal, SIGNAL_MAP_CAPACITY};
 pub use stage::Stage;
 pub use stages::Stages;
 pub use stdio::Stdio;
+#[cfg(feature = "std")]
+pub use with_std::{Builder, Launched, PidFileGuard, Redirect, SignalSpec, StartError, User};

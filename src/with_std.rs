@@ -1,0 +1,566 @@
+//! The `std` layer: a [`Builder`] that feels like `std::thread::Builder` and
+//! `std::process::Command`, owned paths and names, `String` output, `io::Error`.
+//!
+//! Everything it adds is prepared before fork: paths become C strings, users and
+//! groups are resolved, signal names parsed; then the no_std core runs exactly as
+//! without std, allocating nothing between fork and the closure.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use crate::{
+    target, Action, Activated, Config, Daemon, Detach, Error, ErrorKind, PidLockFile, ProcessIds,
+    Signal, Stage, Stdio,
+};
+
+/// A user, by name or by uid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub enum User {
+    /// A user name, looked up before fork.
+    Name(String),
+    /// A numeric uid.
+    Id(u32),
+}
+
+impl From<&str> for User {
+    fn from(name: &str) -> User {
+        User::Name(name.to_string())
+    }
+}
+
+impl From<String> for User {
+    fn from(name: String) -> User {
+        User::Name(name)
+    }
+}
+
+impl From<u32> for User {
+    fn from(uid: u32) -> User {
+        User::Id(uid)
+    }
+}
+
+/// Where a standard stream goes in stage 9 (owned; the core's [`Stdio`] borrows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub enum Redirect {
+    /// `/dev/null`.
+    Null,
+    /// A file: read for stdin; appended to (created 0666 less the umask) for the others.
+    Path(PathBuf),
+    /// A copy of this open descriptor.
+    Fd(RawFd),
+}
+
+/// A signal by value, name (`"HUP"`, `"SIGHUP"`) or number, parsed before fork.
+#[derive(Clone, Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub enum SignalSpec {
+    /// A parsed signal.
+    Signal(Signal),
+    /// A name or number, parsed by [`Signal::parse`].
+    Text(String),
+}
+
+impl From<Signal> for SignalSpec {
+    fn from(sig: Signal) -> SignalSpec {
+        SignalSpec::Signal(sig)
+    }
+}
+
+impl From<&str> for SignalSpec {
+    fn from(text: &str) -> SignalSpec {
+        SignalSpec::Text(text.to_string())
+    }
+}
+
+impl From<i32> for SignalSpec {
+    fn from(n: i32) -> SignalSpec {
+        SignalSpec::Text(n.to_string())
+    }
+}
+
+/// Builds and starts a daemon from a closure, like `std::thread::Builder::spawn`.
+///
+/// Setters never fail; every value is checked in [`start`](Builder::start) /
+/// [`activate`](Builder::activate), before anything forks.
+///
+/// ```no_run
+/// use pandaemonium::Builder;
+///
+/// let greeting = String::from("hello");          // captured, prepared before fork
+/// let started = Builder::new()
+///     .pid_file("/tmp/hello.pid")
+///     .stdout("/tmp/hello.log")
+///     .user("nobody")                             // resolved before fork
+///     .start(move || {
+///         println!("{greeting} from the daemon");
+///         0
+///     })?;
+/// println!("daemon pid {}, set-up output {:?}", started.pid, started.output);
+/// # Ok::<(), pandaemonium::StartError>(())
+/// ```
+#[derive(Debug, Default)]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub struct Builder {
+    detach: Option<Detach>,
+    prevent_core: Option<bool>,
+    umask: Option<u32>,
+    working_directory: Option<PathBuf>,
+    pid_path: Option<PathBuf>,
+    pid_lock: Option<PidLockFile>,
+    user: Option<User>,
+    group: Option<User>,
+    groups: Option<Vec<u32>>,
+    inherit: Vec<RawFd>,
+    signals: Vec<(SignalSpec, Action)>,
+    stdio: [Option<Redirect>; 3],
+    allow_threads: bool,
+}
+
+/// The daemon is running: what the original process learns from [`Builder::start`]
+/// (the owned counterpart of the core's [`Started`](crate::Started)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub struct Launched {
+    /// The daemon's process id.
+    pub pid: u32,
+    /// What the daemon wrote to stdout during set-up.
+    pub output: String,
+    /// What the daemon wrote to stderr during set-up.
+    pub error: String,
+}
+
+/// Starting failed: the core [`Error`] (stage, errno, value) and what the daemon wrote
+/// during set-up. Its `Display` is the error, then the daemon's stderr if any.
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+#[derive(Clone, Debug)]
+pub struct StartError(std::boxed::Box<Failure>);
+
+#[derive(Clone, Debug)]
+struct Failure {
+    error: Error,
+    output: String,
+    stderr: String,
+}
+
+impl StartError {
+    fn new(error: Error, output: &[u8], stderr: &[u8]) -> StartError {
+        StartError(std::boxed::Box::new(Failure {
+            error,
+            output: lossy(output),
+            stderr: lossy(stderr),
+        }))
+    }
+
+    /// The failure: stage, kind, errno and value.
+    pub fn error(&self) -> &Error {
+        &self.0.error
+    }
+
+    /// What the daemon wrote to stdout during set-up.
+    pub fn output(&self) -> &str {
+        &self.0.output
+    }
+
+    /// What the daemon wrote to stderr during set-up (e.g. a panic message).
+    pub fn stderr(&self) -> &str {
+        &self.0.stderr
+    }
+}
+
+impl From<Error> for StartError {
+    fn from(error: Error) -> StartError {
+        StartError::new(error, b"", b"")
+    }
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0.error)?;
+        let stderr = self.0.stderr.trim_end();
+        if !stderr.is_empty() {
+            write!(f, "\n{stderr}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0.error)
+    }
+}
+
+impl From<StartError> for io::Error {
+    fn from(e: StartError) -> io::Error {
+        e.0.error.into()
+    }
+}
+
+impl From<Error> for io::Error {
+    /// Keeps the message and the error itself (`get_ref()` downcasts to [`Error`], whose
+    /// [`errno`](Error::errno) is there); the kind comes from the errno when there is one.
+    fn from(e: Error) -> io::Error {
+        let kind = match (e.errno(), e.kind()) {
+            (Some(errno), _) => io::Error::from_raw_os_error(errno.raw()).kind(),
+            (None, ErrorKind::AlreadyRunning) => io::ErrorKind::AlreadyExists,
+            (None, ErrorKind::InvalidConfig | ErrorKind::Capacity) => io::ErrorKind::InvalidInput,
+            (None, ErrorKind::UnknownUser | ErrorKind::UnknownGroup) => io::ErrorKind::NotFound,
+            (None, ErrorKind::Threaded | ErrorKind::ThreadsUnknown) => io::ErrorKind::Unsupported,
+            (None, _) => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+impl Error {
+    /// The OS error number, as `std::io::Error::raw_os_error` gives it.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.errno().map(crate::Errno::raw)
+    }
+}
+
+fn c_path(path: &Path, stage: Stage) -> Result<CString, Error> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        let mut e = Error::new(
+            Some(stage),
+            ErrorKind::InvalidConfig,
+            "path holds a NUL byte: ",
+        );
+        e.push_detail(path.as_os_str().as_bytes());
+        e
+    })
+}
+
+fn c_name(name: &str, stage: Stage) -> Result<CString, Error> {
+    CString::new(name).map_err(|_| {
+        let mut e = Error::new(
+            Some(stage),
+            ErrorKind::InvalidConfig,
+            "name holds a NUL byte: ",
+        );
+        e.push_detail(name.as_bytes());
+        e
+    })
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Builder {
+    /// A builder with pandaemonium's defaults (see [`Config`]).
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Stage 1: whether to fork (default [`Detach::Auto`]).
+    pub fn detach(mut self, detach: Detach) -> Builder {
+        self.detach = Some(detach);
+        self
+    }
+
+    /// Stage 2: whether to turn core dumps off (default `true`).
+    pub fn prevent_core(mut self, prevent: bool) -> Builder {
+        self.prevent_core = Some(prevent);
+        self
+    }
+
+    /// Stage 3: the user to run as, by name or uid; its primary group and its
+    /// supplementary groups come from the user database (resolved before fork).
+    pub fn user(mut self, user: impl Into<User>) -> Builder {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Stage 3: the primary group, by name or gid, instead of the user's.
+    pub fn group(mut self, group: impl Into<User>) -> Builder {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Stage 3: the supplementary groups, instead of the user's.
+    pub fn groups(mut self, groups: &[u32]) -> Builder {
+        self.groups = Some(groups.to_vec());
+        self
+    }
+
+    /// Stage 4: the umask (default `0o077`).
+    pub fn umask(mut self, mask: u32) -> Builder {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// Stage 5: the working directory (default `/`).
+    pub fn working_directory(mut self, dir: impl AsRef<Path>) -> Builder {
+        self.working_directory = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Stage 6: a pid file at this absolute path, acquired and sealed by the daemon.
+    pub fn pid_file(mut self, path: impl AsRef<Path>) -> Builder {
+        self.pid_path = Some(path.as_ref().to_path_buf());
+        self.pid_lock = None;
+        self
+    }
+
+    /// Stage 6: this pid file, e.g. one already acquired in the foreground.
+    pub fn pid_lock_file(mut self, pid_file: PidLockFile) -> Builder {
+        self.pid_lock = Some(pid_file);
+        self.pid_path = None;
+        self
+    }
+
+    /// Stage 7: what `sig` (a [`Signal`], a name like `"HUP"` or a number) does.
+    pub fn signal(mut self, sig: impl Into<SignalSpec>, action: Action) -> Builder {
+        self.signals.push((sig.into(), action));
+        self
+    }
+
+    /// Stage 8: keep this descriptor open in the daemon.
+    pub fn inherit_file(mut self, fd: &impl AsRawFd) -> Builder {
+        self.inherit.push(fd.as_raw_fd());
+        self
+    }
+
+    /// Stage 9: stdin from this file.
+    pub fn stdin(mut self, path: impl AsRef<Path>) -> Builder {
+        self.stdio[0] = Some(Redirect::Path(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// Stage 9: stdout appended to this file.
+    pub fn stdout(mut self, path: impl AsRef<Path>) -> Builder {
+        self.stdio[1] = Some(Redirect::Path(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// Stage 9: stderr appended to this file.
+    pub fn stderr(mut self, path: impl AsRef<Path>) -> Builder {
+        self.stdio[2] = Some(Redirect::Path(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// Stage 9: where stream `n` (0, 1 or 2) goes, as a [`Redirect`].
+    pub fn redirect(mut self, n: usize, to: Redirect) -> Builder {
+        if let Some(slot) = self.stdio.get_mut(n) {
+            *slot = Some(to);
+        }
+        self
+    }
+
+    /// Lets stage 1 fork a multi-threaded process; see [`Daemon::allow_threads`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Daemon::allow_threads`]: until it execs or exits, the daemon's closure must
+    /// only call async-signal-safe functions and take no lock another thread may hold
+    /// (no allocation, no `println!`).
+    #[allow(unsafe_code)]
+    pub unsafe fn allow_threads(mut self) -> Builder {
+        self.allow_threads = true;
+        self
+    }
+
+    /// Resolves users and groups (before fork).
+    fn ids(&self) -> Result<Option<ProcessIds>, Error> {
+        let text = |u: &User| match u {
+            User::Name(name) => name.clone(),
+            User::Id(id) => id.to_string(),
+        };
+        let base = match (&self.user, &self.group) {
+            // A uid with an explicit group needs no user entry.
+            (Some(User::Id(uid)), Some(User::Id(gid))) => ProcessIds::new(*uid, *gid)?,
+            (Some(user), _) => ProcessIds::user(&c_name(&text(user), Stage::ProcessIds)?)?,
+            (None, _) if self.group.is_some() || self.groups.is_some() => {
+                ProcessIds::new(crate::sys::ids().0, crate::sys::ids().2)?
+            }
+            (None, _) => return Ok(None),
+        };
+        let mut ids = base;
+        if let Some(group) = &self.group {
+            ids = ids.with_group(&c_name(&text(group), Stage::ProcessIds)?)?;
+        }
+        if let Some(groups) = &self.groups {
+            ids = ids.with_groups(groups)?;
+        }
+        Ok(Some(ids))
+    }
+
+    /// Runs `f` as a daemon: the nine stages, then `f()` in the daemon, whose return
+    /// value is its exit status (the pid file is removed first).
+    ///
+    /// Returns in the original process once the daemon finished stage 9. With
+    /// [`Detach::Never`] (or under init/inetd) this process becomes the daemon and
+    /// `start` returns only on failure.
+    ///
+    /// # Errors
+    ///
+    /// A [`StartError`]: bad configuration (before any fork) or the stage that failed.
+    pub fn start<F: FnOnce() -> i32>(self, f: F) -> Result<Launched, StartError> {
+        self.with_daemon(f, |daemon| match daemon.start() {
+            Ok(s) => Ok(Launched {
+                pid: s.pid,
+                output: lossy(s.output.as_bytes()),
+                error: lossy(s.error.as_bytes()),
+            }),
+            Err(error) => Err(StartError::new(
+                error,
+                daemon.output().as_bytes(),
+                daemon.error().as_bytes(),
+            )),
+        })
+    }
+
+    /// Runs the nine stages and returns inside the daemon (the seed's foreground-or-
+    /// daemon pattern); the original process prints the daemon's set-up output and
+    /// exits 0, or 1 on failure.
+    ///
+    /// # Errors
+    ///
+    /// Failures before detaching, or in a daemon that did not detach.
+    pub fn activate(self) -> Result<Activated, StartError> {
+        self.with_daemon(|| 0, |daemon| daemon.activate().map_err(StartError::from))
+    }
+
+    /// Prepares every C string and id, builds the core daemon, hands it to `go`.
+    fn with_daemon<F: FnOnce() -> i32, T>(
+        mut self,
+        f: F,
+        go: impl FnOnce(&mut Daemon<'_, crate::Target<fn(F) -> i32, F>>) -> Result<T, StartError>,
+    ) -> Result<T, StartError> {
+        let wd = match &self.working_directory {
+            Some(dir) => Some(c_path(dir, Stage::WorkingDirectory)?),
+            None => None,
+        };
+        let pid_path = match &self.pid_path {
+            Some(p) => Some(c_path(p, Stage::PidFile)?),
+            None => None,
+        };
+        let mut stdio_paths: [Option<CString>; 3] = [None, None, None];
+        for (n, slot) in self.stdio.iter().enumerate() {
+            if let Some(Redirect::Path(p)) = slot {
+                stdio_paths[n] = Some(c_path(p, Stage::Redirect)?);
+            }
+        }
+        let ids = self.ids()?;
+
+        let mut config = Config::default();
+        if let Some(d) = self.detach {
+            config.detach(d);
+        }
+        if let Some(p) = self.prevent_core {
+            config.prevent_core(p);
+        }
+        if let Some(m) = self.umask {
+            config.umask(m);
+        }
+        if let Some(wd) = &wd {
+            config.working_directory(wd)?;
+        }
+        if let Some(ids) = ids {
+            config.ids(ids);
+        }
+        if let Some(p) = &pid_path {
+            config.pid_file(p)?;
+        }
+        if let Some(lock) = self.pid_lock.take() {
+            config.pid_lock_file(lock);
+        }
+        for (spec, action) in &self.signals {
+            let sig = match spec {
+                SignalSpec::Signal(s) => *s,
+                SignalSpec::Text(t) => Signal::parse(t)?,
+            };
+            config.signal(sig, *action)?;
+        }
+        for &fd in &self.inherit {
+            config.inherit_file(fd)?;
+        }
+        for (n, slot) in self.stdio.iter().enumerate() {
+            let to = match slot {
+                None => continue,
+                Some(Redirect::Null) => Stdio::Null,
+                Some(Redirect::Fd(fd)) => Stdio::Fd(*fd),
+                Some(Redirect::Path(_)) => match &stdio_paths[n] {
+                    Some(c) => Stdio::Path(c),
+                    None => continue,
+                },
+            };
+            match n {
+                0 => config.stdin(to)?,
+                1 => config.stdout(to)?,
+                _ => config.stderr(to)?,
+            };
+        }
+        let call: fn(F) -> i32 = |f| f();
+        let mut daemon = Daemon::with_config(target(call, f), config);
+        if self.allow_threads {
+            #[allow(unsafe_code)]
+            // SAFETY: the caller of the unsafe `Builder::allow_threads` took on its contract.
+            unsafe {
+                daemon.allow_threads();
+            }
+        }
+        go(&mut daemon)
+    }
+}
+
+/// A pid file that is released (removed, if still ours) when dropped.
+///
+/// ```no_run
+/// use pandaemonium::PidLockFile;
+/// use std::time::Duration;
+///
+/// let mut guard = PidLockFile::at("/tmp/tool.pid", Duration::ZERO)?.into_guard();
+/// guard.acquire(None)?;
+/// guard.seal()?;
+/// // ... the pid file is removed when `guard` goes out of scope
+/// # Ok::<(), pandaemonium::Error>(())
+/// ```
+#[derive(Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub struct PidFileGuard(PidLockFile);
+
+impl PidLockFile {
+    /// A pid file at an absolute `path` (std: any `AsRef<Path>`).
+    ///
+    /// # Errors
+    ///
+    /// As [`PidLockFile::new`], and [`ErrorKind::InvalidConfig`] for a NUL byte.
+    pub fn at(path: impl AsRef<Path>, timeout: core::time::Duration) -> Result<PidLockFile, Error> {
+        PidLockFile::new(&c_path(path.as_ref(), Stage::PidFile)?, timeout)
+    }
+
+    /// A guard that releases this pid file when dropped.
+    pub fn into_guard(self) -> PidFileGuard {
+        PidFileGuard(self)
+    }
+}
+
+impl core::ops::Deref for PidFileGuard {
+    type Target = PidLockFile;
+    fn deref(&self) -> &PidLockFile {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for PidFileGuard {
+    fn deref_mut(&mut self) -> &mut PidLockFile {
+        &mut self.0
+    }
+}
+
+impl Drop for PidFileGuard {
+    /// Removes the file if it is still ours, and drops the lock.
+    fn drop(&mut self) {
+        let _ = self.0.release();
+    }
+}

@@ -1,0 +1,150 @@
+//! Test helper for the std layer (`Builder`, `PidFileGuard`, `io::Error`).
+//!
+//! Modes print `key=value` lines; with `PDM_ALLOC_TRAP=1` the allocator aborts on any
+//! allocation in the daemon between fork and the closure.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use std::time::Duration;
+
+use pandaemonium::{Action, Builder, PidLockFile, Signal};
+
+static LAUNCHER: AtomicI32 = AtomicI32::new(0);
+static TRAP: AtomicBool = AtomicBool::new(false);
+static IN_RUN: AtomicBool = AtomicBool::new(false);
+
+struct Trap;
+
+// SAFETY: delegates to System; the check reads atomics and calls getpid/write/abort.
+unsafe impl GlobalAlloc for Trap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        check();
+        // SAFETY: forwarded unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        check();
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, size) }
+    }
+}
+
+fn check() {
+    // SAFETY: getpid cannot fail.
+    if TRAP.load(SeqCst)
+        && !IN_RUN.load(SeqCst)
+        && unsafe { libc::getpid() } != LAUNCHER.load(SeqCst)
+    {
+        let msg = b"ALLOCATION BETWEEN FORK AND RUN\n";
+        // SAFETY: write a static buffer, then abort.
+        unsafe {
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::abort();
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Trap = Trap;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+extern "C" fn on_term(_: i32) {
+    STOP.store(true, SeqCst);
+}
+
+fn main() {
+    // SAFETY: getpid and alarm take no pointers.
+    unsafe {
+        LAUNCHER.store(libc::getpid(), SeqCst);
+        libc::alarm(60);
+    }
+    TRAP.store(std::env::var_os("PDM_ALLOC_TRAP").is_some(), SeqCst);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |n: usize| args.get(n).cloned().unwrap_or_default();
+    match arg(0).as_str() {
+        "closure" => {
+            // Captured data, built before fork, reaches the daemon.
+            let dir = std::path::PathBuf::from(arg(1));
+            let words: Vec<String> = vec!["alpha".into(), "beta".into(), "gamma".into()];
+            let out = dir.join("closure.txt");
+            let mut builder = Builder::new()
+                .pid_file(dir.join("closure.pid"))
+                .stdout(dir.join("log.txt"))
+                .umask(0o022)
+                .signal("TERM", Action::Handler(on_term))
+                .signal(Signal::HUP, Action::Ignore);
+            if arg(2) == "as-user" {
+                builder = builder.user(arg(3).as_str());
+            }
+            let result = builder.start(move || {
+                IN_RUN.store(true, SeqCst);
+                std::fs::write(
+                    &out,
+                    format!("{}\nuid={}\n", words.join(","), unsafe { libc::getuid() }),
+                )
+                .unwrap();
+                println!("logged from the daemon");
+                while !STOP.load(SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                0
+            });
+            match result {
+                Ok(l) => println!("result=ok\npid={}\noutput={:?}", l.pid, l.output),
+                Err(e) => {
+                    println!("result=err\nmessage={}", e.error());
+                    std::process::exit(3);
+                }
+            }
+        }
+        "unknown-user" => {
+            let r = Builder::new().user("no-such-user-pdm").start(|| 0);
+            let e = r.expect_err("must fail");
+            println!("message={}", e.error());
+            println!("kind={:?}", e.error().kind());
+            let mut status = 0;
+            // SAFETY: waitpid writes only into status.
+            let w = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            println!("children={}", if w == -1 { "none" } else { "some" });
+        }
+        "io" => {
+            let e = Builder::new()
+                .working_directory("/nonexistent-pdm")
+                .start(|| 0)
+                .expect_err("must fail");
+            let io: std::io::Error = e.into();
+            println!("kind={:?}", io.kind());
+            println!("message={io}");
+            let inner = io
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<pandaemonium::Error>())
+                .unwrap();
+            println!("errno={}", inner.raw_os_error().unwrap_or(0));
+        }
+        "guard" => {
+            let path = arg(1);
+            {
+                let mut guard = PidLockFile::at(&path, Duration::ZERO).unwrap().into_guard();
+                guard.acquire(None).unwrap();
+                guard.seal().unwrap();
+                println!(
+                    "active={}",
+                    PidLockFile::at(&path, Duration::ZERO)
+                        .unwrap()
+                        .is_active()
+                        .unwrap()
+                );
+                println!("contents={:?}", std::fs::read_to_string(&path).unwrap());
+            }
+            println!("exists_after_drop={}", std::path::Path::new(&path).exists());
+        }
+        _ => {
+            eprintln!("usage: pdm-std closure DIR [as-user NAME] | unknown-user | io | guard PATH");
+            std::process::exit(2);
+        }
+    }
+}
