@@ -39,10 +39,122 @@
 //! | 8 | close inherited descriptors | all above 2 | [`Config::inherit_file`] |
 //! | 9 | redirect stdin/stdout/stderr | `/dev/null` when detached | [`Config::stdin`], [`Config::stdout`], [`Config::stderr`] |
 //!
-//! Run some stages, do your own steps, then the rest: [`Daemon::stage`] (the seed's
-//! `stage4()`), then [`Daemon::start`] or [`Daemon::activate`]. Override any stage in
-//! your [`Run`] impl; the driver keeps the order and refuses a stage run twice or in
-//! the original process ([`ErrorKind::StageOrder`], pandaemonium's `check_stage`).
+//! # Usage patterns
+//!
+//! These follow the seed's (pandaemonium's) own examples. Anything that daemonizes is
+//! `no_run` here; the same code runs in the tests through helper programs.
+//!
+//! **A target function** with its arguments (pandaemonium's `Daemon(target=f)`):
+//!
+//! ```no_run
+//! use pandaemonium::{target, Daemon};
+//!
+//! fn do_something_interesting(path: &str) -> i32 {
+//!     let _ = path;
+//!     0
+//! }
+//!
+//! let mut daemon = Daemon::new(target(do_something_interesting, "/var/lib/thing"));
+//! let started = daemon.start()?;
+//! // What the daemon printed while it set up, like pandaemonium's `daemon.output`.
+//! let _ = started.output.as_bytes();
+//! # Ok::<(), pandaemonium::Error>(())
+//! ```
+//!
+//! **Your own type** with `run`, overriding a stage (pandaemonium's subclass with a
+//! `@check_stage`-decorated `stage7`; the driver does `check_stage`'s bookkeeping):
+//!
+//! ```no_run
+//! use pandaemonium::{Daemon, Error, Run, Stages};
+//!
+//! struct MyDaemon { ip: [u8; 4] }
+//!
+//! impl Run for MyDaemon {
+//!     fn run(&mut self) -> i32 {
+//!         let _ = self.ip; // do stuff
+//!         0
+//!     }
+//!     fn stage7(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+//!         s.signals()?; // the default stage 7 ...
+//!         // ... then some custom stuff with the signals set up
+//!         Ok(())
+//!     }
+//! }
+//!
+//! Daemon::new(MyDaemon { ip: [192, 168, 11, 1] }).start()?;
+//! # Ok::<(), pandaemonium::Error>(())
+//! ```
+//!
+//! **Some stages, a custom step, then the rest** (the seed's `daemon.stage4()`):
+//!
+//! ```no_run
+//! use pandaemonium::{target, Daemon, Side, Stage};
+//!
+//! let mut daemon = Daemon::new(target(|_: ()| 0, ()));
+//! match daemon.stage(Stage::Umask)? {
+//!     // In the daemon: stages 1-4 are done; a custom step between umask and chdir.
+//!     Side::Daemon => {
+//!         // e.g. create files with the daemon's umask, in the original directory
+//!     }
+//!     // In the original process, once the daemon finished stage 9.
+//!     Side::Original(started) => {
+//!         println!("daemon pid {}", started.pid);
+//!         return Ok(());
+//!     }
+//! }
+//! daemon.start()?; // stages 5-9, then run()
+//! # Ok::<(), pandaemonium::Error>(())
+//! ```
+//!
+//! **Foreground or daemon**, with a [`PidLockFile`] acquired first, so that "already
+//! running" is reported before anything forks:
+//!
+//! ```no_run
+//! use core::time::Duration;
+//! use pandaemonium::{target, Daemon, PidLockFile};
+//!
+//! # fn run_main_program() {}
+//! let foreground = false; // e.g. a --foreground flag
+//! let mut pid_file = PidLockFile::new(c"/tmp/lock.pid", Duration::ZERO)?;
+//! pid_file.acquire(None)?;
+//! if foreground {
+//!     pid_file.seal()?;
+//! } else {
+//!     let mut daemon = Daemon::new(target(|_: ()| 0, ()));
+//!     daemon.pid_lock_file(pid_file);
+//!     daemon.activate()?; // the original process prints the output and exits
+//! }
+//! // Here, in foreground or daemon mode, the pid file holds our pid and is locked.
+//! run_main_program();
+//! # Ok::<(), pandaemonium::Error>(())
+//! ```
+//!
+//! **`report()`**: print what the daemon said while setting up, then exit:
+//!
+//! ```no_run
+//! use pandaemonium::{target, Daemon};
+//!
+//! let mut daemon = Daemon::new(target(|_: ()| 0, ()));
+//! let _ = daemon.start();
+//! daemon.report(); // prints output (and any failure) and exits 0 or 1
+//! ```
+//!
+//! **With `std`**, a [`Builder`] takes any closure, paths and user names:
+//!
+//! ```no_run
+//! # #[cfg(feature = "std")] {
+//! let data = vec![1, 2, 3]; // captured before fork
+//! let launched = pandaemonium::Builder::new()
+//!     .pid_file("/tmp/sum.pid")
+//!     .stdout("/tmp/sum.log")
+//!     .start(move || {
+//!         println!("sum = {}", data.iter().sum::<i32>());
+//!         0
+//!     })?;
+//! println!("pid {}", launched.pid);
+//! # }
+//! # Ok::<(), pandaemonium::StartError>(())
+//! ```
 //!
 //! # Errors
 //!
@@ -77,15 +189,23 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `std` | yes | ergonomic wrappers (in progress); the core never needs it |
+//! | `std` | yes | [`Builder`] (any closure, `Path`s, users and groups by name), owned [`Launched`] / [`StartError`], `From<Error> for std::io::Error`, [`PidFileGuard`], [`PidLockFile::at`] |
 //!
 //! With `default-features = false` the crate is `#![no_std]`, depending on `libc` and
-//! `heapless` only. Linux only.
+//! `heapless` only, and every item above except the `std` row is there unchanged.
+//! Whatever `std` adds is prepared before fork: the daemon still allocates nothing
+//! until your closure runs. Linux only. MSRV: Rust 1.87 (heapless 0.9's).
 //!
 //! [pandaemonium]: https://pypi.org/project/pandaemonium/
+// Without std, the std items named above don't exist: point their links at the table.
+#![cfg_attr(
+    not(feature = "std"),
+    doc = "[`Builder`]: #features\n[`Launched`]: #features\n[`StartError`]: #features\n[`PidFileGuard`]: #features\n[`PidLockFile::at`]: #features"
+)]
 #![no_std]
 #![deny(unsafe_code, missing_docs, clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
 
 #[cfg(feature = "std")]
 extern crate std;

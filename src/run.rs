@@ -17,7 +17,7 @@ use crate::{Error, Stages};
 ///
 /// impl Run for Server {
 ///     fn run(&mut self) -> i32 {
-///         // serve self.port ...
+///         let _ = self.port; // serve it ...
 ///         0
 ///     }
 ///     // Stage 7 as usual, then something of our own with the signals in place.

@@ -5,7 +5,7 @@ use crate::detach::{self, Detached};
 use crate::fds::{self, KeepList};
 use crate::{ids, process, signals, stdio, Config, Error, ErrorKind, Stage};
 
-/// The stage primitives, handed to [`Run`]'s stage overrides.
+/// The stage primitives, handed to [`Run`](crate::Run)'s stage overrides.
 ///
 /// Each method is the default work of one stage; an override calls it (or not) and
 /// adds its own steps. All of them are async-signal-safe and allocate nothing: they run
@@ -37,6 +37,9 @@ impl<'a> Stages<'_, 'a> {
     ///
     /// Those above, `pipe2`/`fork`/`setsid` failures, and, in the original process, the
     /// [`ErrorKind::Detached`] marker: let `?` carry it out of your override.
+    ///
+    /// Override: implement [`Run::stage1`](crate::Run::stage1); call this from the
+    /// override to keep the default work.
     pub fn detach(&mut self) -> Result<(), Error> {
         if self.state.role != Role::Launcher {
             return Err(Error::new(
@@ -72,6 +75,9 @@ impl<'a> Stages<'_, 'a> {
     /// # Errors
     ///
     /// `setrlimit` failures.
+    ///
+    /// Override: implement [`Run::stage2`](crate::Run::stage2); call this from the
+    /// override to keep the default work.
     pub fn prevent_core(&mut self) -> Result<(), Error> {
         process::prevent_core(self.config.prevent_core)
     }
@@ -82,6 +88,9 @@ impl<'a> Stages<'_, 'a> {
     /// # Errors
     ///
     /// `EPERM` and the like from the three calls; [`ErrorKind::PrivilegesRegained`].
+    ///
+    /// Override: implement [`Run::stage3`](crate::Run::stage3); call this from the
+    /// override to keep the default work.
     pub fn process_ids(&mut self) -> Result<(), Error> {
         match &self.config.ids {
             Some(ids) => ids::apply(ids),
@@ -94,6 +103,9 @@ impl<'a> Stages<'_, 'a> {
     /// # Errors
     ///
     /// None; the `Result` keeps the stage signatures alike.
+    ///
+    /// Override: implement [`Run::stage4`](crate::Run::stage4); call this from the
+    /// override to keep the default work.
     pub fn umask(&mut self) -> Result<(), Error> {
         process::umask(self.config.umask);
         Ok(())
@@ -104,6 +116,9 @@ impl<'a> Stages<'_, 'a> {
     /// # Errors
     ///
     /// `chdir` failures, naming the path.
+    ///
+    /// Override: implement [`Run::stage5`](crate::Run::stage5); call this from the
+    /// override to keep the default work.
     pub fn working_directory(&mut self) -> Result<(), Error> {
         process::working_directory(self.config.working_directory)
     }
@@ -114,6 +129,9 @@ impl<'a> Stages<'_, 'a> {
     /// # Errors
     ///
     /// [`ErrorKind::AlreadyRunning`]; `open` failures (`EACCES`, `ELOOP` for a symlink).
+    ///
+    /// Override: implement [`Run::stage6`](crate::Run::stage6); call this from the
+    /// override to keep the default work.
     pub fn pid_file(&mut self) -> Result<(), Error> {
         if let Some(pid_file) = &mut self.config.pid_file {
             pid_file.seal()?;
@@ -129,6 +147,9 @@ impl<'a> Stages<'_, 'a> {
     /// # Errors
     ///
     /// `sigaction` failures for a mapped signal.
+    ///
+    /// Override: implement [`Run::stage7`](crate::Run::stage7); call this from the
+    /// override to keep the default work.
     pub fn signals(&mut self) -> Result<(), Error> {
         signals::install(&self.config.signals)
     }
@@ -139,6 +160,9 @@ impl<'a> Stages<'_, 'a> {
     /// # Errors
     ///
     /// Unexpected `close_range` failures.
+    ///
+    /// Override: implement [`Run::stage8`](crate::Run::stage8); call this from the
+    /// override to keep the default work.
     pub fn close_files(&mut self) -> Result<(), Error> {
         let mut keep = KeepList::default();
         for &fd in &self.config.inherit {
@@ -164,6 +188,9 @@ impl<'a> Stages<'_, 'a> {
     /// # Errors
     ///
     /// `open` failures naming the path and the stream.
+    ///
+    /// Override: implement [`Run::stage9`](crate::Run::stage9); call this from the
+    /// override to keep the default work.
     pub fn redirect(&mut self) -> Result<(), Error> {
         stdio::redirect(&self.config.stdio, self.state.forked)
     }

@@ -64,7 +64,10 @@ fn join(buf: &mut [u8], parts: &[&[u8]]) -> Option<usize> {
 ///
 /// `ENOENT` when nothing is found; `EACCES` when only non-executable files are;
 /// `ENAMETOOLONG` beyond [`PATH_CAPACITY`]; `getcwd` failures.
-pub fn resolve<'b>(name: &'static CStr, buf: &'b mut [u8; PATH_CAPACITY]) -> Result<&'b CStr, Errno> {
+pub fn resolve<'b>(
+    name: &'static CStr,
+    buf: &'b mut [u8; PATH_CAPACITY],
+) -> Result<&'b CStr, Errno> {
     let bytes = name.to_bytes();
     if bytes.first() == Some(&b'/') {
         return Ok(name);

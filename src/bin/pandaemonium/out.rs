@@ -41,7 +41,10 @@ pub fn error(args: fmt::Arguments<'_>) {
 
 /// A usage error: one line on stderr; the exit status 2.
 pub fn usage(args: fmt::Arguments<'_>) -> i32 {
-    line(2, format_args!("pandaemonium: {args} (see pandaemonium --help)"));
+    line(
+        2,
+        format_args!("pandaemonium: {args} (see pandaemonium --help)"),
+    );
     2
 }
 

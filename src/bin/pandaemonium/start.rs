@@ -23,6 +23,7 @@ const RESTART_DELAY_MS: u64 = 1000;
 /// What `start` was asked to do.
 struct Start {
     config: Config<'static>,
+    pid_path: Option<&'static CStr>,
     program: usize,
     supervise: bool,
     restart: Option<u64>,
@@ -78,7 +79,8 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
         }
     }
     let supervise = opts.supervise.then_some(opts.restart);
-    let mut daemon = Daemon::with_config(Launch::new(program, write_end, supervise), config);
+    let app = Launch::new(program, write_end, supervise, opts.pid_path);
+    let mut daemon = Daemon::with_config(app, config);
     // The thread check reads /proc/self/stat, which early boot may lack; this program
     // never starts a thread (no std, and libc starts none), so it is not needed.
     #[allow(unsafe_code)]
@@ -115,6 +117,7 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
 fn parse(cur: &mut Cursor) -> Parsed<Start> {
     let mut opts = Start {
         config: Config::default(),
+        pid_path: None,
         program: 0,
         supervise: false,
         restart: None,
@@ -143,6 +146,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 config
                     .pid_file(v)
                     .map_err(|e| args::bad_value("pid-file", v, e.detail()))?;
+                opts.pid_path = Some(v);
             }
             b"chdir" => {
                 let v = cur.value(name, inline)?;
@@ -167,8 +171,9 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     b"stdout" => Config::stdout,
                     _ => Config::stderr,
                 };
-                set(config, Stdio::Path(v))
-                    .map_err(|e| out::usage(format_args!("--{}: {}", args::ShowBytes(name), Detail(&e))))?;
+                set(config, Stdio::Path(v)).map_err(|e| {
+                    out::usage(format_args!("--{}: {}", args::ShowBytes(name), Detail(&e)))
+                })?;
             }
             b"keep-fd" => {
                 let v = cur.value(name, inline)?;
@@ -189,7 +194,13 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     b"auto" => Detach::Auto,
                     b"always" => Detach::Always,
                     b"never" => Detach::Never,
-                    _ => return Err(args::bad_value("detach", v, "expected auto, always or never")),
+                    _ => {
+                        return Err(args::bad_value(
+                            "detach",
+                            v,
+                            "expected auto, always or never",
+                        ))
+                    }
                 });
             }
             b"foreground" => {
@@ -214,7 +225,9 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         }
     }
     if opts.restart.is_some() && !opts.supervise {
-        return Err(out::usage(format_args!("start: --restart needs --supervise")));
+        return Err(out::usage(format_args!(
+            "start: --restart needs --supervise"
+        )));
     }
     Ok(opts)
 }
@@ -227,7 +240,8 @@ fn user(spec: &'static CStr) -> Parsed<ProcessIds> {
         Some(colon) => (&bytes[..colon], Some(&bytes[colon + 1..])),
         None => (bytes, None),
     };
-    let bad = |why: &dyn core::fmt::Display| out::usage(format_args!("--user {}: {why}", Show(spec)));
+    let bad =
+        |why: &dyn core::fmt::Display| out::usage(format_args!("--user {}: {why}", Show(spec)));
     let mut user_buf = [0u8; 256];
     let mut group_buf = [0u8; 256];
     let user_name = cstr_in(user, &mut user_buf).ok_or_else(|| bad(&"bad user name"))?;

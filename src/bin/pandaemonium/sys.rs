@@ -67,11 +67,6 @@ impl Args {
         }
     }
 
-    /// How many arguments, the program name included.
-    pub fn len(&self) -> usize {
-        self.argv.len()
-    }
-
     /// Argument `i`.
     pub fn get(&self, i: usize) -> Option<&'static CStr> {
         let ptr = *self.argv.get(i)?;

@@ -1,0 +1,293 @@
+//! `--supervise` (FreeBSD daemon(8) `-p`/`-r`): the daemon stays as a small parent.
+//!
+//! The supervisor holds the pid file's lock (its descriptor stays close-on-exec, so
+//! PROGRAM never holds it) and writes `PROGRAM_PID\nSUPERVISOR_PID\n` into it. It
+//! blocks TERM, INT, HUP, USR1, USR2 and CHLD (stage 7) and takes them one at a time
+//! with `sigtimedwait`: no handler, no flag, nothing async. TERM and INT are passed on
+//! and mean "stop": PROGRAM is not restarted and the supervisor ends with it; HUP,
+//! USR1 and USR2 are passed on only.
+//!
+//! When PROGRAM ends on its own, `--restart` restarts it if it died abnormally, in
+//! systemd's `Restart=on-failure` sense: anything but exit status 0 and death by HUP,
+//! INT, TERM or PIPE. The delay starts at DELAY and doubles with each restart, up to
+//! [`MAX_DELAY_MS`] (or DELAY, if longer); a run of [`STABLE_MS`] resets it. Between
+//! restarts the pid file names the supervisor twice, so `stop` never signals a pid that
+//! may have been reused. Otherwise the supervisor returns PROGRAM's status (128 + the
+//! signal when killed) and the core removes the pid file.
+
+use core::ffi::{c_int, CStr};
+use core::fmt;
+
+use pandaemonium::{Errno, Signal};
+
+use crate::exec::Program;
+use crate::out::{self, Secs, Show};
+use crate::report::{self, Received, Record};
+use crate::{pidfile, sys};
+
+/// The signals passed on to PROGRAM.
+pub const FORWARDED: [c_int; 5] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// The signals the supervisor blocks and waits for.
+pub const WAITED: [c_int; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGCHLD,
+];
+
+/// The longest back-off between restarts (unless DELAY itself is longer).
+pub const MAX_DELAY_MS: u64 = 60_000;
+/// A run this long resets the back-off to DELAY.
+pub const STABLE_MS: u64 = 60_000;
+
+/// The supervisor's state.
+struct Supervisor<'a, 'p> {
+    program: &'a Program<'p>,
+    pid_file: Option<(c_int, &'static CStr)>,
+    me: u32,
+    /// PROGRAM's pid while it runs.
+    running: Option<u32>,
+    /// When PROGRAM last started (monotonic ms).
+    started_at: u64,
+    /// `--restart`'s DELAY.
+    restart: Option<u64>,
+    /// The delay before the next restart.
+    delay: u64,
+    /// When the pending restart is due.
+    restart_at: Option<u64>,
+    /// TERM or INT came: no more restarts.
+    stopping: bool,
+}
+
+/// Supervises PROGRAM; returns the supervisor's exit status. `report` is the pipe to
+/// the original process, when it waits.
+pub fn run(
+    program: &Program<'_>,
+    report: Option<c_int>,
+    pid_file: Option<(c_int, &'static CStr)>,
+    restart: Option<u64>,
+) -> i32 {
+    let mut sv = Supervisor {
+        program,
+        pid_file,
+        me: sys::getpid(),
+        running: None,
+        started_at: sys::monotonic_ms(),
+        restart,
+        delay: restart.unwrap_or(0),
+        restart_at: None,
+        stopping: false,
+    };
+    let failed = match spawn(program) {
+        Err(e) => {
+            out::error(format_args!("exec {}: {e}", Show(program.name)));
+            Some(Record::ExecFailed(e))
+        }
+        Ok(pid) => {
+            sv.running = Some(pid);
+            match sv.write_pids(pid) {
+                Ok(()) => None,
+                Err(e) => {
+                    out::error(format_args!("pid file: {e}"));
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    let _ = sys::wait_for(pid);
+                    Some(Record::PidFileFailed(e))
+                }
+            }
+        }
+    };
+    if let Some(record) = failed {
+        pandaemonium::remove_pid_file();
+        if let Some(fd) = report {
+            report::send(fd, record);
+        }
+        return 1;
+    }
+    if let Some(fd) = report {
+        report::send(fd, Record::Started);
+        sys::close(fd);
+    }
+    sv.supervise()
+}
+
+impl Supervisor<'_, '_> {
+    fn write_pids(&self, program: u32) -> Result<(), Errno> {
+        match self.pid_file {
+            Some((fd, path)) => pidfile::write_pids(fd, path, program, self.me),
+            None => Ok(()),
+        }
+    }
+
+    fn supervise(&mut self) -> i32 {
+        loop {
+            let timeout = self
+                .restart_at
+                .map(|at| at.saturating_sub(sys::monotonic_ms()));
+            match sys::wait_signal(&WAITED, timeout) {
+                Some(libc::SIGCHLD) => {
+                    if let Some(code) = self.reap() {
+                        return code;
+                    }
+                }
+                Some(sig) => {
+                    if sig == libc::SIGTERM || sig == libc::SIGINT {
+                        self.stopping = true;
+                    }
+                    match self.running {
+                        Some(pid) => {
+                            let _ = sys::kill(pid, sig);
+                        }
+                        None if self.stopping => return 0,
+                        None => {}
+                    }
+                }
+                None => {
+                    if self.restart_at.is_some_and(|at| sys::monotonic_ms() >= at) {
+                        self.restart_at = None;
+                        self.respawn();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reaps children; `Some(status)` when the supervisor should end.
+    fn reap(&mut self) -> Option<i32> {
+        while let Ok(Some((pid, status))) = sys::wait_any() {
+            if Some(pid) != self.running {
+                continue;
+            }
+            self.running = None;
+            let death = sys::death(status);
+            let code = match death {
+                sys::Death::Exited(code) => code,
+                sys::Death::Signaled(sig) => 128 + sig,
+            };
+            if self.stopping || clean(death) {
+                return Some(code);
+            }
+            if self.restart.is_none() {
+                out::error(format_args!(
+                    "{} (pid {pid}) {}",
+                    Show(self.program.name),
+                    How(death)
+                ));
+                return Some(code);
+            }
+            if sys::monotonic_ms().saturating_sub(self.started_at) >= STABLE_MS {
+                self.delay = self.restart.unwrap_or(0);
+            }
+            out::error(format_args!(
+                "{} (pid {pid}) {}; restarting in {} s",
+                Show(self.program.name),
+                How(death),
+                Secs(self.delay)
+            ));
+            self.schedule();
+        }
+        None
+    }
+
+    /// Plans the next restart after the current delay, and backs the delay off.
+    fn schedule(&mut self) {
+        // While no program runs, the pid file names the supervisor.
+        let _ = self.write_pids(self.me);
+        self.restart_at = Some(sys::monotonic_ms().saturating_add(self.delay));
+        let cap = MAX_DELAY_MS.max(self.restart.unwrap_or(0));
+        self.delay = self.delay.saturating_mul(2).min(cap);
+    }
+
+    fn respawn(&mut self) {
+        match spawn(self.program) {
+            Ok(pid) => {
+                self.running = Some(pid);
+                self.started_at = sys::monotonic_ms();
+                if let Err(e) = self.write_pids(pid) {
+                    out::error(format_args!("pid file: {e}"));
+                }
+            }
+            Err(e) => {
+                out::error(format_args!(
+                    "exec {}: {e}; retrying in {} s",
+                    Show(self.program.name),
+                    Secs(self.delay)
+                ));
+                self.schedule();
+            }
+        }
+    }
+}
+
+/// A clean end, not restarted: exit status 0, or death by HUP, INT, TERM or PIPE.
+fn clean(death: sys::Death) -> bool {
+    matches!(
+        death,
+        sys::Death::Exited(0)
+            | sys::Death::Signaled(libc::SIGHUP | libc::SIGINT | libc::SIGTERM | libc::SIGPIPE)
+    )
+}
+
+/// `exited with status 3`, `killed by SIGKILL`.
+struct How(sys::Death);
+
+impl fmt::Display for How {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            sys::Death::Exited(code) => write!(f, "exited with status {code}"),
+            sys::Death::Signaled(sig) => match Signal::new(sig) {
+                Ok(s) => write!(f, "killed by {s}"),
+                Err(_) => write!(f, "killed by signal {sig}"),
+            },
+        }
+    }
+}
+
+/// Forks and execs PROGRAM; its pid once `execve` succeeded (a CLOEXEC pipe tells, as
+/// for the original process), or why it failed.
+fn spawn(program: &Program<'_>) -> Result<u32, Errno> {
+    let (read_end, write_end) = sys::pipe()?;
+    #[allow(unsafe_code)]
+    // SAFETY: the tool is single-threaded, and the child below calls only
+    // async-signal-safe functions (close, sigaction, sigprocmask, execve, write, _exit).
+    let forked = unsafe { sys::fork() };
+    match forked {
+        Err(e) => {
+            sys::close(read_end);
+            sys::close(write_end);
+            Err(e)
+        }
+        Ok(0) => {
+            sys::close(read_end);
+            // Default dispositions first (the core's SIGTERM handler would remove the
+            // supervisor's pid file), then the signals the supervisor blocks.
+            for sig in WAITED {
+                sys::default_disposition(sig);
+            }
+            let _ = sys::unblock_all();
+            let e = program.exec();
+            report::send(write_end, Record::ExecFailed(e));
+            sys::exit_now(127)
+        }
+        Ok(pid) => {
+            sys::close(write_end);
+            let received = report::receive(read_end);
+            sys::close(read_end);
+            match received {
+                Received::Record(Record::ExecFailed(e)) => {
+                    let _ = sys::wait_for(pid as u32);
+                    Err(e)
+                }
+                _ => Ok(pid as u32),
+            }
+        }
+    }
+}
