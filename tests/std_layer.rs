@@ -58,7 +58,7 @@ fn a_user_by_name() {
 
 #[test]
 fn an_unknown_user_name_is_a_clear_error_before_fork() {
-    let r = run_fields(&mut std_probe().arg("unknown-user"));
+    let r = run_fields(std_probe().arg("unknown-user"));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert_eq!(
         r.field("message"),
@@ -70,7 +70,7 @@ fn an_unknown_user_name_is_a_clear_error_before_fork() {
 
 #[test]
 fn io_error_conversion_keeps_the_errno_and_the_message() {
-    let r = run_fields(&mut std_probe().arg("io"));
+    let r = run_fields(std_probe().arg("io"));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert_eq!(r.field("kind"), "NotFound");
     assert_eq!(r.field("errno"), libc::ENOENT.to_string());
