@@ -251,3 +251,8 @@ pub use stages::Stages;
 pub use stdio::Stdio;
 #[cfg(feature = "std")]
 pub use with_std::{Builder, Launched, PidFileGuard, Redirect, SignalSpec, StartError, User};
+
+/// The README's code compiles (`cargo test --doc`).
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
