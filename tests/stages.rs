@@ -101,6 +101,11 @@ fn defaults_seen_from_proc() {
         !support::lock_holders(&pid_path).is_empty(),
         "pid file locked"
     );
+    let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/3")).unwrap();
+    assert!(
+        fdinfo.contains("lock:"),
+        "the daemon's own descriptor holds the lock: {fdinfo}"
+    );
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&pid_path).unwrap().permissions().mode() & 0o777;
@@ -314,6 +319,12 @@ fn a_stage_already_done_is_refused() {
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     reaper.add(r.pid());
     assert_eq!(r.field("output"), "again=StageOrder\\n");
+    assert_eq!(
+        r.field("after_detach"),
+        "StageOrder",
+        "no stage in the original after detach"
+    );
+    assert_eq!(r.field("start_after_detach"), "StageOrder");
 }
 
 #[test]

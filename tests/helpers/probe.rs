@@ -487,6 +487,13 @@ fn main() {
                     started.pid,
                     String::from_utf8_lossy(started.output.as_bytes()).escape_default()
                 );
+                // No stage runs in the original process after detaching (check_stage).
+                if let Err(e) = daemon.stage(Stage::Redirect) {
+                    println!("after_detach={:?}", e.kind());
+                }
+                if let Err(e) = daemon.start() {
+                    println!("start_after_detach={:?}", e.kind());
+                }
                 return;
             }
             Ok(Side::Daemon) => {
