@@ -8,57 +8,17 @@
 //! With `PDM_ALLOC_TRAP=1` the global allocator aborts on any allocation in the daemon
 //! between fork and run().
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{c_int, CString};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 use pandaemonium::{
     Action, CloseMethod, Daemon, Detach, Error, PidLockFile, ProcessIds, Run, Side, Signal, Stage,
     Stages, Stdio,
 };
 
-static LAUNCHER: AtomicI32 = AtomicI32::new(0);
-static TRAP: AtomicBool = AtomicBool::new(false);
-static IN_RUN: AtomicBool = AtomicBool::new(false);
-
-struct Trap;
-
-// SAFETY: delegates to System; the check only reads atomics and calls getpid/write/abort.
-unsafe impl GlobalAlloc for Trap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        check_alloc();
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
-        check_alloc();
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, size) }
-    }
-}
-
-fn check_alloc() {
-    // SAFETY: getpid cannot fail.
-    if TRAP.load(SeqCst)
-        && !IN_RUN.load(SeqCst)
-        && unsafe { libc::getpid() } != LAUNCHER.load(SeqCst)
-    {
-        let msg = b"ALLOCATION BETWEEN FORK AND RUN\n";
-        // SAFETY: writing a static buffer to stderr, then abort.
-        unsafe {
-            libc::write(2, msg.as_ptr().cast(), msg.len());
-            libc::abort();
-        }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Trap = Trap;
+#[path = "alloc_trap.rs"]
+mod alloc_trap;
 
 /// What the probe daemon does, and its stage overrides.
 #[derive(Default)]
@@ -118,7 +78,7 @@ impl Probe {
 
 impl Run for Probe {
     fn run(&mut self) -> i32 {
-        IN_RUN.store(true, SeqCst);
+        alloc_trap::in_run();
         if let Some(path) = &self.report {
             let mut text = String::new();
             // SAFETY: setuid/umask/getpid take ints.
@@ -284,11 +244,9 @@ fn own_state() -> String {
 }
 
 fn main() {
-    // SAFETY: getpid/alarm take no pointers.
-    LAUNCHER.store(unsafe { libc::getpid() }, SeqCst);
-    // SAFETY: as above; a watchdog so a hung helper fails instead of hanging the tests.
+    alloc_trap::arm();
+    // SAFETY: alarm takes an int; a watchdog so a hung helper fails instead of hanging.
     unsafe { libc::alarm(60) };
-    TRAP.store(std::env::var_os("PDM_ALLOC_TRAP").is_some(), SeqCst);
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     // SAFETY: getpid cannot fail.
@@ -548,7 +506,7 @@ fn main() {
         },
         "activate" => match daemon.activate() {
             Ok(_) => {
-                IN_RUN.store(true, SeqCst);
+                alloc_trap::in_run();
                 let code = daemon.app().run();
                 pandaemonium::exit(code)
             }
@@ -559,7 +517,7 @@ fn main() {
                 // The daemon drops its Daemon (and PidLockFile): the lock must stay held.
                 let mut app = std::mem::take(daemon.app());
                 drop(daemon);
-                IN_RUN.store(true, SeqCst);
+                alloc_trap::in_run();
                 let code = app.run();
                 pandaemonium::exit(code)
             }

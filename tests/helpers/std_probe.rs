@@ -3,53 +3,13 @@
 //! Modes print `key=value` lines; with `PDM_ALLOC_TRAP=1` the allocator aborts on any
 //! allocation in the daemon between fork and the closure.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use pandaemonium::{Action, Builder, PidLockFile, Signal};
 
-static LAUNCHER: AtomicI32 = AtomicI32::new(0);
-static TRAP: AtomicBool = AtomicBool::new(false);
-static IN_RUN: AtomicBool = AtomicBool::new(false);
-
-struct Trap;
-
-// SAFETY: delegates to System; the check reads atomics and calls getpid/write/abort.
-unsafe impl GlobalAlloc for Trap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        check();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
-        check();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, size) }
-    }
-}
-
-fn check() {
-    // SAFETY: getpid cannot fail.
-    if TRAP.load(SeqCst)
-        && !IN_RUN.load(SeqCst)
-        && unsafe { libc::getpid() } != LAUNCHER.load(SeqCst)
-    {
-        let msg = b"ALLOCATION BETWEEN FORK AND RUN\n";
-        // SAFETY: write a static buffer, then abort.
-        unsafe {
-            libc::write(2, msg.as_ptr().cast(), msg.len());
-            libc::abort();
-        }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Trap = Trap;
+#[path = "alloc_trap.rs"]
+mod alloc_trap;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 extern "C" fn on_term(_: i32) {
@@ -57,12 +17,9 @@ extern "C" fn on_term(_: i32) {
 }
 
 fn main() {
-    // SAFETY: getpid and alarm take no pointers.
-    unsafe {
-        LAUNCHER.store(libc::getpid(), SeqCst);
-        libc::alarm(60);
-    }
-    TRAP.store(std::env::var_os("PDM_ALLOC_TRAP").is_some(), SeqCst);
+    alloc_trap::arm();
+    // SAFETY: alarm takes an int; a watchdog so a hung helper fails instead of hanging.
+    unsafe { libc::alarm(60) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |n: usize| args.get(n).cloned().unwrap_or_default();
     match arg(0).as_str() {
@@ -81,7 +38,7 @@ fn main() {
                 builder = builder.user(arg(3).as_str());
             }
             let result = builder.start(move || {
-                IN_RUN.store(true, SeqCst);
+                alloc_trap::in_run();
                 std::fs::write(
                     &out,
                     format!("{}\nuid={}\n", words.join(","), unsafe { libc::getuid() }),
