@@ -7,7 +7,7 @@
 //! and needs no `unsafe`.
 
 use core::ffi::{c_int, CStr};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering::SeqCst};
 
 use crate::pidfile::{names, PID_PATH_CAPACITY};
 use crate::sys::{self, FileId};
@@ -17,8 +17,18 @@ use crate::sys::{self, FileId};
 const EMPTY: AtomicU8 = AtomicU8::new(0);
 static PATH: [AtomicU8; PID_PATH_CAPACITY + 1] = [EMPTY; PID_PATH_CAPACITY + 1];
 static FD: AtomicI32 = AtomicI32::new(-1);
-static DEV: AtomicU64 = AtomicU64::new(0);
-static INO: AtomicU64 = AtomicU64::new(0);
+// Device and inode as 32-bit halves: 32-bit MIPS and PowerPC have no 64-bit atomics.
+static DEV: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+static INO: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+
+fn store64(slot: &[AtomicU32; 2], v: u64) {
+    slot[0].store((v >> 32) as u32, SeqCst);
+    slot[1].store(v as u32, SeqCst);
+}
+
+fn load64(slot: &[AtomicU32; 2]) -> u64 {
+    (u64::from(slot[0].load(SeqCst)) << 32) | u64::from(slot[1].load(SeqCst))
+}
 static ARMED: AtomicBool = AtomicBool::new(false);
 /// The daemon's end of the status pipe while set-up runs (-1 otherwise).
 static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
@@ -41,8 +51,8 @@ pub(crate) fn register(path: &CStr, fd: c_int, id: FileId) {
         slot.store(b, SeqCst);
     }
     FD.store(fd, SeqCst);
-    DEV.store(id.dev, SeqCst);
-    INO.store(id.ino, SeqCst);
+    store64(&DEV, id.dev);
+    store64(&INO, id.ino);
     ARMED.store(true, SeqCst);
 }
 
@@ -76,8 +86,8 @@ pub fn remove_pid_file() -> bool {
         return false;
     };
     let id = FileId {
-        dev: DEV.load(SeqCst),
-        ino: INO.load(SeqCst),
+        dev: load64(&DEV),
+        ino: load64(&INO),
     };
     names(path, id) && sys::unlink(path).is_ok()
 }

@@ -54,10 +54,10 @@ fn closed_stdin_is_not_taken_for_a_socket() {
     let res = dir.join("result");
     let cmd = format!(
         "exec {} --out {} <&-",
-        env!("CARGO_BIN_EXE_pdm-probe"),
+        support::sh_target(env!("CARGO_BIN_EXE_pdm-probe")),
         res.display()
     );
-    let status = support::helper("/bin/sh")
+    let status = support::host("/bin/sh")
         .args(["-c", &cmd])
         .status()
         .unwrap();
@@ -81,10 +81,10 @@ fn under_pid1(args: &str, rep: &std::path::Path) -> String {
     let cmd = format!(
         "{} {args} --report {r} --exit 0; echo rc=$?; \
          for i in $(seq 2000); do [ -e {r} ] && break; sleep 0.01; done",
-        env!("CARGO_BIN_EXE_pdm-probe"),
+        support::sh_target(env!("CARGO_BIN_EXE_pdm-probe")),
         r = rep.display()
     );
-    let out = support::run(support::helper("unshare").args([
+    let out = support::run(support::host("unshare").args([
         "--pid",
         "--fork",
         "--kill-child",

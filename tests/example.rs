@@ -19,6 +19,10 @@ fn example(name: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    qemu,
+    ignore = "qemu-user's /proc/self/stat hides the thread count, so the example's start() refuses to fork there"
+)]
 fn the_example_daemon_runs_logs_and_stops_on_sigterm() {
     let dir = TempDir::new("example");
     let mut cmd = support::helper(example("daemon").to_str().unwrap());

@@ -24,6 +24,9 @@
 //! failed unexpectedly, 4 pipe, 5 reading the pipe, 6 writing the report (daemon);
 //! killed by SIGALRM (the `alarm(60)` watchdog) if it hangs.
 
+#[path = "qemu.rs"]
+mod qemu;
+
 use std::ffi::{CStr, CString};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -238,6 +241,7 @@ fn panic_stage7(pid_file: &CStr, marker: &str) {
         marker: marker.to_string(),
     };
     let mut daemon = Daemon::new(PanicsInStage7);
+    qemu::allow_threads(&mut daemon);
     if let Err(e) = daemon.pid_file(pid_file) {
         print_err(&e, b"", b"");
         std::process::exit(3)
@@ -255,6 +259,7 @@ fn panic_stage7(pid_file: &CStr, marker: &str) {
 
 fn failure(panic: bool) {
     let mut daemon = Daemon::new(DeadDaemon { panic });
+    qemu::allow_threads(&mut daemon);
     let _ = std::io::stdout().flush();
     let result = daemon.start().map(|s| s.pid);
     match result {
@@ -272,6 +277,7 @@ fn failure(panic: bool) {
 
 fn check_stage() {
     let mut daemon = Daemon::new(Chatty);
+    qemu::allow_threads(&mut daemon);
     let _ = std::io::stdout().flush();
     match daemon.stage(Stage::Umask) {
         Ok(Side::Daemon) => {
@@ -317,6 +323,7 @@ fn check_stage() {
 
 fn activate(report: &CStr, pid_file: &CStr, workdir: Option<&CStr>) -> ! {
     let mut daemon = Daemon::new(Chatty);
+    qemu::allow_threads(&mut daemon);
     let configured = daemon
         .pid_file(pid_file)
         .and_then(|d| match workdir {
@@ -378,12 +385,14 @@ fn main() {
         ["target"] => {
             let (read, write) = pipe();
             let mut daemon = Daemon::new(target(leave_message, ()));
+            qemu::allow_threads(&mut daemon);
             daemon.stdout(Stdio::Fd(write)).unwrap_or_else(|_| usage());
             start_and_read(&mut daemon, read, write);
         }
         ["run"] => {
             let (read, write) = pipe();
             let mut daemon = Daemon::new(MyDaemon);
+            qemu::allow_threads(&mut daemon);
             daemon.stdout(Stdio::Fd(write)).unwrap_or_else(|_| usage());
             start_and_read(&mut daemon, read, write);
         }
@@ -403,6 +412,7 @@ fn main() {
                 0
             };
             let mut daemon = Daemon::new(target(leave_message, path.as_c_str()));
+            qemu::allow_threads(&mut daemon);
             daemon.stdout(Stdio::Fd(write)).unwrap_or_else(|_| usage());
             if let Err(e) = daemon.pid_file(&path) {
                 print_err(&e, b"", b"");
@@ -412,6 +422,7 @@ fn main() {
         }
         ["capture"] => {
             let mut daemon = Daemon::new(Chatty);
+            qemu::allow_threads(&mut daemon);
             let _ = std::io::stdout().flush();
             match daemon.start() {
                 Ok(started) => {

@@ -19,6 +19,8 @@ use pandaemonium::{
 
 #[path = "alloc_trap.rs"]
 mod alloc_trap;
+#[path = "qemu.rs"]
+mod qemu;
 
 /// What the probe daemon does, and its stage overrides.
 #[derive(Default)]
@@ -253,6 +255,7 @@ fn main() {
     let me = unsafe { libc::getpid() };
     let mut probe = Probe::default();
     let mut daemon = Daemon::new(Probe::default());
+    qemu::allow_threads(&mut daemon);
     let mut mode = "start".to_string();
     let mut stage_first: u8 = 0;
     let mut custom_file: Option<String> = None;

@@ -10,6 +10,8 @@ use pandaemonium::{Action, Builder, PidLockFile, Signal};
 
 #[path = "alloc_trap.rs"]
 mod alloc_trap;
+#[path = "qemu.rs"]
+mod qemu;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 extern "C" fn on_term(_: i32) {
@@ -28,7 +30,7 @@ fn main() {
             let dir = std::path::PathBuf::from(arg(1));
             let words: Vec<String> = vec!["alpha".into(), "beta".into(), "gamma".into()];
             let out = dir.join("closure.txt");
-            let mut builder = Builder::new()
+            let mut builder = qemu::builder(Builder::new())
                 .pid_file(dir.join("closure.pid"))
                 .stdout(dir.join("log.txt"))
                 .umask(0o022)
@@ -59,7 +61,9 @@ fn main() {
             }
         }
         "unknown-user" => {
-            let r = Builder::new().user("no-such-user-pdm").start(|| 0);
+            let r = qemu::builder(Builder::new())
+                .user("no-such-user-pdm")
+                .start(|| 0);
             let e = r.expect_err("must fail");
             println!("message={}", e.error());
             println!("kind={:?}", e.error().kind());
@@ -69,7 +73,7 @@ fn main() {
             println!("children={}", if w == -1 { "none" } else { "some" });
         }
         "io" => {
-            let e = Builder::new()
+            let e = qemu::builder(Builder::new())
                 .working_directory("/nonexistent-pdm")
                 .start(|| 0)
                 .expect_err("must fail");

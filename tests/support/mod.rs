@@ -9,18 +9,39 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-/// A command for a helper binary, through `PANDAEMONIUM_TEST_RUNNER` (e.g. `qemu-arm`)
-/// when `ci/` sets it for a foreign target.
+/// The runner `ci/` sets for a foreign target (e.g. `qemu-ppc -L /usr/powerpc-linux-gnu`):
+/// it goes before our own (target) binaries, never before host programs.
+pub fn runner() -> Option<String> {
+    std::env::var("PANDAEMONIUM_TEST_RUNNER")
+        .ok()
+        .filter(|r| !r.trim().is_empty())
+}
+
+/// A command for a helper binary of the target, through the runner when there is one.
 pub fn helper(path: &str) -> Command {
     become_subreaper();
-    match std::env::var("PANDAEMONIUM_TEST_RUNNER") {
-        Ok(runner) if !runner.trim().is_empty() => {
+    match runner() {
+        Some(runner) => {
             let mut words = runner.split_whitespace();
             let mut cmd = Command::new(words.next().unwrap());
             cmd.args(words).arg(path);
             cmd
         }
-        _ => Command::new(path),
+        None => Command::new(path),
+    }
+}
+
+/// A host program (`/bin/sh`, `unshare`): never through the runner.
+pub fn host(program: &str) -> Command {
+    become_subreaper();
+    Command::new(program)
+}
+
+/// A target binary's path as a shell command word, with the runner before it.
+pub fn sh_target(path: &str) -> String {
+    match runner() {
+        Some(runner) => format!("{runner} {path}"),
+        None => path.to_string(),
     }
 }
 
@@ -36,7 +57,14 @@ pub fn become_subreaper() {
     ONCE.call_once(|| {
         // SAFETY: prctl with integer arguments only.
         let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        assert_eq!(r, 0, "PR_SET_CHILD_SUBREAPER");
+        // qemu-user refuses the call (EINVAL); ci/ then starts the harness through a
+        // wrapper that already made it a subreaper, and says so.
+        let preset = std::env::var_os("PANDAEMONIUM_TEST_SUBREAPER").is_some();
+        assert!(
+            r == 0 || preset,
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        );
     });
 }
 
