@@ -15,6 +15,8 @@
 #                  ci/dlfo.c compiled with SHIM_DLFO_CC, if set)
 #   PANDAEMONIUM_TEST_RUNNER  its first word (qemu-<arch>) gets a binfmt_misc registration
 #                  (PANDAEMONIUM_NO_BINFMT=1 skips that, with a warning, where binfmt_misc is forbidden)
+# Always built: $PANDAEMONIUM_SHIM_ROOT/bin/pdm-subreaper (default root /usr/local/lib/pandaemonium-cross),
+# the host-side cargo runner prefix of the qemu targets (see "host helper" below).
 # Any piece that cannot be installed is a loud error and a non-zero exit; nothing is skipped.
 set -euo pipefail
 
@@ -42,7 +44,7 @@ envvar() { ( set +u; . "$CI_DIR/targets/$1.env"; eval "printf '%s' \"\${$2:-}\""
 
 # ---------------------------------------------------------------- apt
 pkgs=$(for t in "$@"; do envvar "$t" APT_PACKAGES; echo; done | tr ' ' '\n' | sed '/^$/d' | sort -u)
-pkgs="$pkgs qemu-user-binfmt"
+pkgs="$pkgs qemu-user-binfmt gcc"
 missing=""
 for p in $pkgs; do
   st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
@@ -153,6 +155,34 @@ for t in "$@"; do
   mv -f "$tmp/libunwind.a" "$dir/libunwind.a"; rm -rf "$tmp"
   say "built $dir/libunwind.a${dlfocc:+ (+dlfo.o)}"
 done
+
+# ---------------------------------------------------------------- host helper: pdm-subreaper
+# qemu-user 7.2 answers prctl(PR_SET_CHILD_SUBREAPER / PR_GET_CHILD_SUBREAPER) with EINVAL, so a
+# test harness running under qemu cannot become the reaper of the daemons its helpers leave
+# behind. The attribute survives execve(2), so the qemu targets' cargo runner is
+# "pdm-subreaper qemu-<arch> ...": it sets the flag on the host side, then execs qemu (same pid).
+# The env files export PANDAEMONIUM_TEST_SUBREAPER=1 to tell the tests it is already done.
+helper_dir="${PANDAEMONIUM_SHIM_ROOT:-/usr/local/lib/pandaemonium-cross}/bin"
+if [ ! -x "$helper_dir/pdm-subreaper" ] || [ "$0" -nt "$helper_dir/pdm-subreaper" ]; then
+  mkdir -p "$helper_dir"; tmp=$(mktemp -d)
+  cat > "$tmp/pdm-subreaper.c" <<'EOF_C'
+/* pdm-subreaper CMD [ARGS...]: become a child subreaper, then exec CMD (built by ci/setup-cross.sh) */
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc < 2) { fputs("usage: pdm-subreaper CMD [ARGS...]\n", stderr); return 127; }
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) { perror("pdm-subreaper: prctl"); return 127; }
+  execvp(argv[1], argv + 1);
+  perror("pdm-subreaper: exec");
+  return 127;
+}
+EOF_C
+  cc -O2 -Wall -o "$tmp/pdm-subreaper" "$tmp/pdm-subreaper.c" || die "building pdm-subreaper failed"
+  mv -f "$tmp/pdm-subreaper" "$helper_dir/pdm-subreaper"; rm -rf "$tmp"
+  say "built $helper_dir/pdm-subreaper"
+fi
+"$helper_dir/pdm-subreaper" true || die "pdm-subreaper does not run"
 
 # ---------------------------------------------------------------- final check
 bad=""
