@@ -12,7 +12,9 @@ fn hard_nofile() -> u64 {
     };
     // SAFETY: getrlimit into a local.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    lim.rlim_max
+    #[allow(clippy::unnecessary_cast)] // rlim_t is 32-bit on 32-bit glibc
+    let max = lim.rlim_max as u64;
+    max
 }
 
 fn check_method(method: &str) {
