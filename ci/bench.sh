@@ -7,16 +7,22 @@
 # 1. builds the harness and the peers (bench/peers/build.sh; idempotent);
 # 2. if examples/bench_daemon.rs exists, builds it twice for static musl,
 #    each into its own target dir, and adds two rows:
-#      ours-nostd  cargo build --release --example bench_daemon
+#      ours-nostd  cargo build --profile min-size --example bench_daemon
 #                  --target x86_64-unknown-linux-musl --no-default-features
-#      ours-std    the same with default features
+#                  (no_std needs panic=abort: min-size is the profile that has
+#                  it; opt-level z, LTO, stripped)
+#      ours-std    cargo build --release (default features, std), stripped
+#                  (CARGO_PROFILE_RELEASE_STRIP=symbols), as the Rust peers'
+#                  release builds are; its min-size build is put where
+#                  run.sh's size section looks for a "size-minimised" build
 #    (otherwise it says loudly that those rows are missing, and goes on);
 # 3. runs bench/run.sh once, every row interleaved: start latency
 #    (SCHED_FIFO and normal priority), fd limits 1024 and 20000, strace -c,
 #    size, /usr/bin/time -v (RSS), correctness checks; ratios against both
 #    c-optimal-musl (the minimal C start) and c-ninestage-musl (our nine
 #    default stages written in C);
-# 4. prints a one-table summary (also kept as summary.md beside the report).
+# 4. prints a one-table summary (also kept as summary.md beside the report),
+#    then the issue's targets for the ours-* rows, each met or MISSED.
 #
 # Options after the script name go to run.sh (see bench/run.sh -h); an
 # --add here is one more row.  Environment: OUT = results dir (default
@@ -41,14 +47,20 @@ loud() {
 OURS=()
 NOTE=''
 if [ -f "$ROOT/examples/bench_daemon.rs" ]; then
-    for v in nostd std; do
-        flags=()
-        [ "$v" = nostd ] && flags=(--no-default-features)
-        dir=$ROOT/target/bench-$v
-        say "cargo build --release --example bench_daemon --target $TARGET ${flags[*]} (CARGO_TARGET_DIR=${dir#$ROOT/})"
-        (cd "$ROOT" && CARGO_TARGET_DIR=$dir "$CARGO" build -q --release --example bench_daemon --target "$TARGET" "${flags[@]}")
-        OURS+=(--add "ours-$v=$dir/$TARGET/release/examples/bench_daemon")
-    done
+    build() {   # build DIR ARGS...: one cargo build of the example for $TARGET
+        local dir=$1; shift
+        say "cargo build $* --example bench_daemon --target $TARGET (CARGO_TARGET_DIR=${dir#$ROOT/})"
+        (cd "$ROOT" && CARGO_TARGET_DIR=$dir "$CARGO" build -q --example bench_daemon --target "$TARGET" "$@")
+    }
+    dir=$ROOT/target/bench-nostd
+    build "$dir" --profile min-size --no-default-features
+    OURS+=(--add "ours-nostd=$dir/$TARGET/min-size/examples/bench_daemon")
+    dir=$ROOT/target/bench-std
+    CARGO_PROFILE_RELEASE_STRIP=symbols build "$dir" --release
+    build "$dir" --profile min-size
+    mkdir -p "$dir/$TARGET/min/examples"
+    cp "$dir/$TARGET/min-size/examples/bench_daemon" "$dir/$TARGET/min/examples/bench_daemon"
+    OURS+=(--add "ours-std=$dir/$TARGET/release/examples/bench_daemon")
 else
     NOTE="examples/bench_daemon.rs does not exist yet: rows ours-nostd and ours-std are SKIPPED; this run measures the peers only."
     loud "$NOTE"
@@ -137,20 +149,39 @@ def check(row):
 def short(c):
     return c.replace(' (paired median)', '')
 
+def num(text):
+    m = re.match(r'\s*([0-9.]+)', text or '')
+    return float(m.group(1)) if m else None
+
+def by_name(row, cap=12):
+    """strace's "syscalls by count" column, cut to the first `cap` names"""
+    names = get(strc, row, 'syscalls by count').split(', ')
+    names = [n for n in names if n]
+    return ', '.join(names[:cap]) + (f', ... ({len(names)} names)' if len(names) > cap else '')
+
 print('## Summary' + (' (NOTE: ' + note + ')' if note else ''))
 print()
-hdr = ['row', 'start ms (median, SCHED_FIFO)'] + [short(c) for c in ratio_cols] + \
+lo_col = wall_cols[0] if wall_cols else None
+hi_col = wall_cols[1] if len(wall_cols) > 1 else None
+hdr = ['row', 'start ms (median, SCHED_FIFO)', 'min-max'] + [short(c) for c in ratio_cols] + \
       ['CPU ms'] + [c.replace('wall ms', 'wall ms, nofile').split(' (')[0] + (' (extrapolated)' if 'extrapolated' in c else '')
        for c in wall_cols] + \
-      ['syscalls', 'size (stripped) B', 'daemon VmRSS', 'original max RSS kB', 'check mode (vs our defaults)']
+      ['@ ' + hi_col.split('@ ')[1].split(' ')[0] + ' vs @ ' + lo_col.split('@ ')[1].split(' ')[0] if hi_col else 'limits'] + \
+      ['syscalls', 'syscalls by name', 'size (stripped) B', 'daemon VmRSS', 'original max RSS kB',
+       'check mode (vs our defaults)']
 print('| ' + ' | '.join(hdr) + ' |')
-print('|---|' + '---:|' * (len(hdr) - 2) + '---|')
+left = {'row', 'syscalls by name', 'check mode (vs our defaults)'}
+print('|' + ''.join('---|' if h in left else '---:|' for h in hdr))
 for row in lat['rows']:
-    cells = [row, get(lat, row, 'start latency median ms')]
+    cells = [row, get(lat, row, 'start latency median ms'),
+             get(lat, row, 'min') + '-' + get(lat, row, 'max')]
     cells += [lat['rows'][row].get(c, '') for c in ratio_cols]
     cells.append(get(lat, row, 'CPU ms'))
     cells += [scal['rows'].get(row, {}).get(c, '') for c in wall_cols]
+    lo, hi = (num(scal['rows'].get(row, {}).get(c, '')) for c in (lo_col, hi_col)) if hi_col else (None, None)
+    cells.append(f'{(hi / lo - 1) * 100:+.1f} %' if lo and hi else '')
     cells.append(get(strc, row, 'syscalls').replace(' (no daemon!)', ' (NO DAEMON)'))
+    cells.append(by_name(row))
     b = get(size, row, 'bytes')
     cells.append(b if b else 'script')
     cells.append(get(state, row, 'VmRSS').split(' / ')[0])
@@ -158,12 +189,55 @@ for row in lat['rows']:
     cells.append(check(row))
     print('| ' + ' | '.join(cells) + ' |')
 print()
-print('_start ms: launch to "original exited and pid file holds a live daemon pid", SCHED_FIFO; '
-      'x NAME: median of per-round ratios to that row; CPU ms: original + daemon; wall @ nofile: '
-      'medians of the fd-limit section (the last column is measured or extrapolated, see the report); '
-      'syscalls: strace -f -c, every process, default fd limit; daemon VmRSS from /proc 300 ms after '
-      'readiness; check mode: error handling + daemon state of section 6._')
+print('_start ms: launch to "original exited and pid file holds a live daemon pid", SCHED_FIFO, median and '
+      'min-max; x NAME: median of per-round ratios to that row; CPU ms: original + daemon; wall @ nofile: '
+      'medians of the fd-limit section (the last wall column is measured or extrapolated, see the report), '
+      'and the high limit\'s median against the low one\'s; syscalls: strace -f -c, every process, default '
+      'fd limit, by name the most frequent first; size: the file as built, stripped; daemon VmRSS from '
+      '/proc 300 ms after readiness; check mode: error handling + daemon state of section 6._')
 print()
+
+# ---- the issue's targets, for our rows ----
+def f(row, col, t=None):
+    return num(get(t or lat, row, col))
+
+ours = [r for r in lat['rows'] if r.startswith('ours-')]
+if ours:
+    print("Targets (issue 5):")
+    print()
+    nine, opt = 'c-ninestage-musl', 'c-optimal-musl'
+    def line(ok, text):
+        print(f"- {'met' if ok else '**MISSED**'}: {text}")
+    for r in ours:
+        x9 = num(lat['rows'][r].get(next((c for c in ratio_cols if nine in c), ''), ''))
+        xo = num(lat['rows'][r].get(next((c for c in ratio_cols if opt in c), ''), ''))
+        if x9 is not None:
+            line(x9 <= 1.10, f"{r} start latency {x9:.2f}x {nine} (target <= 1.10x)")
+        if xo is not None:
+            line(xo <= 1.15, f"{r} start latency {xo:.2f}x {opt} (target <= 1.15x)")
+        if hi_col:
+            lo, hi = (num(scal['rows'].get(r, {}).get(c, '')) for c in (lo_col, hi_col))
+            if lo and hi:
+                line(hi <= lo * 1.05, f"{r} latency at the highest fd limit {hi:.3f} ms vs {lo:.3f} ms at the lowest "
+                     f"({(hi / lo - 1) * 100:+.1f} %, target within 5 %)")
+        n, n9 = f(r, 'syscalls', strc), f(nine, 'syscalls', strc)
+        if n and n9:
+            line(n <= n9 * 1.10, f"{r} {n:.0f} syscalls vs {n9:.0f} for {nine} ({(n / n9 - 1) * 100:+.1f} %, target <= +10 %)")
+        rss, rss9 = f(r, 'VmRSS', state), f(nine, 'VmRSS', state)
+        if rss and rss9:
+            line(rss <= rss9 * 1.20, f"{r} daemon VmRSS {rss:.0f} kB vs {rss9:.0f} kB for {nine} "
+                 f"({(rss / rss9 - 1) * 100:+.0f} %, target <= +20 %)")
+        c = check(r)
+        if c:
+            line(c == 'pass', f"{r} check mode: {c}")
+    b = f('ours-nostd', 'bytes', size)
+    if b:
+        line(b <= 40 * 1024, f"ours-nostd static stripped size {b:.0f} B = {b / 1024:.1f} KiB (target <= 40 KiB)")
+    b, bd = f('ours-std', 'bytes', size), f('rs-daemonize', 'bytes', size)
+    if b and bd:
+        line(b <= bd, f"ours-std stripped size {b:.0f} B vs {bd:.0f} B for rs-daemonize "
+             f"({(b / bd - 1) * 100:+.1f} %, target <= the daemonize crate's)")
+    print()
 print(f'_ci/bench.sh took {int(secs) // 60} min {int(secs) % 60} s. Full report: {report}_')
 EOF
 echo

@@ -41,10 +41,8 @@ run_target() {
       *) command -v "$n" >/dev/null || { echo "cross.sh: $t: missing $n (run ci/setup-cross.sh as root)"; return 10; } ;;
     esac
   done
-  if [ -n "${TOOLCHAIN_PIN:-}" ] && [ "$(rustc $TOOLCHAIN -V 2>/dev/null)" != "rustc $TOOLCHAIN_PIN" ]; then
-    echo "cross.sh: $t: toolchain ${TOOLCHAIN#+} is not the pinned 'rustc $TOOLCHAIN_PIN' (run ci/setup-cross.sh)"
-    return 10
-  fi
+  rustc $TOOLCHAIN -V >/dev/null 2>&1 || { echo "cross.sh: $t: toolchain ${TOOLCHAIN#+} missing (run ci/setup-cross.sh)"; return 10; }
+  echo "+ $(rustc $TOOLCHAIN -V)"
   echo "+ RUSTFLAGS='${RUSTFLAGS:-}' PANDAEMONIUM_TEST_RUNNER='${PANDAEMONIUM_TEST_RUNNER:-}'"
   echo "+ cargo $TOOLCHAIN test $BUILD_STD --target $t --no-fail-fast ${CROSS_TEST_ARGS:-}"
   # shellcheck disable=SC2086

@@ -9,8 +9,8 @@
 #   APT_PACKAGES   Debian packages; a ":arch" suffix adds that foreign dpkg architecture
 #   NEEDS          commands / files that must exist afterwards (checked at the end)
 #   TOOLCHAIN      +stable             -> `rustup target add <triple>` (rust-std)
-#                  +pandaemonium-nightly with TOOLCHAIN_PIN/TOOLCHAIN_CHANNEL -> the pinned nightly
-#                                         + rust-src, linked under that name (for -Zbuild-std)
+#                  +pandaemonium-nightly -> the machine's installed nightly, linked under that
+#                                         name, + rust-src (for -Zbuild-std)
 #   SHIM_DIR       build $SHIM_DIR/libunwind.a = libgcc_eh.a of SHIM_GNU_CC (+ dlfo.o from
 #                  ci/dlfo.c compiled with SHIM_DLFO_CC, if set)
 #   PANDAEMONIUM_TEST_RUNNER  its first word (qemu-<arch>) gets a binfmt_misc registration
@@ -97,28 +97,18 @@ fi
 for t in "$@"; do
   tc=$(envvar "$t" TOOLCHAIN); tc=${tc#+}
   bs=$(envvar "$t" BUILD_STD)
-  pin=$(envvar "$t" TOOLCHAIN_PIN)
-  chan=$(envvar "$t" TOOLCHAIN_CHANNEL)
-  if [ -n "$pin" ]; then
-    if [ "$(rustc "+$tc" -V 2>/dev/null)" != "rustc $pin" ]; then
-      # Find an installed toolchain that is the pinned one; never update an existing one.
-      src=""
-      for cand in nightly "$chan"; do
-        [ "$(rustup run "$cand" rustc -V 2>/dev/null)" = "rustc $pin" ] && { src=$cand; break; }
-      done
-      if [ -z "$src" ]; then
-        [ -n "$chan" ] || die "$t: TOOLCHAIN_PIN set but no TOOLCHAIN_CHANNEL to install"
-        say "rustup toolchain install $chan (pinned: $pin)"
-        rustup toolchain install "$chan" --profile minimal --component rust-src \
-          || die "cannot install pinned toolchain $chan"
-        src=$chan
-        [ "$(rustup run "$src" rustc -V)" = "rustc $pin" ] || die "$chan is not rustc $pin"
-      fi
+  if [ "$tc" = pandaemonium-nightly ]; then
+    # The machine's own nightly, whatever its date: a dated channel may not be served
+    # here, and an existing toolchain is never updated.
+    rustup run nightly rustc -V >/dev/null 2>&1 \
+      || rustup toolchain install nightly --profile minimal --component rust-src \
+      || die "no nightly toolchain and none can be installed"
+    want=$(rustup run nightly rustc --print sysroot)
+    if [ "$(rustc "+$tc" --print sysroot 2>/dev/null)" != "$want" ]; then
       rustup toolchain uninstall "$tc" >/dev/null 2>&1 || true
-      rustup toolchain link "$tc" "$(rustup run "$src" rustc --print sysroot)" \
-        || die "rustup toolchain link $tc failed"
-      say "toolchain $tc -> $src ($pin)"
+      rustup toolchain link "$tc" "$want" || die "rustup toolchain link $tc failed"
     fi
+    say "toolchain $tc -> $(rustc "+$tc" -V)"
   fi
   rustc "+$tc" -V >/dev/null 2>&1 || die "$t: toolchain $tc missing (install it with rustup; do NOT 'rustup update stable' on this mirror)"
   if [ -n "$bs" ]; then

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Static footprint: the minimal no_std daemon (examples/nostd_minimal.rs) and the
+# `pandaemonium` tool, built --no-default-features with the min-size profile
+# (opt-level s, lto, codegen-units 1, panic=abort, strip), static, for each target in
+# ci/targets/*.env; prints one markdown table of stripped sizes in bytes.
+#
+#   ci/setup-cross.sh        # once, as root (toolchains, linkers, shims)
+#   ci/size.sh [triple...]   # from the crate directory
+#
+# Size flags on top of the profile, the same for every target:
+#   -C force-unwind-tables=no       no .eh_frame (nothing unwinds with panic=abort)
+#   -C relocation-model=static      a static non-PIE executable (no self-relocation code)
+#   -C target-feature=+crt-static   static even where the target defaults to dynamic
+#   -Wl,-z,noseparate-code          no page-aligned padding between code and data
+# musl targets link musl statically; the glibc-only targets (no musl cross libc in
+# Debian for them) link glibc statically and say so in the libc column.
+set -uo pipefail
+
+CI_DIR=$(cd "$(dirname "$0")" && pwd)
+[ -f Cargo.toml ] || { echo "size.sh: run me from the crate directory" >&2; exit 2; }
+[ $# -gt 0 ] || set -- $(cd "$CI_DIR/targets" && ls *.env | sed 's/\.env$//')
+
+OUT="${CARGO_TARGET_DIR:-$PWD/target}"
+SIZE_FLAGS="-C force-unwind-tables=no -C relocation-model=static -C target-feature=+crt-static -C link-arg=-Wl,-z,noseparate-code"
+rows=() fail=0
+
+build_one() { # $1 triple, $2 what (--example nostd_minimal | --bin pandaemonium)
+  local t=$1 what=$2
+  set +u; . "$CI_DIR/targets/$t.env"; set -u
+  local var="CARGO_TARGET_$(echo "$t" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
+  # The env files put their link flags in RUSTFLAGS; keep those, drop the test-only cfg.
+  export RUSTFLAGS="${RUSTFLAGS:-} $SIZE_FLAGS"
+  RUSTFLAGS=${RUSTFLAGS//--cfg qemu/}
+  local bs=""
+  [ -n "${BUILD_STD:-}" ] && bs="-Zbuild-std=core,alloc,std,panic_abort"
+  # shellcheck disable=SC2086
+  cargo $TOOLCHAIN build -q $bs --profile min-size --no-default-features --target "$t" $what \
+    --target-dir "$OUT/size" >&2
+}
+
+for t in "$@"; do
+  [ -f "$CI_DIR/targets/$t.env" ] || { echo "size.sh: no ci/targets/$t.env" >&2; fail=1; continue; }
+  libc=musl; case $t in *-gnu*) libc=glibc ;; esac
+  sizes=()
+  for what in "--example nostd_minimal" "--bin pandaemonium"; do
+    name=${what##* }
+    dir="$OUT/size/$t/min-size"; [ "$name" = nostd_minimal ] && dir="$dir/examples"
+    if ( build_one "$t" "$what" ) && [ -f "$dir/$name" ]; then
+      sizes+=("$(stat -c %s "$dir/$name")")
+    else
+      echo "size.sh: FAILED to build $name for $t" >&2
+      sizes+=("FAIL"); fail=1
+    fi
+  done
+  rows+=("| $t | $libc | ${sizes[0]} | ${sizes[1]} |")
+done
+
+echo
+echo "| target | libc (static) | nostd_minimal (bytes) | pandaemonium tool (bytes) |"
+echo "|---|---|---:|---:|"
+printf '%s\n' "${rows[@]}"
+exit $fail
