@@ -5,7 +5,7 @@
 
 use core::ffi::{c_int, CStr};
 
-use crate::out::{self, Show};
+use crate::out::Msg;
 use crate::sys::Args;
 
 /// Reads `argv` from a position on.
@@ -50,7 +50,7 @@ impl Cursor {
         }
         let Some(rest) = bytes.strip_prefix(b"--") else {
             if bytes.len() > 1 && bytes[0] == b'-' {
-                return Err(out::usage(format_args!("unknown option {}", Show(arg))));
+                return Err(Msg::error().s("unknown option ").c(arg).usage());
             }
             return Ok(Some(Item::Operand(at)));
         };
@@ -71,6 +71,7 @@ impl Cursor {
     }
 
     /// The value of option `name`: the inline `=value`, else the next argument.
+    #[inline(never)]
     pub fn value(&mut self, name: &[u8], inline: Option<&'static CStr>) -> Parsed<&'static CStr> {
         if let Some(v) = inline {
             return Ok(v);
@@ -80,48 +81,72 @@ impl Cursor {
                 self.next += 1;
                 Ok(v)
             }
-            None => Err(out::usage(format_args!(
-                "option --{} needs a value",
-                ShowBytes(name)
-            ))),
+            None => Err(Msg::error()
+                .s("option --")
+                .b(name)
+                .s(" needs a value")
+                .usage()),
         }
     }
 }
 
 /// Refuses `--name=value` for a flag that takes none.
+#[inline(never)]
 pub fn no_value(name: &[u8], inline: Option<&'static CStr>) -> Parsed<()> {
     match inline {
         None => Ok(()),
-        Some(_) => Err(out::usage(format_args!(
-            "option --{} takes no value",
-            ShowBytes(name)
-        ))),
+        Some(_) => Err(Msg::error()
+            .s("option --")
+            .b(name)
+            .s(" takes no value")
+            .usage()),
     }
 }
 
 /// The usage error for an option this command does not know.
+#[cold]
+#[inline(never)]
 pub fn unknown(name: &[u8]) -> i32 {
-    out::usage(format_args!("unknown option --{}", ShowBytes(name)))
+    Msg::error().s("unknown option --").b(name).usage()
+}
+
+/// The start of the usage error for a value option `--name` refuses: `--name VALUE: `.
+#[cold]
+#[inline(never)]
+pub fn bad(name: &str, value: &CStr) -> Msg {
+    let mut m = Msg::error();
+    m.s("--").s(name).s(" ").c(value).s(": ");
+    m
 }
 
 /// The usage error for a value an option refuses.
+#[cold]
+#[inline(never)]
 pub fn bad_value(name: &str, value: &CStr, why: &str) -> i32 {
-    out::usage(format_args!("--{name} {}: {why}", Show(value)))
+    bad(name, value).s(why).usage()
 }
 
-/// Shows an option name (a piece of an argument, so a `&[u8]`).
-pub struct ShowBytes<'a>(pub &'a [u8]);
+/// The usage error for a pid-file path the core refuses (relative, too long).
+#[cold]
+#[inline(never)]
+pub fn bad_pid_file(value: &CStr, e: &pandaemonium::Error) -> i32 {
+    let why = match e.kind() {
+        pandaemonium::ErrorKind::Capacity => "longer than 255 bytes",
+        _ => "not an absolute path",
+    };
+    bad_value("pid-file", value, why)
+}
 
-impl core::fmt::Display for ShowBytes<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for chunk in self.0.utf8_chunks() {
-            f.write_str(chunk.valid())?;
-            if !chunk.invalid().is_empty() {
-                f.write_str("\u{fffd}")?;
-            }
-        }
-        Ok(())
-    }
+/// The usage error for an unexpected operand.
+#[cold]
+#[inline(never)]
+pub fn unexpected(command: &str, cur: &Cursor) -> i32 {
+    let what = cur.args.get(cur.next - 1).unwrap_or(c"");
+    Msg::error()
+        .s(command)
+        .s(": unexpected argument ")
+        .c(what)
+        .usage()
 }
 
 /// A decimal number that fits `u32`.

@@ -2,6 +2,8 @@
 //!
 //! - stage 1 remembers whether the core detached (only then does the original
 //!   process read the report pipe);
+//! - stage 3 switches to `--user`'s ids ([`users`]; the core's `ProcessIds` would
+//!   link libc's user database);
 //! - stage 6, exec'ing directly: clears `FD_CLOEXEC` on the pid file's locked
 //!   descriptor, so the open-file-description lock stays held across `execve` and
 //!   PROGRAM holds its own pid file's lock for its whole life (the descriptor is open in
@@ -14,8 +16,9 @@ use core::ffi::{c_int, CStr};
 use pandaemonium::{Error, Run, Stage, Stages};
 
 use crate::exec::Program;
-use crate::out::{self, Show};
+use crate::out::Msg;
 use crate::report::{self, Record};
+use crate::users::{self, Ids};
 use crate::{supervise, sys};
 
 /// The daemon: exec PROGRAM, or supervise it (`Some(restart delay)`).
@@ -27,17 +30,19 @@ pub struct Launch<'p> {
     /// The pid file's path (from our `argv`), and its locked descriptor after stage 6.
     pid_path: Option<&'static CStr>,
     pid_file: Option<(c_int, &'static CStr)>,
+    ids: Option<Ids>,
 }
 
 impl<'p> Launch<'p> {
     /// `report` is the write end of the report pipe; `supervise` the restart delay
     /// when supervising (`Some(None)`: supervise without restarting); `pid_path` the
-    /// configured pid file.
+    /// configured pid file; `ids` what `--user` asked for.
     pub fn new(
         program: Program<'p>,
         report: c_int,
         supervise: Option<Option<u64>>,
         pid_path: Option<&'static CStr>,
+        ids: Option<Ids>,
     ) -> Self {
         Launch {
             program,
@@ -46,6 +51,7 @@ impl<'p> Launch<'p> {
             detached: false,
             pid_path,
             pid_file: None,
+            ids,
         }
     }
 
@@ -60,6 +66,14 @@ impl Run for Launch<'_> {
         s.detach()?;
         self.detached = s.is_detached();
         Ok(())
+    }
+
+    // The core's `Config::ids` is never set, so its stage 3 would do nothing.
+    fn stage3(&mut self, _: &mut Stages<'_, '_>) -> Result<(), Error> {
+        match &self.ids {
+            Some(ids) => users::apply(ids),
+            None => Ok(()),
+        }
     }
 
     fn stage6(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
@@ -93,7 +107,12 @@ impl Run for Launch<'_> {
                 // Still here: remove the pid file first, so that it is gone by the time
                 // the original process reports the failure and exits.
                 pandaemonium::remove_pid_file();
-                out::error(format_args!("exec {}: {e}", Show(self.program.name)));
+                Msg::error()
+                    .s("exec ")
+                    .c(self.program.name)
+                    .s(": ")
+                    .errno(e)
+                    .to(2);
                 if let Some(fd) = self.report() {
                     report::send(fd, Record::ExecFailed(e));
                 }

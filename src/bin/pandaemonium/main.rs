@@ -10,7 +10,7 @@
 //! Modules: [`args`] (parsing), [`start`] (launcher), [`launch`] (the daemon's stage
 //! overrides), [`exec`] (PROGRAM's path, found before fork), [`report`] (did PROGRAM
 //! start?), [`supervise`], [`stop`], [`status`], [`pidfile`] (the file's contents),
-//! [`out`] (messages), [`sys`] (libc).
+//! [`users`] (`--user`), [`out`] (messages), [`sys`] (libc).
 #![cfg_attr(all(not(feature = "std"), panic = "abort"), no_std)]
 #![no_main]
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
@@ -26,58 +26,39 @@ mod status;
 mod stop;
 mod supervise;
 mod sys;
+mod users;
 
 use core::ffi::{c_char, c_int};
 
 use crate::args::Cursor;
-use crate::out::Show;
+use crate::out::Msg;
 
 /// `--help`.
 pub const HELP: &str = "\
-usage: pandaemonium start [OPTIONS] [--] PROGRAM [ARG...]
-       pandaemonium stop --pid-file PATH [--signal NAME|NUM] [--timeout SECS]
+usage: pandaemonium start [--pid-file PATH] [--chdir DIR] [--umask OCTAL]
+         [--user USER[:GROUP]] [--stdin PATH] [--stdout PATH] [--stderr PATH]
+         [--keep-fd N]... [--allow-core] [--detach auto|always|never]
+         [--foreground] [--supervise [--restart[=DELAY]]] [--] PROGRAM [ARG...]
+       pandaemonium stop --pid-file PATH [--signal SIG] [--timeout SECS]
        pandaemonium status --pid-file PATH
        pandaemonium --help | --version
-
-start: run PROGRAM as a daemon; exit 0 once it runs, 1 if it could not start.
-  --pid-file PATH        absolute; locked while PROGRAM lives; start is refused
-                         while a live process holds it
-  --chdir DIR            working directory (default /)
-  --umask OCTAL          file mode creation mask (default 077)
-  --user USER[:GROUP]    run as USER (name or number) with USER's groups
-  --stdin PATH           stdin from PATH (default /dev/null)
-  --stdout PATH          stdout appended to PATH, created if missing (default /dev/null)
-  --stderr PATH          stderr likewise
-  --keep-fd N            leave descriptor N open (repeatable)
-  --allow-core           keep the core-dump limit (default: no core dumps)
-  --detach auto|always|never
-                         auto (default): not under init or inetd
-  --foreground           same as --detach never
-  --supervise            stay as a small parent: hold the pid file, forward
-                         TERM INT HUP USR1 USR2, remove the pid file at the end
-  --restart[=DELAY]      with --supervise: restart PROGRAM when it dies abnormally,
-                         after DELAY seconds (default 1), doubling up to 60
-stop: signal the pid file's holder (default TERM), wait --timeout seconds
-  (default 10) for it to go, then SIGKILL. Exit 0 stopped or not running, 1 not.
-status: exit 0 running (prints the pid), 1 dead but pid file exists,
-  3 not running, 4 unknown.
-Usage errors exit 2.
+start: 0 PROGRAM runs, 1 it did not start. stop (TERM, then KILL after 10 s):
+0 stopped or not running, 1 not stopped. status: 0 running (prints the pid),
+1 dead but the pid file exists, 3 not running, 4 unknown. Usage errors: 2.
 ";
 
 /// The C entry point (the same with and without std).
 #[allow(unsafe_code)] // `no_mangle`
 #[no_mangle]
-pub extern "C" fn main(
-    argc: c_int,
-    argv: *const *const c_char,
-    envp: *const *const c_char,
-) -> c_int {
+extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
     // SAFETY: the C runtime passes argc NUL-terminated strings in argv followed by a
     // null pointer, and a null-terminated envp, all living as long as the process.
     let args = unsafe { sys::Args::from_raw(argc, argv, envp) };
     let mut cur = Cursor { args, next: 2 };
     let Some(command) = args.get(1) else {
-        return out::usage(format_args!("missing command: start, stop or status"));
+        return Msg::error()
+            .s("missing command: start, stop or status")
+            .usage();
     };
     match command.to_bytes() {
         b"start" => start::main(&mut cur),
@@ -88,13 +69,10 @@ pub extern "C" fn main(
             0
         }
         b"--version" | b"-V" => {
-            out::line(
-                1,
-                format_args!("pandaemonium {}", env!("CARGO_PKG_VERSION")),
-            );
+            out::text(1, concat!("pandaemonium ", env!("CARGO_PKG_VERSION"), "\n"));
             0
         }
-        _ => out::usage(format_args!("unknown command {}", Show(command))),
+        _ => Msg::error().s("unknown command ").c(command).usage(),
     }
 }
 
@@ -105,7 +83,9 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     sys::exit_now(70)
 }
 
-// The `libc` crate links libc for musl only when built as part of std.
+// The `libc` crate links libc for musl only when built as part of std. (With LTO, as
+// the `min-size` profile has: without it the linker would meet `-lc` before the
+// rlibs that need it.)
 #[cfg(all(not(feature = "std"), panic = "abort"))]
 #[link(name = "c")]
 extern "C" {}

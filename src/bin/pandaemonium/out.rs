@@ -1,107 +1,185 @@
-//! Messages without std: each line is formatted into a stack buffer with `core::fmt`
+//! Messages without `core::fmt`: `fmt`'s machinery and the `Arguments` at every call
+//! site would be about a sixth of this binary. A [`Msg`] is built in a stack buffer
 //! and written with a single `write(2)`, so concurrent writers never interleave.
+//!
+//! ```text
+//! Msg::error().s("exec ").c(name).s(": ").errno(e).to(2);
+//! ```
+//!
+//! The larger methods are `#[inline(never)]` (and the usage-error helpers in `args`
+//! `#[cold]` too): one copy each instead of one per call site, about 1 KiB of code.
 
 use core::ffi::{c_int, CStr};
-use core::fmt::{self, Write};
+
+use pandaemonium::{Errno, Error, ErrorKind, Signal};
 
 use crate::sys;
 
-/// A line being built; text beyond the capacity is dropped.
-struct Line {
+/// A line being built; bytes beyond the capacity are dropped.
+pub struct Msg {
     buf: [u8; 512],
     len: usize,
 }
 
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        // One byte stays free for the newline.
-        let room = self.buf.len() - 1 - self.len;
-        let take = s.len().min(room);
-        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-        self.len += take;
-        Ok(())
+/// `n` in decimal, in `buf`.
+pub fn digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
     }
 }
 
-/// Writes `args` and a newline to `fd` in one `write(2)`, ignoring errors.
-pub fn line(fd: c_int, args: fmt::Arguments<'_>) {
-    let mut l = Line {
-        buf: [0; 512],
-        len: 0,
-    };
-    let _ = l.write_fmt(args);
-    l.buf[l.len] = b'\n';
-    let _ = sys::write_all(fd, &l.buf[..=l.len]);
-}
+impl Msg {
+    /// An empty line.
+    #[inline(never)]
+    pub fn new() -> Msg {
+        Msg {
+            buf: [0; 512],
+            len: 0,
+        }
+    }
 
-/// `pandaemonium: …` on stderr.
-pub fn error(args: fmt::Arguments<'_>) {
-    line(2, format_args!("pandaemonium: {args}"));
-}
+    /// A line starting `pandaemonium: `.
+    #[inline(never)]
+    pub fn error() -> Msg {
+        let mut m = Msg::new();
+        m.s("pandaemonium: ");
+        m
+    }
 
-/// A usage error: one line on stderr; the exit status 2.
-pub fn usage(args: fmt::Arguments<'_>) -> i32 {
-    line(
-        2,
-        format_args!("pandaemonium: {args} (see pandaemonium --help)"),
-    );
-    2
+    /// Raw bytes (paths and names are shown as they are, as C tools do).
+    #[inline(never)]
+    pub fn b(&mut self, bytes: &[u8]) -> &mut Self {
+        // One byte stays free for the newline.
+        let take = bytes.len().min(self.buf.len() - 1 - self.len);
+        self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
+        self.len += take;
+        self
+    }
+
+    /// Text.
+    pub fn s(&mut self, text: &str) -> &mut Self {
+        self.b(text.as_bytes())
+    }
+
+    /// A C string.
+    pub fn c(&mut self, text: &CStr) -> &mut Self {
+        self.b(text.to_bytes())
+    }
+
+    /// A number.
+    #[inline(never)]
+    pub fn n(&mut self, n: u64) -> &mut Self {
+        let mut buf = [0u8; 20];
+        self.b(digits(n, &mut buf))
+    }
+
+    /// A signed number.
+    pub fn i(&mut self, n: i64) -> &mut Self {
+        if n < 0 {
+            self.s("-");
+        }
+        self.n(n.unsigned_abs())
+    }
+
+    /// `No such file or directory (os error 2)`, as `Errno`'s `Display` and std show it.
+    #[inline(never)]
+    pub fn errno(&mut self, e: Errno) -> &mut Self {
+        let mut buf = [0u8; 128];
+        self.b(sys::strerror(e.raw(), &mut buf))
+            .s(" (os error ")
+            .i(i64::from(e.raw()))
+            .s(")")
+    }
+
+    /// `SIGTERM`, or `signal 34`.
+    pub fn signal(&mut self, sig: c_int) -> &mut Self {
+        match Signal::new(sig).ok().and_then(Signal::name) {
+            Some(name) => self.s("SIG").s(name),
+            None => self.s("signal ").i(i64::from(sig)),
+        }
+    }
+
+    /// Milliseconds as seconds: `1`, `0.25`.
+    pub fn secs(&mut self, ms: u64) -> &mut Self {
+        self.n(ms / 1000);
+        let mut frac = ms % 1000;
+        if frac != 0 {
+            self.s(".");
+            let mut scale = 100;
+            while frac != 0 {
+                self.n(frac / scale);
+                frac %= scale;
+                scale /= 10;
+            }
+        }
+        self
+    }
+
+    /// A core error as its `Display` shows it: `stage 5 (working directory): chdir
+    /// /x: No such file or directory (os error 2)` (`tests/tool.rs` compares the two).
+    #[inline(never)]
+    pub fn error_of(&mut self, e: &Error) -> &mut Self {
+        if let Some(stage) = e.stage() {
+            self.s("stage ")
+                .n(u64::from(stage.number()))
+                .s(" (")
+                .s(stage.name())
+                .s("): ");
+        }
+        self.s(e.detail());
+        let holder = e.holder().map(u64::from);
+        match (e.kind(), holder) {
+            (ErrorKind::AlreadyRunning, Some(pid)) => {
+                self.s(": already running (pid ").n(pid).s(")");
+            }
+            (ErrorKind::AlreadyRunning, None) => {
+                self.s(": already running");
+            }
+            (ErrorKind::DaemonDied, Some(pid)) => {
+                self.s(" (pid ").n(pid).s(")");
+            }
+            (ErrorKind::Threaded, Some(n)) => {
+                self.s(" (").n(n).s(" threads)");
+            }
+            _ => {}
+        }
+        self.errno_of(e)
+    }
+
+    /// A core error without its stage: `open /x.pid: Permission denied (os error 13)`.
+    pub fn detail(&mut self, e: &Error) -> &mut Self {
+        self.s(e.detail()).errno_of(e)
+    }
+
+    fn errno_of(&mut self, e: &Error) -> &mut Self {
+        match e.errno() {
+            Some(errno) => self.s(": ").errno(errno),
+            None => self,
+        }
+    }
+
+    /// Ends the line and writes it to `fd` (errors ignored: nothing better to do).
+    #[inline(never)]
+    pub fn to(&mut self, fd: c_int) {
+        self.buf[self.len] = b'\n';
+        let _ = sys::write_all(fd, &self.buf[..=self.len]);
+    }
+
+    /// Ends a usage error: the hint, the line to stderr; the exit status 2.
+    #[inline(never)]
+    pub fn usage(&mut self) -> i32 {
+        self.s(" (see pandaemonium --help)").to(2);
+        2
+    }
 }
 
 /// Writes `text` to `fd` as it is.
 pub fn text(fd: c_int, text: &str) {
     let _ = sys::write_all(fd, text.as_bytes());
-}
-
-/// Shows a C string, bytes that are not UTF-8 as U+FFFD.
-pub struct Show<'a>(pub &'a CStr);
-
-impl fmt::Display for Show<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for chunk in self.0.to_bytes().utf8_chunks() {
-            f.write_str(chunk.valid())?;
-            if !chunk.invalid().is_empty() {
-                f.write_char(char::REPLACEMENT_CHARACTER)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Shows a core error without its stage prefix: `open /x.pid: Permission denied (os
-/// error 13)`, for the commands that run no stage (stop, status) and for usage errors.
-pub struct Detail<'a>(pub &'a pandaemonium::Error);
-
-impl fmt::Display for Detail<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.detail())?;
-        if let Some(errno) = self.0.errno() {
-            write!(f, ": {errno}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Shows milliseconds as seconds: `1`, `0.25`.
-pub struct Secs(pub u64);
-
-impl fmt::Display for Secs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (s, ms) = (self.0 / 1000, self.0 % 1000);
-        if ms == 0 {
-            write!(f, "{s}")
-        } else {
-            let mut frac = [b'0'; 3];
-            let digits = [ms / 100, ms / 10 % 10, ms % 10];
-            let mut n = 3;
-            while n > 1 && digits[n - 1] == 0 {
-                n -= 1;
-            }
-            for (d, v) in frac.iter_mut().zip(digits) {
-                *d = b'0' + v as u8;
-            }
-            let frac = core::str::from_utf8(&frac[..n]).unwrap_or("0");
-            write!(f, "{s}.{frac}")
-        }
-    }
 }

@@ -11,6 +11,7 @@ use core::time::Duration;
 
 use pandaemonium::{Errno, PidLockFile};
 
+use crate::out::digits;
 use crate::{args, sys};
 
 /// The pids a pid file names.
@@ -20,25 +21,6 @@ pub struct Pids {
     pub program: Option<u32>,
     /// The second line: the supervisor, with `--supervise`.
     pub supervisor: Option<u32>,
-}
-
-/// Formats `n` in decimal at `buf[at..]`; the new end.
-fn push_decimal(buf: &mut [u8], at: usize, n: u32) -> usize {
-    let mut digits = [0u8; 10];
-    let mut len = 0;
-    let mut v = n;
-    loop {
-        digits[len] = b'0' + (v % 10) as u8;
-        len += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for i in 0..len {
-        buf[at + i] = digits[len - 1 - i];
-    }
-    at + len
 }
 
 /// Writes `program` and `supervisor` into the locked pid file `fd`, after checking that
@@ -53,13 +35,18 @@ pub fn write_pids(fd: i32, path: &CStr, program: u32, supervisor: u32) -> Result
         return Err(Errno::from_raw(libc::ESTALE));
     }
     let mut line = [0u8; 22];
-    let mut n = push_decimal(&mut line, 0, program);
-    line[n] = b'\n';
-    n = push_decimal(&mut line, n + 1, supervisor);
-    line[n] = b'\n';
+    let mut len = 0;
+    for pid in [program, supervisor] {
+        let mut buf = [0u8; 20];
+        let text = digits(u64::from(pid), &mut buf);
+        line[len..len + text.len()].copy_from_slice(text);
+        len += text.len();
+        line[len] = b'\n';
+        len += 1;
+    }
     // Overwrite, then cut: a reader never sees an empty file.
-    sys::pwrite_all(fd, &line[..=n], 0)?;
-    sys::ftruncate(fd, n as i64 + 1)
+    sys::pwrite_all(fd, &line[..len], 0)?;
+    sys::ftruncate(fd, len as i64)
 }
 
 /// Reads the pids in the file; none when it is missing or empty.
@@ -68,7 +55,7 @@ pub fn write_pids(fd: i32, path: &CStr, program: u32, supervisor: u32) -> Result
 ///
 /// `open`/`read` failures other than `ENOENT` (e.g. `ELOOP` for a symlink).
 pub fn read(path: &CStr) -> Result<Pids, Errno> {
-    let fd = match sys::open_read(path) {
+    let fd = match sys::open_read(path, true) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(Pids::default()),
         Err(e) => return Err(e),

@@ -1,21 +1,22 @@
 //! `pandaemonium start [OPTIONS] -- PROGRAM [ARG...]`: the launcher's side.
 //!
 //! Everything is checked and prepared before the first fork: the options (usage
-//! errors exit 2 there), users and groups (resolved by the core's setters), PROGRAM's
-//! path ([`exec::resolve`]) and its argument vector (a tail of our own `argv`). Then
-//! the core's nine stages run, and [`Launch`] execs PROGRAM or supervises it. The
-//! original process exits 0 only once PROGRAM runs ([`report`]).
+//! errors exit 2 there), the user and groups ([`users`]), PROGRAM's path
+//! ([`exec::resolve`]) and its argument vector (a tail of our own `argv`). Then the
+//! core's nine stages run, and [`Launch`] execs PROGRAM or supervises it. The original
+//! process exits 0 only once PROGRAM runs ([`report`]).
 
 use core::ffi::CStr;
 
-use pandaemonium::{Action, Config, Daemon, Detach, ErrorKind, ProcessIds, Signal, Stdio};
+use pandaemonium::{Action, Config, Daemon, Detach, ErrorKind, Signal, Stdio};
 
 use crate::args::{self, Cursor, Item, Parsed};
 use crate::exec::{self, Program, PATH_CAPACITY};
 use crate::launch::Launch;
-use crate::out::{self, Detail, Show};
+use crate::out::Msg;
 use crate::report::{self, Received, Record};
 use crate::sys;
+use crate::users::{self, Ids, Refused};
 
 /// Default delay before a restart, in milliseconds (FreeBSD daemon(8) `-R`: 1 s).
 const RESTART_DELAY_MS: u64 = 1000;
@@ -24,6 +25,7 @@ const RESTART_DELAY_MS: u64 = 1000;
 struct Start {
     config: Config<'static>,
     pid_path: Option<&'static CStr>,
+    ids: Option<Ids>,
     program: usize,
     supervise: bool,
     restart: Option<u64>,
@@ -37,13 +39,13 @@ pub fn main(cur: &mut Cursor) -> i32 {
     };
     let args = cur.args;
     let Some(name) = args.get(opts.program) else {
-        return out::usage(format_args!("start: PROGRAM missing"));
+        return Msg::error().s("start: PROGRAM missing").usage();
     };
     let mut path_buf = [0u8; PATH_CAPACITY];
     let path = match exec::resolve(name, &mut path_buf) {
         Ok(path) => path,
         Err(e) => {
-            out::error(format_args!("exec {}: {e}", Show(name)));
+            Msg::error().s("exec ").c(name).s(": ").errno(e).to(2);
             return 1;
         }
     };
@@ -62,24 +64,22 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
     let (read_end, write_end) = match sys::pipe() {
         Ok(ends) => ends,
         Err(e) => {
-            out::error(format_args!("pipe: {e}"));
+            Msg::error().s("pipe: ").errno(e).to(2);
             return 1;
         }
     };
-    if let Err(e) = config.inherit_file(write_end) {
-        out::error(format_args!("{e}"));
-        return 1;
-    }
     // PROGRAM gets default dispositions: ignored signals stay ignored across exec,
     // so the core's default of ignoring the terminal stop signals is undone.
+    let mut prepared = config.inherit_file(write_end).map(drop);
     for sig in [Signal::TSTP, Signal::TTIN, Signal::TTOU] {
-        if let Err(e) = config.signal(sig, Action::Default) {
-            out::error(format_args!("{e}"));
-            return 1;
-        }
+        prepared = prepared.and_then(|()| config.signal(sig, Action::Default).map(drop));
+    }
+    if let Err(e) = prepared {
+        Msg::error().error_of(&e).to(2);
+        return 1;
     }
     let supervise = opts.supervise.then_some(opts.restart);
-    let app = Launch::new(program, write_end, supervise, opts.pid_path);
+    let app = Launch::new(program, write_end, supervise, opts.pid_path, opts.ids);
     let mut daemon = Daemon::with_config(app, config);
     // The thread check reads /proc/self/stat, which early boot may lack; this program
     // never starts a thread (no std, and libc starts none), so it is not needed.
@@ -89,35 +89,32 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
         daemon.allow_threads();
     }
     if let Err(e) = daemon.start() {
-        out::error(format_args!("{e}"));
+        Msg::error().error_of(&e).to(2);
         return 1;
     }
     // The original process: the daemon finished stage 9; did PROGRAM start?
     sys::close(write_end);
     let received = report::receive(read_end);
     sys::close(read_end);
+    let mut m = Msg::error();
     match received {
-        Received::Record(Record::Started) => 0,
-        Received::Eof if supervise.is_none() => 0,
-        Received::Eof => {
-            out::error(format_args!("the supervisor ended before PROGRAM started"));
-            1
-        }
-        Received::Record(Record::ExecFailed(e)) => {
-            out::error(format_args!("exec {}: {e}", Show(program.name)));
-            1
-        }
+        Received::Record(Record::Started) => return 0,
+        Received::Eof if supervise.is_none() => return 0,
+        Received::Eof => m.s("the supervisor ended before PROGRAM started"),
+        Received::Record(Record::ExecFailed(e)) => m.s("exec ").c(program.name).s(": ").errno(e),
         Received::Record(Record::PidFileFailed(e)) => {
-            out::error(format_args!("writing PROGRAM's pid into the pid file: {e}"));
-            1
+            m.s("writing PROGRAM's pid into the pid file: ").errno(e)
         }
     }
+    .to(2);
+    1
 }
 
 fn parse(cur: &mut Cursor) -> Parsed<Start> {
     let mut opts = Start {
         config: Config::default(),
         pid_path: None,
+        ids: None,
         program: 0,
         supervise: false,
         restart: None,
@@ -125,7 +122,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
     let config = &mut opts.config;
     loop {
         let (name, inline) = match cur.item()? {
-            None => return Err(out::usage(format_args!("start: PROGRAM missing"))),
+            None => return Err(Msg::error().s("start: PROGRAM missing").usage()),
             Some(Item::End) => {
                 opts.program = cur.next;
                 break;
@@ -138,21 +135,19 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         };
         match name {
             b"help" => {
-                out::text(1, crate::HELP);
+                crate::out::text(1, crate::HELP);
                 return Err(0);
             }
             b"pid-file" => {
                 let v = cur.value(name, inline)?;
-                config
-                    .pid_file(v)
-                    .map_err(|e| args::bad_value("pid-file", v, e.detail()))?;
+                config.pid_file(v).map_err(|e| args::bad_pid_file(v, &e))?;
                 opts.pid_path = Some(v);
             }
             b"chdir" => {
                 let v = cur.value(name, inline)?;
                 config
                     .working_directory(v)
-                    .map_err(|e| args::bad_value("chdir", v, e.detail()))?;
+                    .map_err(|_| args::bad_value("chdir", v, "empty"))?;
             }
             b"umask" => {
                 let v = cur.value(name, inline)?;
@@ -162,7 +157,17 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
             }
             b"user" => {
                 let v = cur.value(name, inline)?;
-                config.ids(user(v)?);
+                opts.ids = Some(users::resolve(v.to_bytes()).map_err(|why| {
+                    let mut m = args::bad("user", v);
+                    match why {
+                        Refused::User => m.s("no such user"),
+                        Refused::Group => m.s("no such group"),
+                        Refused::NoGroup => m.s("no passwd entry for this uid: give USER:GROUP"),
+                        Refused::TooManyGroups => m.s("in more than 32 groups"),
+                        Refused::Os(e) => m.errno(e),
+                    }
+                    .usage()
+                })?);
             }
             b"stdin" | b"stdout" | b"stderr" => {
                 let v = cur.value(name, inline)?;
@@ -171,16 +176,15 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     b"stdout" => Config::stdout,
                     _ => Config::stderr,
                 };
-                set(config, Stdio::Path(v)).map_err(|e| {
-                    out::usage(format_args!("--{}: {}", args::ShowBytes(name), Detail(&e)))
-                })?;
+                set(config, Stdio::Path(v))
+                    .map_err(|_| Msg::error().s("--").b(name).s(": empty path").usage())?;
             }
             b"keep-fd" => {
                 let v = cur.value(name, inline)?;
                 let fd = args::fd(v.to_bytes())
                     .ok_or_else(|| args::bad_value("keep-fd", v, "not a descriptor number"))?;
                 config.inherit_file(fd).map_err(|e| match e.kind() {
-                    ErrorKind::Capacity => args::bad_value("keep-fd", v, e.detail()),
+                    ErrorKind::Capacity => args::bad_value("keep-fd", v, "at most 16 descriptors"),
                     _ => args::bad_value("keep-fd", v, "not an open descriptor"),
                 })?;
             }
@@ -225,53 +229,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         }
     }
     if opts.restart.is_some() && !opts.supervise {
-        return Err(out::usage(format_args!(
-            "start: --restart needs --supervise"
-        )));
+        return Err(Msg::error().s("start: --restart needs --supervise").usage());
     }
     Ok(opts)
-}
-
-/// `USER[:GROUP]`, names or numbers, resolved now (before fork). A uid without a user
-/// entry needs a group: there is no primary group to take.
-fn user(spec: &'static CStr) -> Parsed<ProcessIds> {
-    let bytes = spec.to_bytes();
-    let (user, group) = match bytes.iter().position(|&b| b == b':') {
-        Some(colon) => (&bytes[..colon], Some(&bytes[colon + 1..])),
-        None => (bytes, None),
-    };
-    let bad =
-        |why: &dyn core::fmt::Display| out::usage(format_args!("--user {}: {why}", Show(spec)));
-    let mut user_buf = [0u8; 256];
-    let mut group_buf = [0u8; 256];
-    let user_name = cstr_in(user, &mut user_buf).ok_or_else(|| bad(&"bad user name"))?;
-    let group_name = match group {
-        Some(g) => Some(cstr_in(g, &mut group_buf).ok_or_else(|| bad(&"bad group name"))?),
-        None => None,
-    };
-    let ids = match (ProcessIds::user(user_name), args::decimal(user), group_name) {
-        (Ok(ids), _, _) => ids,
-        (Err(e), Some(uid), Some(g)) if e.kind() == ErrorKind::UnknownUser => {
-            let gid = ProcessIds::new(uid, 0)
-                .and_then(|ids| ids.with_group(g))
-                .map_err(|e| bad(&Detail(&e)))?
-                .gid();
-            ProcessIds::new(uid, gid).map_err(|e| bad(&Detail(&e)))?
-        }
-        (Err(e), _, _) => return Err(bad(&Detail(&e))),
-    };
-    match group_name {
-        Some(g) => ids.with_group(g).map_err(|e| bad(&Detail(&e))),
-        None => Ok(ids),
-    }
-}
-
-/// `bytes` as a `CStr` in `buf`: `None` when empty, too long or holding a NUL.
-fn cstr_in<'b>(bytes: &[u8], buf: &'b mut [u8]) -> Option<&'b CStr> {
-    if bytes.is_empty() || bytes.len() >= buf.len() || bytes.contains(&0) {
-        return None;
-    }
-    buf[..bytes.len()].copy_from_slice(bytes);
-    buf[bytes.len()] = 0;
-    CStr::from_bytes_with_nul(&buf[..=bytes.len()]).ok()
 }

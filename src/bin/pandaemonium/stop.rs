@@ -17,7 +17,7 @@ use core::time::Duration;
 use pandaemonium::{Errno, PidLockFile, Signal};
 
 use crate::args::{self, Cursor, Item, Parsed};
-use crate::out::{self, Detail, Secs, Show};
+use crate::out::{self, Msg};
 use crate::{pidfile, supervise, sys};
 
 /// The default `--timeout`, in milliseconds.
@@ -27,21 +27,23 @@ const KILL_WAIT_MS: u64 = 5_000;
 /// How often the lock is polled.
 const POLL_MS: u64 = 20;
 
-struct Stop {
-    path: &'static CStr,
+/// What `stop` (or `status`) was asked.
+pub struct Stop {
+    /// `--pid-file`.
+    pub path: &'static CStr,
     signal: Signal,
     timeout_ms: u64,
 }
 
 /// `stop`: returns the exit status.
 pub fn main(cur: &mut Cursor) -> i32 {
-    let opts = match parse(cur) {
+    let opts = match parse(cur, "stop") {
         Ok(opts) => opts,
         Err(code) => return code,
     };
     let pid_file = match PidLockFile::new(opts.path, Duration::ZERO) {
         Ok(p) => p,
-        Err(e) => return args::bad_value("pid-file", opts.path, e.detail()),
+        Err(e) => return args::bad_pid_file(opts.path, &e),
     };
     match stop(&opts, &pid_file) {
         Ok(()) => {
@@ -55,7 +57,7 @@ pub fn main(cur: &mut Cursor) -> i32 {
 /// Whether the lock is held; errors printed.
 fn held(pid_file: &PidLockFile) -> Result<bool, ()> {
     pid_file.is_active().map_err(|e| {
-        out::error(format_args!("stop: {}", Detail(&e)));
+        Msg::error().s("stop: ").detail(&e).to(2);
     })
 }
 
@@ -68,7 +70,14 @@ fn signal(pid_file: &PidLockFile, pid: u32, sig: Signal) -> Result<bool, ()> {
         // Gone already: the lock goes with it (or with its last child).
         Ok(()) | Err(Errno::SRCH) => Ok(true),
         Err(e) => {
-            out::error(format_args!("stop: kill {sig} pid {pid}: {e}"));
+            Msg::error()
+                .s("stop: kill ")
+                .signal(sig.number())
+                .s(" pid ")
+                .n(u64::from(pid))
+                .s(": ")
+                .errno(e)
+                .to(2);
             Err(())
         }
     }
@@ -93,13 +102,14 @@ fn stop(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
         return Ok(());
     }
     let pids = pidfile::read_settled(opts.path).map_err(|e| {
-        out::error(format_args!("stop: {}: {e}", Show(opts.path)));
+        Msg::error().s("stop: ").c(opts.path).s(": ").errno(e).to(2);
     })?;
     let Some(program) = pids.program else {
-        out::error(format_args!(
-            "stop: {}: locked, but names no pid",
-            Show(opts.path)
-        ));
+        Msg::error()
+            .s("stop: ")
+            .c(opts.path)
+            .s(": locked, but names no pid")
+            .to(2);
         return Err(());
     };
     let target = match pids.supervisor {
@@ -109,11 +119,15 @@ fn stop(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
     if !signal(pid_file, target, opts.signal)? || released(pid_file, opts.timeout_ms)? {
         return Ok(());
     }
-    out::error(format_args!(
-        "stop: pid {target} still running {} s after {}; sending SIGKILL",
-        Secs(opts.timeout_ms),
-        opts.signal
-    ));
+    Msg::error()
+        .s("stop: pid ")
+        .n(u64::from(target))
+        .s(" still running ")
+        .secs(opts.timeout_ms)
+        .s(" s after ")
+        .signal(opts.signal.number())
+        .s("; sending SIGKILL")
+        .to(2);
     match pids.supervisor {
         Some(sv) => {
             // The supervisor first, so that it restarts nothing; then PROGRAM as the
@@ -136,27 +150,24 @@ fn stop(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
     if released(pid_file, opts.timeout_ms.max(KILL_WAIT_MS))? {
         return Ok(());
     }
-    out::error(format_args!(
-        "stop: {}: still locked after SIGKILL (a child of pid {program} holds it?)",
-        Show(opts.path)
-    ));
+    Msg::error()
+        .s("stop: ")
+        .c(opts.path)
+        .s(": still locked after SIGKILL (by a child of pid ")
+        .n(u64::from(program))
+        .s("?)")
+        .to(2);
     Err(())
 }
 
-fn parse(cur: &mut Cursor) -> Parsed<Stop> {
+/// Parses `stop`'s options, or `status`'s (`--pid-file` only).
+pub fn parse(cur: &mut Cursor, command: &str) -> Parsed<Stop> {
     let mut path = None;
     let mut signal = Signal::TERM;
     let mut timeout_ms = TIMEOUT_MS;
     while let Some(item) = cur.item()? {
-        let (name, inline) = match item {
-            Item::Opt { name, inline } => (name, inline),
-            Item::End | Item::Operand(_) => {
-                let what = cur.args.get(cur.next - 1).unwrap_or(c"");
-                return Err(out::usage(format_args!(
-                    "stop: unexpected argument {}",
-                    Show(what)
-                )));
-            }
+        let Item::Opt { name, inline } = item else {
+            return Err(args::unexpected(command, cur));
         };
         match name {
             b"help" => {
@@ -164,13 +175,13 @@ fn parse(cur: &mut Cursor) -> Parsed<Stop> {
                 return Err(0);
             }
             b"pid-file" => path = Some(cur.value(name, inline)?),
-            b"signal" => {
+            b"signal" if command == "stop" => {
                 let v = cur.value(name, inline)?;
                 let text = core::str::from_utf8(v.to_bytes()).unwrap_or("?");
                 signal = Signal::parse(text)
                     .map_err(|_| args::bad_value("signal", v, "no such signal"))?;
             }
-            b"timeout" => {
+            b"timeout" if command == "stop" => {
                 let v = cur.value(name, inline)?;
                 timeout_ms = args::seconds(v.to_bytes())
                     .ok_or_else(|| args::bad_value("timeout", v, "not a number of seconds"))?;
@@ -179,9 +190,10 @@ fn parse(cur: &mut Cursor) -> Parsed<Stop> {
         }
     }
     let Some(path) = path else {
-        return Err(out::usage(format_args!(
-            "stop: --pid-file PATH is required"
-        )));
+        return Err(Msg::error()
+            .s(command)
+            .s(": --pid-file PATH is required")
+            .usage());
     };
     Ok(Stop {
         path,

@@ -16,12 +16,11 @@
 //! signal when killed) and the core removes the pid file.
 
 use core::ffi::{c_int, CStr};
-use core::fmt;
 
-use pandaemonium::{Errno, Signal};
+use pandaemonium::Errno;
 
 use crate::exec::Program;
-use crate::out::{self, Secs, Show};
+use crate::out::Msg;
 use crate::report::{self, Received, Record};
 use crate::{pidfile, sys};
 
@@ -89,7 +88,12 @@ pub fn run(
     };
     let failed = match spawn(program) {
         Err(e) => {
-            out::error(format_args!("exec {}: {e}", Show(program.name)));
+            Msg::error()
+                .s("exec ")
+                .c(program.name)
+                .s(": ")
+                .errno(e)
+                .to(2);
             Some(Record::ExecFailed(e))
         }
         Ok(pid) => {
@@ -97,7 +101,7 @@ pub fn run(
             match sv.write_pids(pid) {
                 Ok(()) => None,
                 Err(e) => {
-                    out::error(format_args!("pid file: {e}"));
+                    Msg::error().s("pid file: ").errno(e).to(2);
                     let _ = sys::kill(pid, libc::SIGKILL);
                     let _ = sys::wait_for(pid);
                     Some(Record::PidFileFailed(e))
@@ -175,23 +179,20 @@ impl Supervisor<'_, '_> {
             if self.stopping || clean(death) {
                 return Some(code);
             }
+            let mut m = Msg::error();
+            m.c(self.program.name).s(" (pid ").n(u64::from(pid)).s(") ");
+            match death {
+                sys::Death::Exited(code) => m.s("exited with status ").i(i64::from(code)),
+                sys::Death::Signaled(sig) => m.s("killed by ").signal(sig),
+            };
             if self.restart.is_none() {
-                out::error(format_args!(
-                    "{} (pid {pid}) {}",
-                    Show(self.program.name),
-                    How(death)
-                ));
+                m.to(2);
                 return Some(code);
             }
             if sys::monotonic_ms().saturating_sub(self.started_at) >= STABLE_MS {
                 self.delay = self.restart.unwrap_or(0);
             }
-            out::error(format_args!(
-                "{} (pid {pid}) {}; restarting in {} s",
-                Show(self.program.name),
-                How(death),
-                Secs(self.delay)
-            ));
+            m.s("; restarting in ").secs(self.delay).s(" s").to(2);
             self.schedule();
         }
         None
@@ -212,15 +213,19 @@ impl Supervisor<'_, '_> {
                 self.running = Some(pid);
                 self.started_at = sys::monotonic_ms();
                 if let Err(e) = self.write_pids(pid) {
-                    out::error(format_args!("pid file: {e}"));
+                    Msg::error().s("pid file: ").errno(e).to(2);
                 }
             }
             Err(e) => {
-                out::error(format_args!(
-                    "exec {}: {e}; retrying in {} s",
-                    Show(self.program.name),
-                    Secs(self.delay)
-                ));
+                Msg::error()
+                    .s("exec ")
+                    .c(self.program.name)
+                    .s(": ")
+                    .errno(e)
+                    .s("; retrying in ")
+                    .secs(self.delay)
+                    .s(" s")
+                    .to(2);
                 self.schedule();
             }
         }
@@ -234,21 +239,6 @@ fn clean(death: sys::Death) -> bool {
         sys::Death::Exited(0)
             | sys::Death::Signaled(libc::SIGHUP | libc::SIGINT | libc::SIGTERM | libc::SIGPIPE)
     )
-}
-
-/// `exited with status 3`, `killed by SIGKILL`.
-struct How(sys::Death);
-
-impl fmt::Display for How {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            sys::Death::Exited(code) => write!(f, "exited with status {code}"),
-            sys::Death::Signaled(sig) => match Signal::new(sig) {
-                Ok(s) => write!(f, "killed by {s}"),
-                Err(_) => write!(f, "killed by signal {sig}"),
-            },
-        }
-    }
 }
 
 /// Forks and execs PROGRAM; its pid once `execve` succeeded (a CLOEXEC pipe tells, as

@@ -108,6 +108,16 @@ pub fn write_all(fd: c_int, mut buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// `strerror_r(3)`: the system's text for `errno`, in `buf`.
+pub fn strerror(errno: c_int, buf: &mut [u8; 128]) -> &[u8] {
+    // SAFETY: buf is valid and writable for its length, which is passed.
+    if unsafe { libc::strerror_r(errno, buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return b"Unknown error";
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    &buf[..len]
+}
+
 /// `read(2)`, retrying `EINTR`.
 pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize> {
     loop {
@@ -150,9 +160,13 @@ pub fn set_cloexec(fd: c_int, on: bool) -> Result<()> {
     check(unsafe { libc::fcntl(fd, libc::F_SETFD, new) }).map(drop)
 }
 
-/// `open(2)` read-only, not following a final symlink, close-on-exec.
-pub fn open_read(path: &CStr) -> Result<c_int> {
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+/// `open(2)` read-only, close-on-exec; a final symlink is refused (`ELOOP`) when
+/// `nofollow`.
+pub fn open_read(path: &CStr, nofollow: bool) -> Result<c_int> {
+    let mut flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if nofollow {
+        flags |= libc::O_NOFOLLOW;
+    }
     // SAFETY: path is a valid NUL-terminated string.
     check(unsafe { libc::open(path.as_ptr(), flags) })
 }
@@ -274,6 +288,30 @@ pub fn execve(path: &CStr, argv: ExecArgv, envp: Envp) -> Errno {
 pub fn exit_now(code: c_int) -> ! {
     // SAFETY: _exit takes an int and never returns.
     unsafe { libc::_exit(code) }
+}
+
+/// `geteuid(2)`.
+pub fn euid() -> libc::uid_t {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `setgroups(2)`. Async-signal-safe (a single system call).
+pub fn setgroups(groups: &[libc::gid_t]) -> Result<()> {
+    // SAFETY: groups is a valid slice of groups.len() gids.
+    check(unsafe { libc::setgroups(groups.len() as _, groups.as_ptr()) }).map(drop)
+}
+
+/// `setgid(2)`. Async-signal-safe.
+pub fn setgid(gid: libc::gid_t) -> Result<()> {
+    // SAFETY: setgid takes an integer.
+    check(unsafe { libc::setgid(gid) }).map(drop)
+}
+
+/// `setuid(2)`. Async-signal-safe.
+pub fn setuid(uid: libc::uid_t) -> Result<()> {
+    // SAFETY: setuid takes an integer.
+    check(unsafe { libc::setuid(uid) }).map(drop)
 }
 
 /// `getpid(2)`.

@@ -1,0 +1,1084 @@
+//! The `pandaemonium` tool, run as a user would run it from a shell script: every
+//! flag, every exit code, the 30-start race, stop's escalation and its refusal to
+//! signal a stranger, and `--supervise --restart`.
+//!
+//! Every process a test starts is killed and reaped on the way out, failed assertions
+//! included ([`Guard`]); no test asserts on elapsed time (waits are bounded polls).
+
+mod support;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use pandaemonium::{Errno, Error, Stage};
+use support::{alive, fd_target, fds, lock_holders, wait_exit, wait_until, Reaper, TempDir};
+
+const TOOL: &str = env!("CARGO_BIN_EXE_pandaemonium");
+
+/// A command for the tool.
+fn tool<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Command {
+    let mut cmd = support::helper(TOOL);
+    cmd.args(args);
+    cmd
+}
+
+/// The tool's exit status and output.
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Out {
+    let out = support::run(&mut tool(args));
+    Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the tool and checks its exit status, showing its output when it differs.
+fn expect<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(code: i32, args: I) -> Out {
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    let out = run(&args);
+    assert_eq!(
+        out.code,
+        Some(code),
+        "pandaemonium {args:?}\nstdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
+/// Kills and reaps, on drop, the daemons a test started (through [`Reaper`]) and the
+/// tool processes it spawned itself.
+struct Guard {
+    reaper: Reaper,
+    children: Vec<Child>,
+}
+
+impl Guard {
+    fn new() -> Guard {
+        Guard {
+            reaper: Reaper::new(),
+            children: Vec::new(),
+        }
+    }
+    /// Kills and reaps `pid` on the way out (unless [`Guard::reaped`] first).
+    fn add(&mut self, pid: i32) -> i32 {
+        self.reaper.add(pid)
+    }
+    /// `pid` was reaped: its number may be reused, so never kill it.
+    fn reaped(&mut self, pid: i32) {
+        self.reaper.0.retain(|&p| p != pid);
+    }
+    /// Waits for `pid` (our child by reparenting) to exit; its status.
+    fn wait(&mut self, pid: i32) -> Option<i32> {
+        let code = wait_exit(pid);
+        if code.is_some() {
+            self.reaped(pid);
+        }
+        code
+    }
+    fn spawn(&mut self, cmd: &mut Command) -> u32 {
+        let child = cmd.spawn().expect("spawn the tool");
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+    fn child(&mut self, pid: u32) -> &mut Child {
+        self.children.iter_mut().find(|c| c.id() == pid).unwrap()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The pids in a pid file: the first line and, under `--supervise`, the second.
+fn pids(path: &Path) -> (Option<i32>, Option<i32>) {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines().map(|l| l.parse().ok());
+    (lines.next().flatten(), lines.next().flatten())
+}
+
+fn pid_in(path: &Path) -> i32 {
+    pids(path)
+        .0
+        .unwrap_or_else(|| panic!("no pid in {}", path.display()))
+}
+
+fn comm(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn ppid(pid: i32) -> i32 {
+    support::stat_ids(pid).0
+}
+
+/// Whether `pid` ignores `sig` (`/proc/PID/status`).
+fn ignores(pid: i32, sig: i32) -> bool {
+    let mask = u64::from_str_radix(&support::status(pid)["SigIgn"], 16).unwrap();
+    mask & (1 << (sig - 1)) != 0
+}
+
+fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill with integer arguments; pid > 0 is a process this test started.
+    assert!(
+        pid > 0 && unsafe { libc::kill(pid, sig) } == 0,
+        "kill {pid} {sig}"
+    );
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Starts `program` under `--pid-file pid` with `opts`; the pid in the file.
+fn start(guard: &mut Guard, pid: &Path, opts: &[&str], program: &[&str]) -> i32 {
+    let mut args = vec!["start", "--pid-file", s(pid)];
+    args.extend_from_slice(opts);
+    args.push("--");
+    args.extend_from_slice(program);
+    let out = expect(0, &args);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+    let (first, second) = pids(pid);
+    if let Some(sv) = second {
+        guard.add(sv);
+    }
+    guard.add(first.expect("a pid in the pid file"))
+}
+
+#[test]
+fn help_and_version() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["start", "--help"],
+        &["stop", "--help"],
+        &["status", "-h"],
+    ] {
+        let out = expect(0, args);
+        assert!(
+            out.stdout.starts_with("usage: pandaemonium start "),
+            "{}",
+            out.stdout
+        );
+        for flag in [
+            "--pid-file",
+            "--chdir",
+            "--umask",
+            "--user",
+            "--stdin",
+            "--stdout",
+            "--stderr",
+            "--keep-fd",
+            "--allow-core",
+            "--detach",
+            "--foreground",
+            "--supervise",
+            "--restart",
+            "--signal",
+            "--timeout",
+        ] {
+            assert!(out.stdout.contains(flag), "--help lacks {flag}");
+        }
+        assert_eq!(out.stderr, "");
+    }
+    let out = expect(0, ["--version"]);
+    assert_eq!(
+        out.stdout,
+        format!("pandaemonium {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line_before_any_fork() {
+    let dir = TempDir::new("tool-usage");
+    let pid = dir.join("p.pid");
+    let marker = dir.join("ran");
+    let p = s(&pid);
+    // Were PROGRAM ever run, it would leave this file.
+    let program = format!("touch {}", s(&marker));
+    let cases: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["frobnicate"],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--bogus",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec!["start", "-x", "--", "/bin/sh", "-c", &program],
+        vec!["start", "--pid-file"],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--umask",
+            "089",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--umask=1000",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            "relative.pid",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--user",
+            "pdm-no-such-user",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--user",
+            "root:pdm-no-such-group",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--user",
+            "4242",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec!["start", "--pid-file", p],
+        vec!["start", "--pid-file", p, "--"],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--restart",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--supervise",
+            "--restart=soon",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--supervise",
+            "--restart=0",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--detach",
+            "sometimes",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--keep-fd",
+            "987",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--keep-fd",
+            "seven",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--allow-core=yes",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--chdir",
+            "",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec![
+            "start",
+            "--pid-file",
+            p,
+            "--stdout",
+            "",
+            "--",
+            "/bin/sh",
+            "-c",
+            &program,
+        ],
+        vec!["stop"],
+        vec!["stop", "--pid-file", "relative.pid"],
+        vec!["stop", "--pid-file", p, "--signal", "SIGNOPE"],
+        vec!["stop", "--pid-file", p, "--timeout", "soon"],
+        vec!["stop", "--pid-file", p, "extra"],
+        vec!["status"],
+        vec!["status", "--pid-file", p, "--bogus"],
+        vec!["status", "--pid-file=relative.pid"],
+    ];
+    for args in cases {
+        let out = run(&args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert!(
+            out.stderr.starts_with("pandaemonium: ") && out.stderr.ends_with('\n'),
+            "{args:?}: {:?}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {:?}", out.stderr);
+        assert!(
+            !pid.exists() && !marker.exists(),
+            "{args:?} got as far as forking"
+        );
+    }
+    let out = run(["start", "--umask", "089", "--", "/bin/true"]);
+    assert_eq!(
+        out.stderr,
+        "pandaemonium: --umask 089: not an octal mask (0 to 777) (see pandaemonium --help)\n"
+    );
+}
+
+#[test]
+fn start_execs_program_holding_the_lock_then_status_and_stop() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-start");
+    let pid_file = dir.join("sleep.pid");
+    let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+    // The pid file names PROGRAM itself: the daemon exec'd it.
+    assert_eq!(comm(pid), "sleep");
+    assert_eq!(
+        fs::read(format!("/proc/{pid}/cmdline")).unwrap(),
+        b"/bin/sleep\x001000\x00"
+    );
+    assert_eq!(fs::read_to_string(&pid_file).unwrap(), format!("{pid}\n"));
+    // ... and holds the lock through the descriptor kept open across exec.
+    let held: Vec<i32> = fds(pid)
+        .into_iter()
+        .filter(|&fd| fd_target(pid, fd) == s(&pid_file))
+        .collect();
+    assert_eq!(held.len(), 1, "fds of {pid}: {:?}", fds(pid));
+    assert!(!lock_holders(&pid_file).is_empty());
+    // Detached: another session, stdio on /dev/null.
+    // SAFETY: getsid(0) reads our own session id.
+    assert_ne!(support::stat_ids(pid).2, unsafe { libc::getsid(0) });
+    for fd in 0..3 {
+        assert_eq!(fd_target(pid, fd), "/dev/null");
+    }
+    let out = expect(0, ["status", "--pid-file", s(&pid_file)]);
+    assert_eq!(
+        (out.stdout, out.stderr),
+        (format!("{pid}\n"), String::new())
+    );
+    let out = expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+    assert_eq!(guard.wait(pid), Some(128 + libc::SIGTERM));
+    assert!(
+        !pid_file.exists(),
+        "stop removes the pid file PROGRAM left behind"
+    );
+    expect(3, ["status", "--pid-file", s(&pid_file)]);
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+}
+
+#[test]
+fn start_is_refused_while_a_live_holder_exists() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-twice");
+    let pid_file = dir.join("p.pid");
+    let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+    let out = expect(
+        1,
+        [
+            "start",
+            "--pid-file",
+            s(&pid_file),
+            "--",
+            "/bin/sleep",
+            "1000",
+        ],
+    );
+    let expected = format!(
+        "pandaemonium: stage 6 (pid file): {}: already running (pid {pid})\n",
+        s(&pid_file)
+    );
+    assert_eq!(out.stderr, expected);
+    assert!(alive(pid));
+    assert_eq!(pid_in(&pid_file), pid);
+}
+
+#[test]
+fn exec_failures_are_reported_and_leave_nothing_behind() {
+    let dir = TempDir::new("tool-exec");
+    let pid_file = dir.join("p.pid");
+    let script = dir.join("not-executable");
+    fs::write(&script, "#!/bin/sh\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+    for (program, error) in [
+        (
+            "/nonexistent/program",
+            "No such file or directory (os error 2)",
+        ),
+        (s(&script), "Permission denied (os error 13)"),
+        // Not found in PATH: refused before anything forks, with the same message.
+        (
+            "pdm-no-such-program",
+            "No such file or directory (os error 2)",
+        ),
+    ] {
+        for supervise in [&[][..], &["--supervise"]] {
+            let mut args = vec!["start", "--pid-file", s(&pid_file)];
+            args.extend_from_slice(supervise);
+            args.extend_from_slice(&["--", program, "arg"]);
+            let out = expect(1, &args);
+            assert_eq!(
+                out.stderr,
+                format!("pandaemonium: exec {program}: {error}\n"),
+                "{args:?}"
+            );
+            assert!(!pid_file.exists(), "{args:?} left its pid file");
+        }
+    }
+}
+
+#[test]
+fn stage_failures_name_the_stage_as_the_core_does() {
+    let dir = TempDir::new("tool-stage");
+    let pid_file = dir.join("p.pid");
+    let out = expect(
+        1,
+        [
+            "start",
+            "--pid-file",
+            s(&pid_file),
+            "--chdir",
+            "/nonexistent",
+            "--",
+            "/bin/sleep",
+            "1",
+        ],
+    );
+    let e = Error::os(
+        Stage::WorkingDirectory,
+        Errno::NOENT,
+        "chdir",
+        b"/nonexistent",
+    );
+    assert_eq!(out.stderr, format!("pandaemonium: {e}\n"));
+    assert!(!pid_file.exists());
+    let out = expect(
+        1,
+        [
+            "start",
+            "--pid-file",
+            s(&pid_file),
+            "--stdin",
+            "/nonexistent/in",
+            "--",
+            "/bin/sleep",
+            "1",
+        ],
+    );
+    assert!(
+        out.stderr
+            .starts_with("pandaemonium: stage 9 (redirect stdio): open /nonexistent/in"),
+        "{}",
+        out.stderr
+    );
+    assert!(!pid_file.exists());
+}
+
+#[test]
+fn chdir_umask_and_core_limit() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-process");
+    let pid_file = dir.join("p.pid");
+    let pid = start(
+        &mut guard,
+        &pid_file,
+        &["--chdir", s(dir.path()), "--umask", "027", "--allow-core"],
+        &["/bin/sleep", "1000"],
+    );
+    assert_eq!(support::cwd(pid), dir.path());
+    assert_eq!(support::status(pid)["Umask"], "0027");
+    assert_eq!(
+        support::core_limits(pid),
+        support::core_limits(std::process::id() as i32)
+    );
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    guard.wait(pid);
+    // The defaults: /, 077, no core dumps.
+    let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+    assert_eq!(support::cwd(pid), Path::new("/"));
+    assert_eq!(support::status(pid)["Umask"], "0077");
+    assert_eq!(
+        support::core_limits(pid),
+        ("0".to_string(), "0".to_string())
+    );
+    // PROGRAM gets default signals: none of 1-31 ignored (not even the terminal stop
+    // signals the core ignores), none blocked. (libc's reserved real-time signals are
+    // left as inherited: glibc's posix_spawn, which std uses, hands them over ignored.)
+    let ignored = u64::from_str_radix(&support::status(pid)["SigIgn"], 16).unwrap();
+    assert_eq!(ignored & 0x7fff_ffff, 0, "SigIgn {ignored:x}");
+    assert_eq!(support::status(pid)["SigBlk"], "0000000000000000");
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    guard.wait(pid);
+}
+
+#[test]
+fn stdin_stdout_stderr_redirection() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-stdio");
+    let pid_file = dir.join("p.pid");
+    let (input, output, errors) = (dir.join("in"), dir.join("out.log"), dir.join("err.log"));
+    fs::write(&input, "hello\n").unwrap();
+    fs::write(&output, "earlier\n").unwrap();
+    let program = "read line; echo \"got $line\"; echo oops >&2; exec /bin/sleep 1000";
+    let pid = start(
+        &mut guard,
+        &pid_file,
+        &[
+            "--stdin",
+            s(&input),
+            "--stdout",
+            s(&output),
+            "--stderr",
+            s(&errors),
+        ],
+        &["/bin/sh", "-c", program],
+    );
+    wait_until("the program's output", || {
+        fs::read_to_string(&output).unwrap() == "earlier\ngot hello\n"
+    });
+    wait_until("the program's errors", || {
+        fs::read_to_string(&errors).unwrap_or_default() == "oops\n"
+    });
+    assert_eq!(fd_target(pid, 0), s(&input));
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    guard.wait(pid);
+}
+
+#[test]
+fn keep_fd_from_a_shell_script() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-keepfd");
+    let pid_file = dir.join("p.pid");
+    let kept = dir.join("kept");
+    let runner = std::env::var("PANDAEMONIUM_TEST_RUNNER").unwrap_or_default();
+    for keep in [true, false] {
+        let flag = if keep { "--keep-fd 7" } else { "" };
+        let script = format!(
+            "exec 7>'{}'; exec {runner} '{TOOL}' start {flag} --pid-file '{}' -- /bin/sleep 1000",
+            s(&kept),
+            s(&pid_file)
+        );
+        let out = support::run(Command::new("/bin/sh").args(["-c", &script]));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid = guard.add(pid_in(&pid_file));
+        assert_eq!(
+            fd_target(pid, 7) == s(&kept),
+            keep,
+            "fds of {pid}: {:?}",
+            fds(pid)
+        );
+        expect(0, ["stop", "--pid-file", s(&pid_file)]);
+        guard.wait(pid);
+    }
+}
+
+#[test]
+fn user_and_group() {
+    require_root!();
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-user");
+    let pid_file = dir.join("p.pid");
+    for (spec, uid, gid) in [
+        ("nobody", "65534", None),
+        ("4242:4242", "4242", Some("4242")),
+        ("65534:1", "65534", Some("1")),
+    ] {
+        let pid = start(
+            &mut guard,
+            &pid_file,
+            &["--user", spec],
+            &["/bin/sleep", "1000"],
+        );
+        let st = support::status(pid);
+        assert_eq!(
+            st["Uid"].split_whitespace().collect::<Vec<_>>(),
+            [uid; 4],
+            "{spec}"
+        );
+        let gids: Vec<&str> = st["Gid"].split_whitespace().collect();
+        if let Some(gid) = gid {
+            assert_eq!(gids, [gid; 4], "{spec}");
+        }
+        // The primary group is among the supplementary groups; root's are gone.
+        let groups: Vec<&str> = st["Groups"].split_whitespace().collect();
+        assert!(
+            groups.contains(&gids[0]) && !groups.contains(&"0"),
+            "{spec}: {groups:?}"
+        );
+        expect(0, ["stop", "--pid-file", s(&pid_file)]);
+        guard.wait(pid);
+    }
+}
+
+#[test]
+fn foreground_and_detach_never_run_in_the_calling_process() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-fg");
+    let pid_file = dir.join("p.pid");
+    for flags in [
+        &["--foreground"][..],
+        &["--detach", "never"],
+        &["--detach=never"],
+    ] {
+        let mut cmd = tool(["start", "--pid-file", s(&pid_file)]);
+        cmd.args(flags)
+            .args(["--", "/bin/sleep", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = guard.spawn(&mut cmd) as i32;
+        wait_until("the pid file", || {
+            pids(&pid_file).0 == Some(child) && comm(child) == "sleep"
+        });
+        expect(0, ["stop", "--pid-file", s(&pid_file)]);
+        let status = guard.child(child as u32).wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{flags:?}");
+    }
+}
+
+#[test]
+fn detach_auto_stays_under_inetd_and_always_detaches() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-detach");
+    let pid_file = dir.join("p.pid");
+    // stdin a socket (inetd style): auto does not fork, PROGRAM keeps the socket.
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut cmd = tool([
+        "start",
+        "--detach",
+        "auto",
+        "--pid-file",
+        s(&pid_file),
+        "--",
+        "/bin/sleep",
+        "1000",
+    ]);
+    cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = guard.spawn(&mut cmd) as i32;
+    wait_until("the pid file", || {
+        pids(&pid_file).0 == Some(child) && comm(child) == "sleep"
+    });
+    assert!(fd_target(child, 0).starts_with("socket:"));
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    guard.child(child as u32).wait().unwrap();
+    drop(ours);
+    // always: forks even so, into a session of its own.
+    let pid = start(
+        &mut guard,
+        &pid_file,
+        &["--detach", "always"],
+        &["/bin/sleep", "1000"],
+    );
+    // SAFETY: getsid(0) reads our own session id.
+    assert_ne!(support::stat_ids(pid).2, unsafe { libc::getsid(0) });
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    guard.wait(pid);
+}
+
+/// Live processes whose command line is exactly `argv`.
+fn running(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&pid: &i32| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want) && alive(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn race_of_30_starts_yields_exactly_one_program() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-race");
+    let pid_file = dir.join("race.pid");
+    let program = ["/bin/sleep", "7301"];
+    let mut starts = Vec::new();
+    for _ in 0..30 {
+        let mut cmd = tool([
+            "start",
+            "--pid-file",
+            s(&pid_file),
+            "--",
+            program[0],
+            program[1],
+        ]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        starts.push(cmd.spawn().expect("spawn"));
+    }
+    let outs: Vec<_> = starts
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners = outs.iter().filter(|o| o.status.code() == Some(0)).count();
+    let pid = pids(&pid_file).0;
+    if let Some(pid) = pid {
+        guard.add(pid);
+    }
+    for pid in running(&program) {
+        guard.add(pid);
+    }
+    assert_eq!(winners, 1);
+    for o in outs.iter().filter(|o| o.status.code() != Some(0)) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("stage 6 (pid file)") && err.contains("already running"),
+            "{err}"
+        );
+    }
+    assert_eq!(running(&program), vec![pid.unwrap()]);
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    guard.wait(pid.unwrap());
+    assert_eq!(running(&program), Vec::<i32>::new());
+}
+
+#[test]
+fn stop_escalates_to_sigkill_after_the_timeout() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-kill");
+    let pid_file = dir.join("p.pid");
+    let pid = start(
+        &mut guard,
+        &pid_file,
+        &[],
+        &["/bin/sh", "-c", "trap '' TERM; exec /bin/sleep 1000"],
+    );
+    wait_until("TERM ignored", || ignores(pid, libc::SIGTERM));
+    let out = expect(0, ["stop", "--pid-file", s(&pid_file), "--timeout", "0.3"]);
+    assert!(out.stderr.contains("sending SIGKILL"), "{}", out.stderr);
+    assert_eq!(guard.wait(pid), Some(128 + libc::SIGKILL));
+    assert!(!pid_file.exists());
+}
+
+#[test]
+fn stop_never_signals_an_unrelated_process_named_by_a_stale_file() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-stranger");
+    let pid_file = dir.join("p.pid");
+    let stranger = guard.spawn(Command::new("/bin/sleep").arg("1000").stdin(Stdio::null()));
+    fs::write(&pid_file, format!("{stranger}\n")).unwrap();
+    // Its pid is live, but nobody holds the lock: dead (1), as far as we know.
+    let out = expect(1, ["status", "--pid-file", s(&pid_file)]);
+    assert!(
+        out.stderr.contains(&format!("dead (pid {stranger})")),
+        "{}",
+        out.stderr
+    );
+    expect(0, ["stop", "--pid-file", s(&pid_file), "--signal", "KILL"]);
+    assert!(
+        guard.child(stranger).try_wait().unwrap().is_none(),
+        "the stranger was signalled"
+    );
+    assert!(!pid_file.exists(), "the stale file is removed");
+    expect(3, ["status", "--pid-file", s(&pid_file)]);
+}
+
+#[test]
+fn stop_signal_option_by_name_and_number() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-signal");
+    let pid_file = dir.join("p.pid");
+    for (signal, number) in [
+        ("INT", libc::SIGINT),
+        ("SIGHUP", libc::SIGHUP),
+        (&*libc::SIGUSR1.to_string(), libc::SIGUSR1),
+    ] {
+        let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+        expect(0, ["stop", "--pid-file", s(&pid_file), "--signal", signal]);
+        assert_eq!(guard.wait(pid), Some(128 + number), "--signal {signal}");
+    }
+}
+
+#[test]
+fn status_and_stop_exit_codes() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-codes");
+    let pid_file = dir.join("p.pid");
+    // 3 / 0: no pid file.
+    expect(3, ["status", "--pid-file", s(&pid_file)]);
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    // 1: dead, the file left behind (PROGRAM died by itself: nobody removes it).
+    let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+    kill(pid, libc::SIGKILL);
+    guard.wait(pid);
+    expect(1, ["status", "--pid-file", s(&pid_file)]);
+    // 4 (status) and 1 (stop): unreadable, here a symlink.
+    let link = dir.join("link.pid");
+    std::os::unix::fs::symlink(&pid_file, &link).unwrap();
+    let out = expect(4, ["status", "--pid-file", s(&link)]);
+    let eloop = format!("(os error {})", libc::ELOOP);
+    assert!(out.stderr.contains(&eloop), "{}", out.stderr);
+    expect(1, ["stop", "--pid-file", s(&link)]);
+    assert!(pid_file.exists(), "a symlink's target is left alone");
+    // 1 (stop): the lock outlives SIGKILL, held by a child that inherited it.
+    let child_pid = dir.join("child.pid");
+    let script = format!(
+        "trap '' TERM; /bin/sleep 1000 & echo $! > '{}'; wait",
+        s(&child_pid)
+    );
+    let pid = start(&mut guard, &pid_file, &[], &["/bin/sh", "-c", &script]);
+    wait_until("the child", || {
+        fs::read_to_string(&child_pid).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let child = guard.add(pid_in(&child_pid));
+    let out = expect(1, ["stop", "--pid-file", s(&pid_file), "--timeout", "0.2"]);
+    assert!(
+        out.stderr.contains("still locked after SIGKILL"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(guard.wait(pid), Some(128 + libc::SIGKILL));
+    expect(0, ["status", "--pid-file", s(&pid_file)]);
+    kill(child, libc::SIGKILL);
+    guard.wait(child);
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    expect(3, ["status", "--pid-file", s(&pid_file)]);
+}
+
+#[test]
+fn supervise_holds_the_lock_and_forwards_signals() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-supervise");
+    let pid_file = dir.join("p.pid");
+    for sig in [libc::SIGUSR1, libc::SIGHUP, libc::SIGTERM] {
+        let program = start(
+            &mut guard,
+            &pid_file,
+            &["--supervise"],
+            &["/bin/sleep", "1000"],
+        );
+        let supervisor = pids(&pid_file).1.expect("the supervisor's pid on line 2");
+        assert_eq!(comm(program), "sleep");
+        assert_eq!(ppid(program), supervisor);
+        // The supervisor holds the lock; PROGRAM does not have the file open.
+        assert!(fds(supervisor)
+            .iter()
+            .any(|&fd| fd_target(supervisor, fd) == s(&pid_file)));
+        assert!(!fds(program)
+            .iter()
+            .any(|&fd| fd_target(program, fd) == s(&pid_file)));
+        let out = expect(0, ["status", "--pid-file", s(&pid_file)]);
+        assert_eq!(out.stdout, format!("{program}\n"));
+        kill(supervisor, sig);
+        // PROGRAM died of the forwarded signal; the supervisor ends with its status.
+        assert_eq!(guard.wait(supervisor), Some(128 + sig), "signal {sig}");
+        guard.reaped(program);
+        assert!(!pid_file.exists());
+    }
+}
+
+#[test]
+fn supervise_restart_brings_a_killed_program_back_then_stop_ends_both() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-restart");
+    let pid_file = dir.join("p.pid");
+    let log = dir.join("supervisor.log");
+    let mut program = start(
+        &mut guard,
+        &pid_file,
+        &["--supervise", "--restart=0.1", "--stderr", s(&log)],
+        &["/bin/sleep", "1000"],
+    );
+    let supervisor = pids(&pid_file).1.unwrap();
+    for _ in 0..3 {
+        kill(program, libc::SIGKILL);
+        guard.reaped(program); // the supervisor reaps it
+        let old = program;
+        wait_until(
+            "a new program",
+            || matches!(pids(&pid_file), (Some(p), Some(sv)) if p != old && p != sv && alive(p) && comm(p) == "sleep"),
+        );
+        program = guard.add(pid_in(&pid_file));
+        assert_eq!(ppid(program), supervisor);
+        assert_eq!(pids(&pid_file).1, Some(supervisor));
+    }
+    let text = fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("killed by SIGKILL; restarting in").count(),
+        3,
+        "{text}"
+    );
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    assert_eq!(guard.wait(supervisor), Some(128 + libc::SIGTERM));
+    wait_until("the program gone", || !alive(program));
+    guard.reaped(program);
+    assert!(!pid_file.exists());
+}
+
+#[test]
+fn supervise_stop_escalation_ends_supervisor_and_program() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-svkill");
+    let pid_file = dir.join("p.pid");
+    let program = start(
+        &mut guard,
+        &pid_file,
+        &["--supervise", "--restart=0.1"],
+        &["/bin/sh", "-c", "trap '' TERM; exec /bin/sleep 1000"],
+    );
+    let supervisor = pids(&pid_file).1.unwrap();
+    wait_until("TERM ignored", || ignores(program, libc::SIGTERM));
+    let out = expect(0, ["stop", "--pid-file", s(&pid_file), "--timeout", "0.3"]);
+    assert!(out.stderr.contains("sending SIGKILL"), "{}", out.stderr);
+    assert_eq!(guard.wait(supervisor), Some(128 + libc::SIGKILL));
+    assert_eq!(guard.wait(program), Some(128 + libc::SIGKILL));
+    assert!(!pid_file.exists());
+}
+
+#[test]
+fn supervise_ends_with_a_clean_or_failed_program() {
+    let mut guard = Guard::new();
+    let dir = TempDir::new("tool-svexit");
+    let pid_file = dir.join("p.pid");
+    let go = dir.join("go");
+    let log = dir.join("log");
+    let wait_go = format!(
+        "while [ ! -e '{}' ]; do /bin/sleep 0.02; done; exit $0",
+        s(&go)
+    );
+    // Exit 0 is clean even with --restart; exit 3 without --restart ends it too; a
+    // TERM straight to PROGRAM is a clean stop, not restarted.
+    for (opts, code) in [
+        (&["--restart=0.1"][..], "0"),
+        (&[], "3"),
+        (&["--restart=0.1"], "term"),
+    ] {
+        let _ = fs::remove_file(&go);
+        let mut all = vec!["--supervise", "--stderr", s(&log)];
+        all.extend_from_slice(opts);
+        let program = start(
+            &mut guard,
+            &pid_file,
+            &all,
+            &["/bin/sh", "-c", &wait_go, code],
+        );
+        let supervisor = pids(&pid_file).1.unwrap();
+        let expected = match code {
+            "term" => {
+                kill(program, libc::SIGTERM);
+                128 + libc::SIGTERM
+            }
+            _ => {
+                fs::write(&go, "").unwrap();
+                code.parse().unwrap()
+            }
+        };
+        assert_eq!(guard.wait(supervisor), Some(expected), "{opts:?} {code}");
+        guard.reaped(program);
+        assert!(!pid_file.exists());
+    }
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains(" exited with status 3\n"), "{text}");
+    assert!(!text.contains("restarting"), "{text}");
+}
