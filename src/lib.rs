@@ -210,6 +210,12 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+// A no_std program on musl must link the C library itself: the libc crate asks for it
+// only as a dependency of std. Harmless where something else links it too.
+#[cfg(all(target_env = "musl", not(feature = "std")))]
+#[link(name = "c")]
+extern "C" {}
+
 #[cfg(not(target_os = "linux"))]
 compile_error!("pandaemonium supports Linux only");
 
