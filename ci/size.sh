@@ -12,6 +12,10 @@
 #   -C relocation-model=static      a static non-PIE executable (no self-relocation code)
 #   -C target-feature=+crt-static   static even where the target defaults to dynamic
 #   -Wl,-z,noseparate-code          no page-aligned padding between code and data
+#   -Wl,-z,norelro                  no RELRO page padding: a static non-PIE binary has no
+#                                   dynamic relocations; RELRO would only protect ~200 bytes
+#                                   (.init_array, .fini_array, .got, .data.rel.ro)
+#   -Wl,--no-eh-frame-hdr           no unwind lookup table (panic=abort never unwinds)
 # musl targets link musl statically; the glibc-only targets (no musl cross libc in
 # Debian for them) link glibc statically and say so in the libc column.
 set -uo pipefail
@@ -21,7 +25,7 @@ CI_DIR=$(cd "$(dirname "$0")" && pwd)
 [ $# -gt 0 ] || set -- $(cd "$CI_DIR/targets" && ls *.env | sed 's/\.env$//')
 
 OUT="${CARGO_TARGET_DIR:-$PWD/target}"
-SIZE_FLAGS="-C force-unwind-tables=no -C relocation-model=static -C target-feature=+crt-static -C link-arg=-Wl,-z,noseparate-code"
+SIZE_FLAGS="-C force-unwind-tables=no -C relocation-model=static -C target-feature=+crt-static -C link-arg=-Wl,-z,noseparate-code -C link-arg=-Wl,-z,norelro -C link-arg=-Wl,--no-eh-frame-hdr"
 rows=() fail=0
 
 build_one() { # $1 triple, $2 what (--example nostd_minimal | --bin pandaemonium)
@@ -29,7 +33,13 @@ build_one() { # $1 triple, $2 what (--example nostd_minimal | --bin pandaemonium
   set +u; . "$CI_DIR/targets/$t.env"; set -u
   local var="CARGO_TARGET_$(echo "$t" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
   # The env files put their link flags in RUSTFLAGS; keep those, drop the test-only cfg.
-  export RUSTFLAGS="${RUSTFLAGS:-} $SIZE_FLAGS"
+  # -lc again at the very end: compiler_builtins (after the first -lc) needs getauxval
+  # on aarch64; static glibc also needs libgcc's unwinder for its own C++-style cleanup.
+  local tail="-C link-arg=-lc"
+  # Precompiled glibc-target compiler_builtins names rust_eh_personality in unwind data
+  # that panic=abort never uses: the linker gets a dummy address for it.
+  case $t in *-gnu*) tail="-C link-arg=-Wl,--start-group -C link-arg=-lc -C link-arg=-lgcc -C link-arg=-lgcc_eh -C link-arg=-Wl,--end-group -C link-arg=-Wl,--defsym=rust_eh_personality=0" ;; esac
+  export RUSTFLAGS="${RUSTFLAGS:-} $SIZE_FLAGS $tail"
   RUSTFLAGS=${RUSTFLAGS//--cfg qemu/}
   local bs=""
   [ -n "${BUILD_STD:-}" ] && bs="-Zbuild-std=core,alloc,std,panic_abort"
