@@ -22,10 +22,6 @@ use core::fmt::Write;
 
 use pandaemonium::{target, Daemon};
 
-// musl: the `libc` crate links the C library only as a dependency of std.
-#[link(name = "c")]
-extern "C" {}
-
 #[cfg(panic = "abort")]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
@@ -49,7 +45,10 @@ impl Write for Line {
 }
 
 fn print(fd: c_int, args: core::fmt::Arguments<'_>) {
-    let mut line = Line { buf: [0; 160], len: 0 };
+    let mut line = Line {
+        buf: [0; 160],
+        len: 0,
+    };
     let _ = line.write_fmt(args);
     // SAFETY: the buffer is valid for `len` bytes.
     unsafe { libc::write(fd, line.buf.as_ptr().cast(), line.len) };
@@ -77,10 +76,19 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
         c"/tmp/pandaemonium-nostd.pid"
     };
     let mut daemon = Daemon::new(target(idle, ()));
-    let result = daemon.pid_file(pid_file).map(drop).and_then(|()| daemon.start().map(|s| s.pid));
+    let result = daemon
+        .pid_file(pid_file)
+        .map(drop)
+        .and_then(|()| daemon.start().map(|s| s.pid));
     match result {
         Ok(pid) => {
-            print(1, format_args!("started pid {pid}, pid file {}\n", pid_file.to_str().unwrap_or("?")));
+            print(
+                1,
+                format_args!(
+                    "started pid {pid}, pid file {}\n",
+                    pid_file.to_str().unwrap_or("?")
+                ),
+            );
             0
         }
         Err(e) => {
