@@ -306,13 +306,15 @@ impl<'a, R: Run> Daemon<'a, R> {
         let Some((receiver, child)) = self.state.pending.take() else {
             return;
         };
+        // The intermediate process exits right after its fork: reap it first, so its
+        // SIGCHLD does not interrupt the monitoring below.
+        detach::reap(child);
         let app = &mut self.app;
         let outcome = receiver.monitor(
             &mut self.state.output,
             &mut self.state.error,
             &mut |stream, data| app.monitor(stream, data),
         );
-        detach::reap(child);
         self.state.pid = outcome.pid;
         self.state.outcome = Some(outcome.result);
     }

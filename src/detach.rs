@@ -33,9 +33,22 @@ pub(crate) fn decide(detach: Detach) -> (bool, bool) {
     }
 }
 
-/// The number of threads in this process, from `/proc/self/stat` (field 20), or
-/// `None` when it can't be read (no `/proc`, or an emulator that reports 0).
+/// The number of threads in this process, or `None` when it can't be read (no `/proc`,
+/// or an emulator that reports 0).
+///
+/// One `stat` of `/proc/self/task` answers the common case: its link count is 2 plus the
+/// number of threads. Only when that says "more than one" (or fails) is
+/// `/proc/self/stat` read to confirm, since qemu-user's own threads show in the link
+/// count while its emulated `/proc/self/stat` says 0 (unknown).
 pub(crate) fn thread_count() -> Option<u32> {
+    match sys::stat(c"/proc/self/task") {
+        Ok(st) if st.nlink == 3 => Some(1),
+        _ => thread_count_from_stat(),
+    }
+}
+
+/// Field 20 of `/proc/self/stat`.
+fn thread_count_from_stat() -> Option<u32> {
     let mut buf = [0u8; 1024];
     let stat = sys::read_small_file(c"/proc/self/stat", &mut buf).ok()?;
     // "pid (comm) state ppid ...": comm may hold spaces and ')', so start after the last ')'.
@@ -70,7 +83,7 @@ pub(crate) fn check_threads() -> Result<(), Error> {
 #[allow(unsafe_code)]
 pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
     if !fork {
-        stdio::fill_closed_stdio()?;
+        stdio::fill_closed_stdio(0..3)?;
         return Ok(Detached::Daemon {
             reporter: None,
             forked: false,
@@ -122,7 +135,8 @@ pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
         }
         sys::close(from);
     }
-    if let Err(e) = stdio::fill_closed_stdio() {
+    // 1 and 2 are the report pipes now: only stdin can be closed.
+    if let Err(e) = stdio::fill_closed_stdio(0..1) {
         fail(e);
     }
     if let Err(e) = sys::setsid() {
@@ -131,11 +145,14 @@ pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
     // SAFETY: as for the first fork; this child is single-threaded by construction.
     match unsafe { sys::fork() } {
         Ok(0) => {}
-        // The intermediate process ends at once; the original reaps it.
-        Ok(_) => sys::exit_now(0),
+        // The intermediate process announces the daemon's pid (off the daemon's path)
+        // and ends at once; the original reaps it.
+        Ok(daemon) => {
+            reporter.pid(daemon as u32);
+            sys::exit_now(0)
+        }
         Err(e) => fail(Error::os(Stage::Detach, e, "fork", b"(second)")),
     }
-    reporter.pid(sys::getpid() as u32);
     crate::cleanup::set_report_fd(status_w);
     Ok(Detached::Daemon {
         reporter: Some(reporter),

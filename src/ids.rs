@@ -76,20 +76,36 @@ impl ProcessIds {
         ProcessIds::new(pw.uid, pw.gid)
     }
 
-    /// Replaces the primary group with the group named `name` (or a decimal gid); the
-    /// supplementary list gets it too when one is set.
+    /// Exactly these ids, with no lookup: `groups` `None` leaves the supplementary
+    /// groups alone. For callers that resolved names themselves (and keep the user
+    /// database's code out of their binary).
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::UnknownGroup`] naming the group when there is no such group.
-    pub fn with_group(mut self, name: &CStr) -> Result<ProcessIds, Error> {
-        let bytes = name.to_bytes();
-        let gid = match crate::decimal::parse_u32(bytes) {
-            Some(gid) => gid,
-            None => sys::getgrnam(name)
-                .map_err(|e| Error::os(Stage::ProcessIds, e, "getgrnam", bytes))?
-                .ok_or_else(|| stage_err(ErrorKind::UnknownGroup, "no such group: ", bytes))?,
+    /// [`ErrorKind::Capacity`] beyond [`GROUPS_CAPACITY`].
+    pub fn from_parts(
+        uid: libc::uid_t,
+        gid: libc::gid_t,
+        groups: Option<&[libc::gid_t]>,
+    ) -> Result<ProcessIds, Error> {
+        let ids = ProcessIds {
+            uid,
+            gid,
+            groups: None,
         };
+        match groups {
+            Some(list) => ids.with_groups(list),
+            None => Ok(ids),
+        }
+    }
+
+    /// Replaces the primary group with `gid` (no lookup); the supplementary list gets it
+    /// too when one is set.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Capacity`] when the list is full.
+    pub fn with_gid(mut self, gid: libc::gid_t) -> Result<ProcessIds, Error> {
         self.gid = gid;
         if let Some(groups) = &mut self.groups {
             if !groups.contains(&gid) {
@@ -99,6 +115,23 @@ impl ProcessIds {
             }
         }
         Ok(self)
+    }
+
+    /// Replaces the primary group with the group named `name` (or a decimal gid); the
+    /// supplementary list gets it too when one is set.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::UnknownGroup`] naming the group when there is no such group.
+    pub fn with_group(self, name: &CStr) -> Result<ProcessIds, Error> {
+        let bytes = name.to_bytes();
+        let gid = match crate::decimal::parse_u32(bytes) {
+            Some(gid) => gid,
+            None => sys::getgrnam(name)
+                .map_err(|e| Error::os(Stage::ProcessIds, e, "getgrnam", bytes))?
+                .ok_or_else(|| stage_err(ErrorKind::UnknownGroup, "no such group: ", bytes))?,
+        };
+        self.with_gid(gid)
     }
 
     /// Sets the supplementary groups explicitly (an empty slice drops them all).

@@ -146,7 +146,12 @@ impl PidLockFile {
             .unwrap_or(self.timeout)
             .as_millis()
             .min(u64::MAX as u128) as u64;
-        let deadline = sys::monotonic_ms().saturating_add(wait_ms);
+        // No clock read unless there is a wait (it maps the vDSO page into the daemon).
+        let deadline = if wait_ms == 0 {
+            0
+        } else {
+            sys::monotonic_ms().saturating_add(wait_ms)
+        };
         loop {
             let fd = sys::open(
                 self.path(),
@@ -157,7 +162,11 @@ impl PidLockFile {
             match self.lock_opened(fd) {
                 Ok(true) => return Ok(()),
                 Ok(false) => continue, // the file was replaced between open and lock
-                Err(e) if e.kind == ErrorKind::AlreadyRunning && sys::monotonic_ms() < deadline => {
+                Err(e)
+                    if e.kind == ErrorKind::AlreadyRunning
+                        && wait_ms > 0
+                        && sys::monotonic_ms() < deadline =>
+                {
                     sys::sleep_ms(ACQUIRE_POLL_MS);
                 }
                 Err(e) => return Err(e),
@@ -218,13 +227,16 @@ impl PidLockFile {
         if self.sealed.is_some() {
             return Err(err(ErrorKind::StageOrder, self.path()));
         }
-        if self.fd < 0 {
+        // Acquired just now (in this call): acquire has checked the path and emptied
+        // the file; seal in the daemon after an acquire in the foreground checks again.
+        let fresh = self.fd < 0;
+        if fresh {
             self.acquire(None)?;
         }
         let id = self
             .id
             .ok_or_else(|| err(ErrorKind::StageOrder, self.path()))?;
-        if !names(self.path(), id) {
+        if !fresh && !names(self.path(), id) {
             return Err(os_err(
                 Errno(libc::ESTALE),
                 "replaced by another file:",
@@ -237,7 +249,9 @@ impl PidLockFile {
         let n = text.as_bytes().len();
         line[..n].copy_from_slice(text.as_bytes());
         line[n] = b'\n';
-        sys::ftruncate(self.fd, 0).map_err(|e| os_err(e, "truncate", self.path()))?;
+        if !fresh {
+            sys::ftruncate(self.fd, 0).map_err(|e| os_err(e, "truncate", self.path()))?;
+        }
         sys::pwrite_all(self.fd, &line[..=n], 0).map_err(|e| os_err(e, "write", self.path()))?;
         self.sealed = Some(pid);
         Ok(pid)

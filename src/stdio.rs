@@ -81,16 +81,16 @@ pub(crate) fn redirect(streams: &[Option<Stdio<'_>>; 3], detached: bool) -> Resu
     result
 }
 
-/// Opens `/dev/null` onto any of 0-2 that is closed, so nothing the daemon opens later
-/// lands on a standard stream. Async-signal-safe.
-pub(crate) fn fill_closed_stdio() -> Result<(), Error> {
-    if (0..3).all(sys::fd_is_open) {
+/// Opens `/dev/null` onto any of `fds` (among 0-2) that is closed, so nothing the
+/// daemon opens later lands on a standard stream. Async-signal-safe.
+pub(crate) fn fill_closed_stdio(fds: core::ops::Range<c_int>) -> Result<(), Error> {
+    if fds.clone().all(sys::fd_is_open) {
         return Ok(());
     }
     let null = sys::open(c"/dev/null", libc::O_RDWR, 0)
         .map_err(|e| Error::os(Stage::Detach, e, "open", b"/dev/null"))?;
     let mut result = Ok(());
-    for fd in 0..3 {
+    for fd in fds {
         if !sys::fd_is_open(fd) {
             if let Err(e) = sys::dup2(null, fd) {
                 result = Err(Error::os(Stage::Detach, e, "dup2", b"/dev/null"));

@@ -18,6 +18,15 @@ use crate::{
     Signal, Stage, Stdio,
 };
 
+/// A user looked up by a setter.
+#[derive(Clone, Debug)]
+enum Resolved<T> {
+    Ok(T),
+    /// A uid with no user entry: fine with an explicit group, else this error.
+    BareUid(u32, Error),
+    Err(Error),
+}
+
 /// A user, by name or by uid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
@@ -115,8 +124,10 @@ pub struct Builder {
     working_directory: Option<PathBuf>,
     pid_path: Option<PathBuf>,
     pid_lock: Option<PidLockFile>,
-    user: Option<User>,
-    group: Option<User>,
+    // Names are looked up in the setters, so a program that never names a user or
+    // group does not link the user database (NSS, stdio, nscd) at all.
+    user: Option<Resolved<ProcessIds>>,
+    group: Option<Result<u32, Error>>,
     groups: Option<Vec<u32>>,
     inherit: Vec<RawFd>,
     signals: Vec<(SignalSpec, Action)>,
@@ -274,15 +285,35 @@ impl Builder {
     }
 
     /// Stage 3: the user to run as, by name or uid; its primary group and its
-    /// supplementary groups come from the user database (resolved before fork).
+    /// supplementary groups come from the user database, looked up here, before fork
+    /// (an unknown name is reported by `start`). A uid with no user entry needs a
+    /// [`group`](Self::group).
     pub fn user(mut self, user: impl Into<User>) -> Builder {
-        self.user = Some(user.into());
+        let text = match user.into() {
+            User::Name(name) => name,
+            User::Id(id) => id.to_string(),
+        };
+        self.user = Some(
+            match c_name(&text, Stage::ProcessIds).and_then(|c| ProcessIds::user(&c)) {
+                Ok(ids) => Resolved::Ok(ids),
+                Err(e) => match text.parse::<u32>() {
+                    Ok(uid) if e.kind() == ErrorKind::UnknownUser => Resolved::BareUid(uid, e),
+                    _ => Resolved::Err(e),
+                },
+            },
+        );
         self
     }
 
-    /// Stage 3: the primary group, by name or gid, instead of the user's.
+    /// Stage 3: the primary group, by name or gid, instead of the user's (looked up
+    /// here, before fork).
     pub fn group(mut self, group: impl Into<User>) -> Builder {
-        self.group = Some(group.into());
+        self.group = Some(match group.into() {
+            User::Id(gid) => Ok(gid),
+            User::Name(name) => c_name(&name, Stage::ProcessIds)
+                .and_then(|c| ProcessIds::from_parts(0, 0, None)?.with_group(&c))
+                .map(|ids| ids.gid()),
+        });
         self
     }
 
@@ -369,25 +400,26 @@ impl Builder {
         self
     }
 
-    /// Resolves users and groups (before fork).
+    /// Combines what the setters resolved; no lookups here.
     fn ids(&self) -> Result<Option<ProcessIds>, Error> {
-        let text = |u: &User| match u {
-            User::Name(name) => name.clone(),
-            User::Id(id) => id.to_string(),
-        };
-        let base = match (&self.user, &self.group) {
-            // A uid with an explicit group needs no user entry.
-            (Some(User::Id(uid)), Some(User::Id(gid))) => ProcessIds::new(*uid, *gid)?,
-            (Some(user), _) => ProcessIds::user(&c_name(&text(user), Stage::ProcessIds)?)?,
+        let gid = self.group.clone().transpose()?;
+        let base = match (&self.user, gid) {
+            (Some(Resolved::Ok(ids)), _) => ids.clone(),
+            (Some(Resolved::BareUid(uid, _)), Some(gid)) => {
+                let root = crate::sys::ids().1 == 0;
+                ProcessIds::from_parts(*uid, gid, root.then_some(&[gid][..]))?
+            }
+            (Some(Resolved::BareUid(_, e)) | Some(Resolved::Err(e)), _) => return Err(e.clone()),
             (None, _) if self.group.is_some() || self.groups.is_some() => {
-                ProcessIds::new(crate::sys::ids().0, crate::sys::ids().2)?
+                let (uid, _, gid) = crate::sys::ids();
+                ProcessIds::from_parts(uid, gid, None)?
             }
             (None, _) => return Ok(None),
         };
-        let mut ids = base;
-        if let Some(group) = &self.group {
-            ids = ids.with_group(&c_name(&text(group), Stage::ProcessIds)?)?;
-        }
+        let mut ids = match gid {
+            Some(gid) => base.with_gid(gid)?,
+            None => base,
+        };
         if let Some(groups) = &self.groups {
             ids = ids.with_groups(groups)?;
         }
