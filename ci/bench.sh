@@ -52,8 +52,10 @@ if [ -f "$ROOT/examples/bench_daemon.rs" ]; then
         say "cargo build $* --example bench_daemon --target $TARGET (CARGO_TARGET_DIR=${dir#$ROOT/})"
         (cd "$ROOT" && CARGO_TARGET_DIR=$dir "$CARGO" build -q --example bench_daemon --target "$TARGET" "$@")
     }
+    # The no_std build with the same size flags as ci/size.sh.
+    . "$ROOT/ci/size-flags.sh"
     dir=$ROOT/target/bench-nostd
-    build "$dir" --profile min-size --no-default-features
+    RUSTFLAGS="$PDM_SIZE_FLAGS" build "$dir" --profile min-size --no-default-features
     OURS+=(--add "ours-nostd=$dir/$TARGET/min-size/examples/bench_daemon")
     dir=$ROOT/target/bench-std
     CARGO_PROFILE_RELEASE_STRIP=symbols build "$dir" --release

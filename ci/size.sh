@@ -7,15 +7,7 @@
 #   ci/setup-cross.sh        # once, as root (toolchains, linkers, shims)
 #   ci/size.sh [triple...]   # from the crate directory
 #
-# Size flags on top of the profile, the same for every target:
-#   -C force-unwind-tables=no       no .eh_frame (nothing unwinds with panic=abort)
-#   -C relocation-model=static      a static non-PIE executable (no self-relocation code)
-#   -C target-feature=+crt-static   static even where the target defaults to dynamic
-#   -Wl,-z,noseparate-code          no page-aligned padding between code and data
-#   -Wl,-z,norelro                  no RELRO page padding: a static non-PIE binary has no
-#                                   dynamic relocations; RELRO would only protect ~200 bytes
-#                                   (.init_array, .fini_array, .got, .data.rel.ro)
-#   -Wl,--no-eh-frame-hdr           no unwind lookup table (panic=abort never unwinds)
+# Size flags on top of the profile: ci/size-flags.sh (shared with ci/bench.sh).
 # musl targets link musl statically; the glibc-only targets (no musl cross libc in
 # Debian for them) link glibc statically and say so in the libc column.
 set -uo pipefail
@@ -25,7 +17,8 @@ CI_DIR=$(cd "$(dirname "$0")" && pwd)
 [ $# -gt 0 ] || set -- $(cd "$CI_DIR/targets" && ls *.env | sed 's/\.env$//')
 
 OUT="${CARGO_TARGET_DIR:-$PWD/target}"
-SIZE_FLAGS="-C force-unwind-tables=no -C relocation-model=static -C target-feature=+crt-static -C link-arg=-Wl,-z,noseparate-code -C link-arg=-Wl,-z,norelro -C link-arg=-Wl,--no-eh-frame-hdr"
+. "$CI_DIR/size-flags.sh"
+SIZE_FLAGS=$PDM_SIZE_FLAGS
 rows=() fail=0
 
 build_one() { # $1 triple, $2 what (--example nostd_minimal | --bin pandaemonium)
