@@ -66,6 +66,8 @@ impl Default for Config<'_> {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn invalid(stage: Stage, what: &str, value: &[u8]) -> Error {
     let mut e = Error::new(Some(stage), ErrorKind::InvalidConfig, what);
     e.push_detail(value);

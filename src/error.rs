@@ -78,6 +78,8 @@ const _: () = assert!(core::mem::size_of::<Error>() < 128);
 
 impl Error {
     /// An error of `kind` in `stage` (if any) with a detail message.
+    #[cold]
+    #[inline(never)]
     pub fn new(stage: Option<Stage>, kind: ErrorKind, detail: &str) -> Error {
         let mut e = Error::bare(stage, kind);
         e.push_detail(detail.as_bytes());
@@ -86,6 +88,8 @@ impl Error {
 
     /// A failed system call: `op` is the call's name, `value` the argument that failed
     /// (a path, a number), shown as `op value`.
+    #[cold]
+    #[inline(never)]
     pub fn os(stage: Stage, errno: Errno, op: &str, value: &[u8]) -> Error {
         let mut e = Error::bare(Some(stage), ErrorKind::Os);
         e.errno = Some(errno);
@@ -121,6 +125,8 @@ impl Error {
     }
 
     /// Appends bytes to the detail (invalid UTF-8 shown as `?`), cutting at the capacity.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn push_detail(&mut self, bytes: &[u8]) {
         for &b in bytes {
             let c = if b.is_ascii() && !b.is_ascii_control() {

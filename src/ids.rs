@@ -20,6 +20,8 @@ pub struct ProcessIds {
     groups: Option<heapless::Vec<libc::gid_t, GROUPS_CAPACITY>>,
 }
 
+#[cold]
+#[inline(never)]
 fn stage_err(kind: ErrorKind, what: &str, value: &[u8]) -> Error {
     let mut e = Error::new(Some(Stage::ProcessIds), kind, what);
     e.push_detail(value);

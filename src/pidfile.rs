@@ -56,12 +56,16 @@ pub struct PidLockFile {
     sealed: Option<u32>,
 }
 
+#[cold]
+#[inline(never)]
 fn err(kind: ErrorKind, path: &CStr) -> Error {
     let mut e = Error::bare(Some(Stage::PidFile), kind);
     e.push_detail(path.to_bytes());
     e
 }
 
+#[cold]
+#[inline(never)]
 fn os_err(errno: Errno, op: &str, path: &CStr) -> Error {
     Error::os(Stage::PidFile, errno, op, path.to_bytes())
 }
