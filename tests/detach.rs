@@ -51,24 +51,9 @@ fn stdin_a_socket_means_inetd_no_fork_and_stdio_kept() {
 fn closed_stdin_is_not_taken_for_a_socket() {
     // pandaemonium's EBADF bug: a closed fd 0 made it skip detaching.
     let dir = TempDir::new("closed0");
-    let res = dir.join("result");
-    let cmd = format!(
-        "exec {} --out {} <&-",
-        support::sh_target(env!("CARGO_BIN_EXE_pdm-probe")),
-        res.display()
-    );
-    let status = support::host("/bin/sh")
-        .args(["-c", &cmd])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let text = std::fs::read_to_string(&res).unwrap();
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap()
-            .to_string()
-    };
+    let r = support::probe_via_sh(&dir, "", "<&-");
+    assert_eq!(r.status, Some(0), "{}", r.stdout);
+    let field = |k: &str| r.field(k).to_string();
     let mut reaper = Reaper::new();
     let pid = reaper.add(field("pid").parse().unwrap());
     assert_ne!(field("launcher"), field("pid"), "it forked");

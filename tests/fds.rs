@@ -75,25 +75,9 @@ fn inherited_file_keeps_its_identity() {
     // fd 9 open on a real file in the launcher: sh opens it, the probe keeps it.
     let file = dir.join("kept");
     std::fs::write(&file, "x").unwrap();
-    let res = dir.join("result");
-    let cmd = format!(
-        "exec {} --out {} --keep-fd 9 9<{}",
-        support::sh_target(env!("CARGO_BIN_EXE_pdm-probe")),
-        res.display(),
-        file.display()
-    );
-    let status = support::host("/bin/sh")
-        .args(["-c", &cmd])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let text = std::fs::read_to_string(&res).unwrap();
-    let pid: i32 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("pid="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let r = support::probe_via_sh(&dir, "--keep-fd 9", &format!("9<{}", file.display()));
+    assert_eq!(r.status, Some(0), "{}", r.stdout);
+    let pid = r.pid();
     reaper.add(pid);
     assert_eq!(support::fds(pid), vec![0, 1, 2, 9]);
     let seen = std::fs::metadata(format!("/proc/{pid}/fd/9")).unwrap();

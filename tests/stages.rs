@@ -365,19 +365,13 @@ fn launched_with_stdio_closed() {
     let dir = TempDir::new("closed");
     let pid_path = dir.join("c.pid");
     let rep = dir.join("rep");
-    let res = dir.join("result");
-    let cmd = format!(
-        "exec {} --out {} --pid-file {} --report {} <&- >&- 2>&-",
-        support::sh_target(env!("CARGO_BIN_EXE_pdm-probe")),
-        res.display(),
+    let args = format!(
+        "--pid-file {} --report {}",
         pid_path.display(),
         rep.display()
     );
-    let status = support::host("/bin/sh")
-        .args(["-c", &cmd])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    let r = support::probe_via_sh(&dir, &args, "<&- >&- 2>&-");
+    assert_eq!(r.status, Some(0), "{}", r.stdout);
     let pid = support::read_pid(&pid_path).expect("pid file");
     let mut reaper = Reaper::new();
     reaper.add(pid);
@@ -401,17 +395,13 @@ fn launched_with_stdio_closed_without_detaching() {
     let dir = TempDir::new("closed-never");
     let rep = dir.join("rep");
     let pid_path = dir.join("n.pid");
-    let cmd = format!(
-        "exec {} --detach never --pid-file {} --report {} --exit 0 <&- >&- 2>&-",
-        support::sh_target(env!("CARGO_BIN_EXE_pdm-probe")),
+    let args = format!(
+        "--detach never --pid-file {} --report {} --exit 0",
         pid_path.display(),
         rep.display()
     );
-    let status = support::host("/bin/sh")
-        .args(["-c", &cmd])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    let r = support::probe_via_sh(&dir, &args, "<&- >&- 2>&-");
+    assert_eq!(r.status, Some(0), "{}", r.stdout);
     let rep = report(&rep);
     assert!(rep["probe_fd"].parse::<i32>().unwrap() > 2);
     assert_eq!(rep["fds"], "0,1,2,3", "0-2 filled, the pid file above them");

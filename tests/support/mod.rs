@@ -112,6 +112,34 @@ pub fn run_fields(cmd: &mut Command) -> Run {
     }
 }
 
+/// Runs the probe as `/bin/sh -c "exec PROBE --out FILE ARGS REDIRECTIONS"`, for
+/// launches whose descriptors the shell closes or opens (`<&- >&- 2>&-`, `9<file`). The
+/// launcher's `key=value` results go to FILE, since its stdout may be closed.
+pub fn probe_via_sh(dir: &TempDir, args: &str, redirections: &str) -> Run {
+    let out = dir.join("probe-result");
+    let cmd = format!(
+        "exec {} --out {} {args} {redirections}",
+        sh_target(env!("CARGO_BIN_EXE_pdm-probe")),
+        out.display()
+    );
+    let status = host("/bin/sh")
+        .args(["-c", &cmd])
+        .status()
+        .expect("spawn /bin/sh");
+    let stdout = std::fs::read_to_string(&out).unwrap_or_default();
+    let fields = stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Run {
+        status: status.code(),
+        stdout,
+        stderr: String::new(),
+        fields,
+    }
+}
+
 /// Kills (SIGKILL) and reaps a daemon when dropped, even when the test fails.
 pub struct Reaper(pub Vec<i32>);
 
