@@ -142,7 +142,8 @@
 //! **With `std`**, a [`Builder`] takes any closure, paths and user names:
 //!
 //! ```no_run
-//! # #[cfg(feature = "std")] {
+//! # #[cfg(feature = "std")]
+//! # fn main() -> Result<(), pandaemonium::StartError> {
 //! let data = vec![1, 2, 3]; // captured before fork
 //! let launched = pandaemonium::Builder::new()
 //!     .pid_file("/tmp/sum.pid")
@@ -152,8 +153,10 @@
 //!         0
 //!     })?;
 //! println!("pid {}", launched.pid);
+//! # Ok(())
 //! # }
-//! # Ok::<(), pandaemonium::StartError>(())
+//! # #[cfg(not(feature = "std"))]
+//! # fn main() {}
 //! ```
 //!
 //! # Errors

@@ -1,6 +1,8 @@
 //! The README's first command: the example daemon starts without root, writes its pid
 //! file and log where it says, logs, and stops cleanly on SIGTERM.
 
+#![cfg(feature = "std")] // examples/daemon.rs uses the std Builder
+
 mod support;
 
 use std::path::PathBuf;
