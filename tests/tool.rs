@@ -141,11 +141,10 @@ fn ignores(pid: i32, sig: i32) -> bool {
 }
 
 fn kill(pid: i32, sig: i32) {
+    assert!(pid > 0, "kill {pid}");
     // SAFETY: kill with integer arguments; pid > 0 is a process this test started.
-    assert!(
-        pid > 0 && unsafe { libc::kill(pid, sig) } == 0,
-        "kill {pid} {sig}"
-    );
+    let r = unsafe { libc::kill(pid, sig) };
+    assert!(r == 0, "kill {pid} {sig}");
 }
 
 fn s(path: &Path) -> &str {

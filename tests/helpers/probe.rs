@@ -92,6 +92,7 @@ impl Run for Probe {
             );
             for name in ["TSTP", "TTIN", "TTOU", "TERM", "HUP"] {
                 let sig = Signal::parse(name).unwrap();
+                // SAFETY: all-zero bytes are a valid struct sigaction.
                 let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
                 // SAFETY: querying the current disposition into `old`.
                 unsafe { libc::sigaction(sig.number(), std::ptr::null(), &mut old) };
@@ -102,10 +103,12 @@ impl Run for Probe {
                 };
                 text += &format!("sig_{name}={}:{what}\n", sig.number());
             }
+            // SAFETY: all-zero bytes are a valid (empty) sigset_t.
             let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
             // SAFETY: reading the current mask into `set`.
             unsafe { libc::sigprocmask(libc::SIG_SETMASK, std::ptr::null(), &mut set) };
             let blocked: Vec<i32> = (1..65)
+                // SAFETY: `set` was filled by sigprocmask above.
                 .filter(|&s| unsafe { libc::sigismember(&set, s) } == 1)
                 .collect();
             text += &format!("blocked={blocked:?}\n");
@@ -122,8 +125,11 @@ impl Run for Probe {
             text += &format!("probe_fd={probe_fd}\n");
             // SAFETY: closing the descriptor opened just above.
             unsafe { libc::close(probe_fd) };
-            text += &format!("ppid={}\n", unsafe { libc::getppid() });
+            // SAFETY: getppid cannot fail.
+            let ppid = unsafe { libc::getppid() };
+            text += &format!("ppid={ppid}\n");
             let fds: Vec<String> = (0..64)
+                // SAFETY: F_GETFD on any number only reads the descriptor table.
                 .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
                 .map(|fd| fd.to_string())
                 .collect();

@@ -41,11 +41,9 @@ fn main() {
             }
             let result = builder.start(move || {
                 alloc_trap::in_run();
-                std::fs::write(
-                    &out,
-                    format!("{}\nuid={}\n", words.join(","), unsafe { libc::getuid() }),
-                )
-                .unwrap();
+                // SAFETY: getuid cannot fail.
+                let uid = unsafe { libc::getuid() };
+                std::fs::write(&out, format!("{}\nuid={uid}\n", words.join(","))).unwrap();
                 println!("logged from the daemon");
                 while !STOP.load(SeqCst) {
                     std::thread::sleep(Duration::from_millis(5));
