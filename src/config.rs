@@ -141,6 +141,11 @@ impl<'a> Config<'a> {
 
     /// Stage 6: use this pid file, acquired or not (the seed's foreground-or-daemon
     /// pattern acquires it first, then hands it over).
+    ///
+    /// Acquiring first is also the way to put the pid file of a daemon that drops
+    /// privileges (stage 3 runs before stage 6) in a directory only root can write: the
+    /// daemon seals it through the descriptor opened as root and holds the lock; at exit
+    /// it can't remove the file, which stays unlocked, and the next start takes it over.
     pub fn pid_lock_file(&mut self, pid_file: PidLockFile) -> &mut Self {
         self.pid_file = Some(pid_file);
         self

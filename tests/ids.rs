@@ -55,3 +55,59 @@ fn numeric_ids_with_initgroups_semantics() {
     assert_eq!(st["Gid"].split_whitespace().next(), Some("54322"));
     assert_eq!(st["Groups"], "54322");
 }
+
+#[test]
+fn a_root_only_pid_directory_with_a_user_switch() {
+    // Stage 3 runs before stage 6, so a daemon that drops to nobody can't create its pid
+    // file in a root-only directory (like /run). The recipe: acquire the pid file as root
+    // in the launcher, hand it over, and the daemon seals it through the open descriptor.
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("rootonly");
+    let run = dir.join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pid_path = run.join("d.pid");
+    let mut reaper = Reaper::new();
+
+    // Without the recipe: stage 6 fails as nobody, with the path and EACCES.
+    let r =
+        run_fields(probe().args(["--user", "nobody", "--pid-file", pid_path.to_str().unwrap()]));
+    assert_eq!(r.status, Some(3));
+    assert_eq!(r.field("stage"), "6");
+    assert_eq!(r.field("errno"), libc::EACCES.to_string());
+    if let Ok(p) = r.field("daemon_pid").parse::<i32>() {
+        support::wait_exit(p);
+    }
+
+    // With it: the daemon (uid 65534) holds the lock and its pid is in the file.
+    let r = run_fields(probe().args([
+        "--user",
+        "nobody",
+        "--acquire-first",
+        pid_path.to_str().unwrap(),
+    ]));
+    assert_eq!(r.status, Some(0), "{}", r.stdout);
+    let pid = reaper.add(r.pid());
+    assert_eq!(support::read_pid(&pid_path), Some(pid));
+    assert_eq!(
+        support::status(pid)["Uid"].split_whitespace().next(),
+        Some("65534")
+    );
+    let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/3")).unwrap();
+    assert!(fdinfo.contains("lock:"), "{fdinfo}");
+    // On SIGTERM nobody can't unlink in root's directory: the file stays, unlocked, and
+    // the next start takes it over.
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(support::wait_exit(pid), Some(128 + libc::SIGTERM));
+    let r = run_fields(probe().args([
+        "--user",
+        "nobody",
+        "--acquire-first",
+        pid_path.to_str().unwrap(),
+    ]));
+    assert_eq!(r.status, Some(0), "{}", r.stdout);
+    let next = reaper.add(r.pid());
+    assert_eq!(support::read_pid(&pid_path), Some(next));
+}
