@@ -180,13 +180,16 @@
 //! Between fork and `run()` the daemon allocates nothing and calls only
 //! async-signal-safe functions. Every path, name and group list is prepared before
 //! fork (users and groups are resolved by the [`Config`] setters). The POSIX functions
-//! called in that window: `fork`, `setsid`, `_exit`, `dup2`, `fcntl`, `open`, `close`,
+//! called in that window: `fork`, `setsid`, `_exit`, `dup2`, `fcntl`, `close`,
 //! `read`, `write`, `pread`, `pwrite`, `ftruncate`, `fchmod`, `fstat`, `lstat`,
 //! `unlink`, `chdir`, `umask`, `setrlimit`, `getrlimit`, `setgid`, `setuid`,
 //! `sigprocmask`, `sigaction`, `kill`, `getpid`, `getppid`, `clock_gettime`,
 //! `nanosleep`. Not in POSIX's list but single system calls without user-space state,
-//! so assumed safe: `setgroups`, `pipe2`, and the raw `close_range` and `getdents64`
-//! system calls. `sigemptyset`/`sigaddset` only write a local set.
+//! so assumed safe: `setgroups`, `pipe2`, and the raw `openat` (POSIX lists `openat`;
+//! the raw call skips musl's extra `fcntl`), `close_range` and `getdents64` system
+//! calls. `sigemptyset`/`sigaddset` only write a local set. Before fork, and only
+//! there: `stat`/`read` of `/proc/self` (thread count), `getpwnam_r`, `getpwuid_r`,
+//! `getgrnam_r`, `getgrouplist` (the [`ProcessIds`] constructors).
 //!
 //! # Features
 //!
