@@ -46,7 +46,9 @@ run_target() {
   echo "+ RUSTFLAGS='${RUSTFLAGS:-}' PANDAEMONIUM_TEST_RUNNER='${PANDAEMONIUM_TEST_RUNNER:-}'"
   echo "+ cargo $TOOLCHAIN test $BUILD_STD --target $t --no-fail-fast ${CROSS_TEST_ARGS:-}"
   # shellcheck disable=SC2086
-  cargo $TOOLCHAIN test $BUILD_STD --target "$t" --no-fail-fast ${CROSS_TEST_ARGS:-} || rc=11
+  # A bound, so an emulator hang fails this target loudly instead of stalling CI.
+  timeout --kill-after=30 "${CROSS_TEST_TIMEOUT:-1200}" \
+    cargo $TOOLCHAIN test $BUILD_STD --target "$t" --no-fail-fast ${CROSS_TEST_ARGS:-} || rc=11
   echo "+ cargo $TOOLCHAIN build $BUILD_STD --target $t --no-default-features --lib"
   # shellcheck disable=SC2086
   cargo $TOOLCHAIN build $BUILD_STD --target "$t" --no-default-features --lib || { [ $rc -ne 0 ] || rc=12; }
