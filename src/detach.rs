@@ -20,16 +20,14 @@ pub(crate) enum Detached {
     },
 }
 
-/// Whether [`Detach::Auto`] forks: not when the parent is init (ppid 1), nor when stdin
-/// is a socket (inetd style). A closed stdin is not a socket. Returns
-/// `(fork, inherit_stdio)`.
-pub(crate) fn decide(detach: Detach) -> (bool, bool) {
+/// Whether stage 1 forks. [`Detach::Auto`] does not when the parent is init (ppid 1),
+/// nor when stdin is a socket (inetd style; fds 0-2 are then kept, as stage 9 keeps
+/// the stdio of a daemon that did not fork). A closed stdin is not a socket.
+pub(crate) fn decide(detach: Detach) -> bool {
     match detach {
-        Detach::Always => (true, false),
-        Detach::Never => (false, false),
-        Detach::Auto if sys::getppid() == 1 => (false, false),
-        Detach::Auto if sys::is_socket(0) => (false, true),
-        Detach::Auto => (true, false),
+        Detach::Always => true,
+        Detach::Never => false,
+        Detach::Auto => sys::getppid() != 1 && !sys::is_socket(0),
     }
 }
 

@@ -10,7 +10,7 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 0 | tag: `P` daemon pid, `F` failure, `D` stage 9 done, `R` ready |
+//! | 0 | tag: `P` daemon pid, `F` failure, `D` stage 9 done, `R` ready (read, not yet sent: for a later `notify_ready()`) |
 //! | 1 | stage number (0: none) |
 //! | 2 | [`ErrorKind`] code |
 //! | 3 | flags: 1 errno present, 2 holder present |
@@ -118,12 +118,6 @@ impl Reporter {
     /// Reports that stage 9 completed.
     pub(crate) fn done(&self) {
         self.send(TAG_DONE, None, 0);
-    }
-
-    /// Reports readiness (for a later `notify_ready()`).
-    #[allow(dead_code)]
-    pub(crate) fn ready(&self) {
-        self.send(TAG_READY, None, 0);
     }
 }
 

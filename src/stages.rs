@@ -48,13 +48,12 @@ impl<'a> Stages<'_, 'a> {
                 "already detached",
             ));
         }
-        let (fork, inetd) = detach::decide(self.config.detach);
+        let fork = detach::decide(self.config.detach);
         match detach::detach(fork, self.state.check_threads)? {
             Detached::Daemon { reporter, forked } => {
                 self.state.role = Role::Daemon;
                 self.state.reporter = reporter;
                 self.state.forked = forked;
-                self.state.inetd = inetd;
                 Ok(())
             }
             Detached::Original { receiver, child } => {
