@@ -36,23 +36,6 @@ fn me() -> u32 {
     std::process::id()
 }
 
-/// Whether process `pid` holds a lock on `path` through a descriptor of its own:
-/// `/proc/PID/fdinfo/N` lists the locks taken through that open file (`lock:` lines),
-/// where `/proc/locks` shows an OFD lock's owner as -1.
-fn holds_lock(pid: i32, path: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    entries.filter_map(Result::ok).any(|e| {
-        std::fs::read_link(e.path()).is_ok_and(|t| t == path)
-            && std::fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                e.file_name().to_string_lossy()
-            ))
-            .is_ok_and(|info| info.lines().any(|l| l.starts_with("lock:")))
-    })
-}
-
 /// FreeBSD's `common_test_pidfile_child()`: runs the helper in `mode` on `path`, calls
 /// `inspect` while the child holds the lock (after the helper's own attempt), then lets
 /// the helper SIGINT and reap its child. Returns the helper's `key=value` lines, plus
@@ -130,7 +113,7 @@ fn pidfile_uncontested() {
         std::fs::read_to_string(&path).unwrap(),
         format!("{}\n", me())
     );
-    assert!(holds_lock(me() as i32, &path), "the lock is ours");
+    assert!(support::holds_lock(me() as i32, &path), "the lock is ours");
     assert!(pf.release().unwrap(), "release removes our file");
     assert!(!path.exists());
 }
@@ -166,7 +149,7 @@ fn pidfile_self() {
         format!("{}\n", me())
     );
     assert!(pf1.is_acquired());
-    assert!(holds_lock(me() as i32, &path));
+    assert!(support::holds_lock(me() as i32, &path));
     assert!(pf1.release().unwrap());
     assert!(!path.exists());
 }
@@ -191,8 +174,11 @@ fn pidfile_contested() {
         );
         // Seen from a third process: the child's pid in the file, the lock the child's.
         assert_eq!(support::read_pid(&path), Some(child));
-        assert!(holds_lock(child, &path), "the child holds the lock");
-        assert!(!holds_lock(helper, &path), "the parent does not");
+        assert!(
+            support::holds_lock(child, &path),
+            "the child holds the lock"
+        );
+        assert!(!support::holds_lock(helper, &path), "the parent does not");
         assert!(
             !support::lock_holders(&path).is_empty(),
             "/proc/locks lists it"
@@ -247,10 +233,13 @@ fn pidfile_inherited() {
             "the child sealed the inherited lock"
         );
         assert!(
-            holds_lock(child, &path),
+            support::holds_lock(child, &path),
             "the inherited lock is held by the child"
         );
-        assert!(!holds_lock(helper, &path), "the parent closed its copy");
+        assert!(
+            !support::holds_lock(helper, &path),
+            "the parent closed its copy"
+        );
         let c = cpath(&path);
         assert!(PidLockFile::new(&c, Duration::ZERO)
             .unwrap()

@@ -36,7 +36,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -59,22 +58,6 @@ fn pid_path(tag: &str) -> (TempDir, PathBuf, CString) {
     let path = dir.join("test.pid");
     let c = cpath(&path);
     (dir, path, c)
-}
-
-/// Whether process `pid` holds a lock on `path` through a descriptor of its own
-/// (`lock:` lines of `/proc/PID/fdinfo/N`; `/proc/locks` shows OFD owners as -1).
-fn holds_lock(pid: i32, path: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    entries.filter_map(Result::ok).any(|e| {
-        std::fs::read_link(e.path()).is_ok_and(|t| t == path)
-            && std::fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                e.file_name().to_string_lossy()
-            ))
-            .is_ok_and(|info| info.lines().any(|l| l.starts_with("lock:")))
-    })
 }
 
 /// Runs `pdm-peer-pandaemonium ARGS` to completion.
@@ -118,16 +101,6 @@ fn ok(r: &support::Run) {
         r.stderr
     );
     assert_eq!(r.field("result"), "ok", "{}", r.stdout);
-}
-
-fn report(path: &Path) -> HashMap<String, String> {
-    support::wait_until("the daemon's report", || path.exists());
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 // ---- TestDaemon ----------------------------------------------------------------------
@@ -369,12 +342,15 @@ fn activate_returns_in_the_daemon() {
         "set-up error printed"
     );
 
-    let seen = report(&rep);
+    let seen = support::report(&rep);
     assert_eq!(seen["pid"], pid.to_string());
     assert_eq!(seen["activated_pid"], pid.to_string());
     assert_eq!(seen["activate_twice"], "StageOrder");
     assert_eq!(support::read_pid(&pidf), Some(pid));
-    assert!(holds_lock(pid, &pidf), "the daemon holds its pid file");
+    assert!(
+        support::holds_lock(pid, &pidf),
+        "the daemon holds its pid file"
+    );
 
     // SAFETY: kill with integer arguments; `pid` is our (reparented) daemon.
     unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -419,7 +395,7 @@ fn test_acquire_file_missing() {
     let mut plf = PidLockFile::new(&c, Duration::ZERO).unwrap();
     plf.acquire(None).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"");
-    assert!(holds_lock(me() as i32, &path));
+    assert!(support::holds_lock(me() as i32, &path));
     assert!(plf.release().unwrap());
     assert!(!path.exists());
 }
@@ -433,7 +409,7 @@ fn test_acquire_file_stale() {
     std::fs::write(&path, "").unwrap();
     let mut plf = PidLockFile::new(&c, Duration::ZERO).unwrap();
     plf.acquire(None).unwrap();
-    assert!(holds_lock(me() as i32, &path));
+    assert!(support::holds_lock(me() as i32, &path));
     assert!(plf.release().unwrap());
     assert!(!path.exists());
 }
@@ -505,7 +481,7 @@ fn acquire_timeout_waits_for_the_holder() {
         });
         waiter.acquire(None).expect("acquired once the holder went");
     });
-    assert!(holds_lock(me() as i32, &path));
+    assert!(support::holds_lock(me() as i32, &path));
     assert_eq!(waiter.seal().unwrap(), me());
     assert!(waiter.release().unwrap());
 }
@@ -526,7 +502,7 @@ fn test_context_not_reentrant_without_context_manager() {
         format!("{}\n", me())
     );
     assert!(locker.is_acquired());
-    assert!(holds_lock(me() as i32, &path));
+    assert!(support::holds_lock(me() as i32, &path));
     assert!(locker.release().unwrap());
 }
 
@@ -703,7 +679,7 @@ fn release_after_contents_rewritten() {
     let mut plf = PidLockFile::new(&c, Duration::ZERO).unwrap();
     plf.seal().unwrap();
     std::fs::write(&path, "4242\n").unwrap(); // same file, new contents
-    assert!(holds_lock(me() as i32, &path));
+    assert!(support::holds_lock(me() as i32, &path));
     assert!(plf.release().unwrap());
     assert!(!path.exists());
 }

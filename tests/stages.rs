@@ -36,16 +36,6 @@ fn start(reaper: &mut Reaper, args: &[&str]) -> support::Run {
     r
 }
 
-fn report(path: &std::path::Path) -> std::collections::HashMap<String, String> {
-    support::wait_until("daemon report", || path.exists());
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 #[test]
 fn defaults_seen_from_proc() {
     let dir = TempDir::new("defaults");
@@ -137,7 +127,7 @@ fn the_launcher_is_left_as_it_was() {
         &mut reaper,
         &["--report", rep.to_str().unwrap(), "--umask", "027"],
     );
-    let rep = report(&rep);
+    let rep = support::report(&rep);
     assert_eq!(rep["umask"], "27");
     assert_eq!(rep["pid"], r.field("pid"));
     // The launcher's own umask and core limits, before and after start(): unchanged
@@ -195,7 +185,7 @@ fn signal_numbers_come_from_the_platform() {
         &mut reaper,
         &["--block-usr1-ignore-hup", "--report", rep.to_str().unwrap()],
     );
-    let rep = report(&rep);
+    let rep = support::report(&rep);
     assert_eq!(rep["sig_TSTP"], format!("{}:ign", libc::SIGTSTP));
     assert_eq!(rep["sig_TTIN"], format!("{}:ign", libc::SIGTTIN));
     assert_eq!(rep["sig_TTOU"], format!("{}:ign", libc::SIGTTOU));
@@ -343,7 +333,7 @@ fn activate_returns_inside_the_daemon() {
     let pid = support::read_pid(&pid_path).expect("pid file sealed");
     let mut reaper = Reaper::new();
     reaper.add(pid);
-    let rep = report(&rep);
+    let rep = support::report(&rep);
     assert_eq!(
         rep["pid"],
         pid.to_string(),
@@ -383,7 +373,7 @@ fn launched_with_stdio_closed() {
         pid_path.display().to_string(),
         "pid file above 2"
     );
-    let rep = report(&rep);
+    let rep = support::report(&rep);
     assert!(
         rep["probe_fd"].parse::<i32>().unwrap() > 2,
         "a file opened in run() lands above 2"
@@ -402,7 +392,7 @@ fn launched_with_stdio_closed_without_detaching() {
     );
     let r = support::probe_via_sh(&dir, &args, "<&- >&- 2>&-");
     assert_eq!(r.status, Some(0), "{}", r.stdout);
-    let rep = report(&rep);
+    let rep = support::report(&rep);
     assert!(rep["probe_fd"].parse::<i32>().unwrap() > 2);
     assert_eq!(rep["fds"], "0,1,2,3", "0-2 filled, the pid file above them");
 }
@@ -490,7 +480,7 @@ fn a_user_signal_map_overrides_the_defaults_seen_from_inside() {
             rep.to_str().unwrap(),
         ],
     );
-    let rep = report(&rep);
+    let rep = support::report(&rep);
     assert_eq!(rep["sig_HUP"], format!("{}:ign", libc::SIGHUP));
     assert_eq!(rep["sig_TSTP"], format!("{}:dfl", libc::SIGTSTP));
     assert_eq!(rep["sig_TTIN"], format!("{}:ign", libc::SIGTTIN));

@@ -292,6 +292,33 @@ pub fn lock_holders(path: &Path) -> Vec<i64> {
         .collect()
 }
 
+/// Whether process `pid` holds a lock on `path` through a descriptor of its own: the
+/// `lock:` lines of `/proc/PID/fdinfo/N` (`/proc/locks` shows an OFD lock's owner as -1).
+pub fn holds_lock(pid: i32, path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|e| {
+        std::fs::read_link(e.path()).is_ok_and(|t| t == path)
+            && std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                e.file_name().to_string_lossy()
+            ))
+            .is_ok_and(|info| info.lines().any(|l| l.starts_with("lock:")))
+    })
+}
+
+/// A daemon's `key=value` report file (the probe's `--report`), once it exists.
+pub fn report(path: &Path) -> HashMap<String, String> {
+    wait_until("the daemon's report", || path.exists());
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// A fresh directory under /tmp, world-writable (a daemon that dropped to nobody can
 /// write its reports there); removed on drop.
 pub struct TempDir(pub PathBuf);
