@@ -23,7 +23,9 @@ const TOOL: &str = env!("CARGO_BIN_EXE_pandaemonium");
 /// A command for the tool.
 fn tool<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Command {
     let mut cmd = support::helper(TOOL);
-    cmd.args(args);
+    // A PATH every user can search: like execvp, the tool answers EACCES, not ENOENT,
+    // when an unsearchable PATH entry hid the program (root's PATH, run as nobody).
+    cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin").args(args);
     cmd
 }
 
