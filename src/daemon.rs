@@ -193,8 +193,9 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// Lets stage 1 fork although the process has other threads, or although their
     /// number can't be read (no `/proc`).
     ///
-    /// By default stage 1 counts the caller's threads (`/proc/self/task`, then `/proc/self/stat`) and refuses
-    /// to fork unless there is exactly one: [`ErrorKind::Threaded`], or
+    /// By default stage 1 counts the caller's threads (`/proc/self/task`, then
+    /// `/proc/self/stat`) and refuses to fork unless there is exactly one:
+    /// [`ErrorKind::Threaded`], or
     /// [`ErrorKind::ThreadsUnknown`] when `/proc` is not mounted.
     ///
     /// # Safety

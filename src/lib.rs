@@ -170,8 +170,8 @@
 //! # Threads
 //!
 //! Forking a multi-threaded process leaves every lock another thread held locked
-//! forever in the child. Stage 1 therefore counts threads (`/proc/self/task`, `/proc/self/stat`) and
-//! refuses with [`ErrorKind::Threaded`]; where `/proc` is not mounted it can't count and
+//! forever in the child. Stage 1 therefore counts threads (`/proc/self/task`,
+//! `/proc/self/stat`) and refuses with [`ErrorKind::Threaded`]; where `/proc` is not mounted it can't count and
 //! refuses with [`ErrorKind::ThreadsUnknown`]. [`Daemon::allow_threads`] (`unsafe`)
 //! opts out, with the contract its `# Safety` section gives.
 //!
