@@ -202,7 +202,7 @@ fn acquire_in_the_foreground_then_seal_in_the_daemon() {
     let pid = reaper.add(r.pid());
     assert_eq!(support::read_pid(&pid_path), Some(pid));
     assert!(
-        !support::lock_holders(&pid_path).is_empty(),
+        support::is_locked(&pid_path),
         "still locked after the launcher exited"
     );
     // Held by the daemon alone: a second start is refused.

@@ -87,10 +87,7 @@ fn defaults_seen_from_proc() {
         std::fs::read_to_string(&pid_path).unwrap(),
         format!("{pid}\n")
     );
-    assert!(
-        !support::lock_holders(&pid_path).is_empty(),
-        "pid file locked"
-    );
+    assert!(support::is_locked(&pid_path), "pid file locked");
     let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/3")).unwrap();
     assert!(
         fdinfo.contains("lock:"),
@@ -416,7 +413,7 @@ fn the_lock_outlives_a_dropped_daemon_after_activate() {
     reaper.add(pid);
     // run() writes the marker after the Daemon was dropped.
     support::wait_until("the daemon is in run()", || marker.exists());
-    assert!(!support::lock_holders(&pid_path).is_empty(), "still locked");
+    assert!(support::is_locked(&pid_path), "still locked");
     let again = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(again.status, Some(3));
     assert_eq!(

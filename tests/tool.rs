@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use pandaemonium::{Errno, Error, Stage};
-use support::{alive, fd_target, fds, lock_holders, wait_exit, wait_until, Reaper, TempDir};
+use support::{alive, fd_target, fds, wait_exit, wait_until, Reaper, TempDir};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_pandaemonium");
 
@@ -446,7 +446,7 @@ fn start_execs_program_holding_the_lock_then_status_and_stop() {
         .filter(|&fd| fd_target(pid, fd) == s(&pid_file))
         .collect();
     assert_eq!(held.len(), 1, "fds of {pid}: {:?}", fds(pid));
-    assert!(!lock_holders(&pid_file).is_empty());
+    assert!(support::is_locked(&pid_file));
     // Detached: another session, stdio on /dev/null.
     // SAFETY: getsid(0) reads our own session id.
     assert_ne!(support::stat_ids(pid).2, unsafe { libc::getsid(0) });

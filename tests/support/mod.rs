@@ -271,25 +271,29 @@ pub fn core_limits(pid: i32) -> (String, String) {
     (f[0].to_string(), f[1].to_string())
 }
 
-/// The pid of the process holding a lock on `path`, from `/proc/locks` (OFD locks show
-/// pid -1 there, so this returns whether some lock on the inode exists, and its pid).
-pub fn lock_holders(path: &Path) -> Vec<i64> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Vec::new();
+/// Whether some open file description holds a lock on `path`: asks the kernel with
+/// `F_OFD_GETLK` on a descriptor of our own, the question the library's locks answer to.
+/// (`/proc/locks` is no oracle: it is read in pages while other processes add and drop
+/// locks, and a line can slip between two reads.)
+pub fn is_locked(path: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
     };
-    let ino = meta.ino();
-    std::fs::read_to_string("/proc/locks")
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            // "1: OFDLCK ADVISORY WRITE -1 fd:01:1234 0 EOF"
-            let id = f.get(5)?;
-            let lock_ino: u64 = id.rsplit(':').next()?.parse().ok()?;
-            (lock_ino == ino).then(|| f[4].parse().unwrap_or(0))
-        })
-        .collect()
+    // SAFETY: all-zero bytes are a valid struct flock.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    // SAFETY: file's descriptor is open and fl is a valid, writable struct flock.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    assert_eq!(
+        rc,
+        0,
+        "F_OFD_GETLK {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    fl.l_type != libc::F_UNLCK as _
 }
 
 /// Whether process `pid` holds a lock on `path` through a descriptor of its own: the
