@@ -221,114 +221,6 @@ impl<'a, R: Run> Daemon<'a, R> {
         self
     }
 
-    fn run_stage(&mut self, stage: Stage) -> Result<(), Error> {
-        let s = &mut Stages {
-            config: &mut self.config,
-            state: &mut self.state,
-        };
-        let app = &mut self.app;
-        let guard = UnwindGuard { stage: Some(stage) };
-        let result = match stage {
-            Stage::Detach => app.stage1(s),
-            Stage::PreventCore => app.stage2(s),
-            Stage::ProcessIds => app.stage3(s),
-            Stage::Umask => app.stage4(s),
-            Stage::WorkingDirectory => app.stage5(s),
-            Stage::PidFile => app.stage6(s),
-            Stage::Signals => app.stage7(s),
-            Stage::CloseFiles => app.stage8(s),
-            Stage::Redirect => app.stage9(s),
-        };
-        core::mem::forget(guard);
-        result
-    }
-
-    /// Runs the stages after the last one done, up to `upto`. In the original process
-    /// it returns the [`ErrorKind::Detached`] marker once the daemon has been monitored.
-    fn advance(&mut self, upto: Stage) -> Result<(), Error> {
-        let order = |what: &str| Error::new(Some(upto), ErrorKind::StageOrder, what);
-        if self.state.role == Role::Original {
-            return Err(order(
-                "no stage runs in the original process after detaching",
-            ));
-        }
-        if self.state.done >= 10 {
-            return Err(order("the daemon was already started"));
-        }
-        if self.state.done >= upto.number() {
-            return Err(order("stage already done"));
-        }
-        for n in self.state.done + 1..=upto.number() {
-            let stage = Stage::from_number(n).unwrap_or(Stage::Redirect);
-            match self.run_stage(stage) {
-                Ok(()) => {
-                    if self.state.role == Role::Launcher {
-                        // A stage-1 override that did not detach: this process is the daemon.
-                        self.state.role = Role::Daemon;
-                    }
-                    self.state.done = n;
-                }
-                Err(e) if e.is_detached_marker() && self.state.role == Role::Original => {
-                    self.monitor();
-                    return Err(e);
-                }
-                Err(e) => return Err(self.fail(e)),
-            }
-        }
-        if self.state.done == 9 {
-            if let Some(reporter) = self.state.reporter.take() {
-                reporter.done();
-                crate::cleanup::set_report_fd(-1);
-                sys::close(reporter.fd);
-            }
-        }
-        Ok(())
-    }
-
-    /// A stage failed in this process: remove our pid file; in a detached daemon, report
-    /// to the original process and exit; otherwise hand the error back.
-    fn fail(&mut self, e: Error) -> Error {
-        if let Some(pid_file) = &mut self.config.pid_file {
-            if pid_file.sealed_pid().is_some() || self.state.forked {
-                let _ = pid_file.release();
-            }
-        }
-        if let Some(reporter) = self.state.reporter {
-            reporter.failed(&e);
-            sys::exit_now(1);
-        }
-        e
-    }
-
-    /// The original process: collect output and the outcome, reap the intermediate.
-    fn monitor(&mut self) {
-        let Some((receiver, child)) = self.state.pending.take() else {
-            return;
-        };
-        // The intermediate process exits right after its fork: reap it first, so its
-        // SIGCHLD does not interrupt the monitoring below.
-        detach::reap(child);
-        let app = &mut self.app;
-        let outcome = receiver.monitor(
-            &mut self.state.output,
-            &mut self.state.error,
-            &mut |stream, data| app.monitor(stream, data),
-        );
-        self.state.pid = outcome.pid;
-        self.state.outcome = Some(outcome.result);
-    }
-
-    fn original_result(&self) -> Result<Started<'_>, Error> {
-        match &self.state.outcome {
-            Some(Err(e)) => Err(e.clone()),
-            _ => Ok(Started {
-                pid: self.state.pid.unwrap_or(0),
-                output: &self.state.output,
-                error: &self.state.error,
-            }),
-        }
-    }
-
     /// Runs the remaining stages up to `upto` (the seed's `daemon.stage4()` is
     /// `daemon.stage(Stage::Umask)`), so custom steps can go between stages; `start()`
     /// or `activate()` then runs the rest.
@@ -342,9 +234,9 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// The failed stage's error; [`ErrorKind::StageOrder`] for a stage already done, or
     /// any call in the original process after detaching (pandaemonium's `check_stage`).
     pub fn stage(&mut self, upto: Stage) -> Result<Side<'_>, Error> {
-        match self.advance(upto) {
+        match advance(&mut self.config, &mut self.state, &mut self.app, upto) {
             Ok(()) => Ok(Side::Daemon),
-            Err(e) if e.is_detached_marker() => self.original_result().map(Side::Original),
+            Err(e) if e.is_detached_marker() => self.state.original_result().map(Side::Original),
             Err(e) => Err(e),
         }
     }
@@ -363,9 +255,14 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// The failed stage's error, or [`ErrorKind::StageOrder`] for a second `start()`.
     pub fn start(&mut self) -> Result<Started<'_>, Error> {
         if self.state.done < 9 || self.state.role == Role::Original {
-            match self.advance(Stage::Redirect) {
+            match advance(
+                &mut self.config,
+                &mut self.state,
+                &mut self.app,
+                Stage::Redirect,
+            ) {
                 Ok(()) => {}
-                Err(e) if e.is_detached_marker() => return self.original_result(),
+                Err(e) if e.is_detached_marker() => return self.state.original_result(),
                 Err(e) => return Err(e),
             }
         } else if self.state.done >= 10 {
@@ -394,9 +291,14 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// Failures before detaching, or in a daemon that did not detach; a second call.
     pub fn activate(&mut self) -> Result<Activated, Error> {
         if self.state.done < 9 || self.state.role == Role::Original {
-            match self.advance(Stage::Redirect) {
+            match advance(
+                &mut self.config,
+                &mut self.state,
+                &mut self.app,
+                Stage::Redirect,
+            ) {
                 Ok(()) => {}
-                Err(e) if e.is_detached_marker() => self.report(),
+                Err(e) if e.is_detached_marker() => self.state.report(),
                 Err(e) => return Err(e),
             }
         } else if self.state.done >= 10 {
@@ -416,9 +318,129 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// output and any failure to stderr, and exits (0 when the daemon started, 1 when
     /// it failed).
     pub fn report(&self) -> ! {
-        out::write(1, self.state.output.as_bytes());
-        out::write(2, self.state.error.as_bytes());
-        match &self.state.outcome {
+        self.state.report()
+    }
+}
+
+// The driver proper: not generic, so it is compiled once in this crate rather than
+// once per daemon type in the user's (the `Run` is reached through `&mut dyn Run`).
+
+fn run_stage(
+    config: &mut Config<'_>,
+    state: &mut State,
+    app: &mut dyn Run,
+    stage: Stage,
+) -> Result<(), Error> {
+    let s = &mut Stages { config, state };
+    let guard = UnwindGuard { stage: Some(stage) };
+    let result = match stage {
+        Stage::Detach => app.stage1(s),
+        Stage::PreventCore => app.stage2(s),
+        Stage::ProcessIds => app.stage3(s),
+        Stage::Umask => app.stage4(s),
+        Stage::WorkingDirectory => app.stage5(s),
+        Stage::PidFile => app.stage6(s),
+        Stage::Signals => app.stage7(s),
+        Stage::CloseFiles => app.stage8(s),
+        Stage::Redirect => app.stage9(s),
+    };
+    core::mem::forget(guard);
+    result
+}
+
+/// Runs the stages after the last one done, up to `upto`. In the original process
+/// it returns the [`ErrorKind::Detached`] marker once the daemon has been monitored.
+fn advance(
+    config: &mut Config<'_>,
+    state: &mut State,
+    app: &mut dyn Run,
+    upto: Stage,
+) -> Result<(), Error> {
+    let order = |what: &str| Error::new(Some(upto), ErrorKind::StageOrder, what);
+    if state.role == Role::Original {
+        return Err(order(
+            "no stage runs in the original process after detaching",
+        ));
+    }
+    if state.done >= 10 {
+        return Err(order("the daemon was already started"));
+    }
+    if state.done >= upto.number() {
+        return Err(order("stage already done"));
+    }
+    for n in state.done + 1..=upto.number() {
+        let stage = Stage::from_number(n).unwrap_or(Stage::Redirect);
+        match run_stage(config, state, app, stage) {
+            Ok(()) => {
+                if state.role == Role::Launcher {
+                    // A stage-1 override that did not detach: this process is the daemon.
+                    state.role = Role::Daemon;
+                }
+                state.done = n;
+            }
+            Err(e) if e.is_detached_marker() && state.role == Role::Original => {
+                state.monitor(app);
+                return Err(e);
+            }
+            Err(e) => return Err(fail(config, state, e)),
+        }
+    }
+    if state.done == 9 {
+        if let Some(reporter) = state.reporter.take() {
+            reporter.done();
+            crate::cleanup::set_report_fd(-1);
+            sys::close(reporter.fd);
+        }
+    }
+    Ok(())
+}
+
+/// A stage failed in this process: remove our pid file; in a detached daemon, report
+/// to the original process and exit; otherwise hand the error back.
+fn fail(config: &mut Config<'_>, state: &State, e: Error) -> Error {
+    if let Some(pid_file) = &mut config.pid_file {
+        if pid_file.sealed_pid().is_some() || state.forked {
+            let _ = pid_file.release();
+        }
+    }
+    if let Some(reporter) = state.reporter {
+        reporter.failed(&e);
+        sys::exit_now(1);
+    }
+    e
+}
+
+impl State {
+    /// The original process: collect output and the outcome, reap the intermediate.
+    fn monitor(&mut self, app: &mut dyn Run) {
+        let Some((receiver, child)) = self.pending.take() else {
+            return;
+        };
+        // The intermediate process exits right after its fork: reap it first, so its
+        // SIGCHLD does not interrupt the monitoring below.
+        detach::reap(child);
+        let outcome = receiver.monitor(&mut self.output, &mut self.error, &mut |stream, data| {
+            app.monitor(stream, data)
+        });
+        self.pid = outcome.pid;
+        self.outcome = Some(outcome.result);
+    }
+
+    fn original_result(&self) -> Result<Started<'_>, Error> {
+        match &self.outcome {
+            Some(Err(e)) => Err(e.clone()),
+            _ => Ok(Started {
+                pid: self.pid.unwrap_or(0),
+                output: &self.output,
+                error: &self.error,
+            }),
+        }
+    }
+
+    pub fn report(&self) -> ! {
+        out::write(1, self.output.as_bytes());
+        out::write(2, self.error.as_bytes());
+        match &self.outcome {
             Some(Err(e)) => {
                 out::line(2, e);
                 out::exit(1)

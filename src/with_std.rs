@@ -262,6 +262,10 @@ fn c_name(name: &str, stage: Stage) -> Result<CString, Error> {
     })
 }
 
+/// How the core's [`target`] calls the user's closure, behind `dyn` so that the driver
+/// and the configuration code are not compiled again for every closure type.
+type Call<'f> = fn(&'f mut dyn FnMut() -> i32) -> i32;
+
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -437,6 +441,12 @@ impl Builder {
     ///
     /// A [`StartError`]: bad configuration (before any fork) or the stage that failed.
     pub fn start<F: FnOnce() -> i32>(self, f: F) -> Result<Launched, StartError> {
+        let mut f = Some(f);
+        self.launch(&mut move || f.take().map_or(1, |f| f()))
+    }
+
+    /// `start` past the closure's type: compiled once, not once per closure.
+    fn launch(self, f: &mut dyn FnMut() -> i32) -> Result<Launched, StartError> {
         self.with_daemon(f, |daemon| match daemon.start() {
             Ok(s) => Ok(Launched {
                 pid: s.pid,
@@ -459,14 +469,18 @@ impl Builder {
     ///
     /// Failures before detaching, or in a daemon that did not detach.
     pub fn activate(self) -> Result<Activated, StartError> {
-        self.with_daemon(|| 0, |daemon| daemon.activate().map_err(StartError::from))
+        self.with_daemon(&mut || 0, |daemon| {
+            daemon.activate().map_err(StartError::from)
+        })
     }
 
     /// Prepares every C string and id, builds the core daemon, hands it to `go`.
-    fn with_daemon<F: FnOnce() -> i32, T>(
+    fn with_daemon<'f, T>(
         mut self,
-        f: F,
-        go: impl FnOnce(&mut Daemon<'_, crate::Target<fn(F) -> i32, F>>) -> Result<T, StartError>,
+        f: &'f mut dyn FnMut() -> i32,
+        go: impl FnOnce(
+            &mut Daemon<'_, crate::Target<Call<'f>, &'f mut dyn FnMut() -> i32>>,
+        ) -> Result<T, StartError>,
     ) -> Result<T, StartError> {
         let wd = match &self.working_directory {
             Some(dir) => Some(c_path(dir, Stage::WorkingDirectory)?),
@@ -532,7 +546,7 @@ impl Builder {
                 _ => config.stderr(to)?,
             };
         }
-        let call: fn(F) -> i32 = |f| f();
+        let call: Call<'f> = |f| f();
         let mut daemon = Daemon::with_config(target(call, f), config);
         if self.allow_threads {
             #[allow(unsafe_code)]
