@@ -134,7 +134,7 @@ impl<'a> Config<'a> {
     /// # Errors
     ///
     /// As [`PidLockFile::new`]: empty, relative or too long.
-    pub fn pid_file(&mut self, path: &'a CStr) -> Result<&mut Self, Error> {
+    pub fn pid_file(&mut self, path: &CStr) -> Result<&mut Self, Error> {
         self.pid_file = Some(PidLockFile::new(path, Duration::ZERO)?);
         Ok(self)
     }
@@ -220,7 +220,7 @@ impl<'a> Config<'a> {
         self.set_stdio(2, to)
     }
 
-    fn set_stdio(&mut self, n: usize, to: Stdio<'a>) -> Result<&mut Self, Error> {
+    pub(crate) fn set_stdio(&mut self, n: usize, to: Stdio<'a>) -> Result<&mut Self, Error> {
         match to {
             Stdio::Path(p) if p.is_empty() => {
                 return Err(invalid(

@@ -97,8 +97,10 @@ impl From<i32> for SignalSpec {
 
 /// Builds and starts a daemon from a closure, like `std::thread::Builder::spawn`.
 ///
-/// Setters never fail; every value is checked in [`start`](Builder::start) /
-/// [`activate`](Builder::activate), before anything forks.
+/// Setters never fail: each applies its value at once, and the first value refused is
+/// reported by [`start`](Builder::start) / [`activate`](Builder::activate), before
+/// anything forks. A program links the code of the setters it calls, no more (a
+/// builder that never names a user does not link the user database).
 ///
 /// ```no_run
 /// use pandaemonium::Builder;
@@ -118,20 +120,21 @@ impl From<i32> for SignalSpec {
 #[derive(Debug, Default)]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct Builder {
-    detach: Option<Detach>,
-    prevent_core: Option<bool>,
-    umask: Option<u32>,
-    working_directory: Option<PathBuf>,
-    pid_path: Option<PathBuf>,
-    pid_lock: Option<PidLockFile>,
+    // Each setter applies its value to the core configuration at once (or keeps the
+    // C string the configuration will borrow), so `start` has little left to do and a
+    // program links only the code of the setters it calls.
+    config: Config<'static>,
+    working_directory: Option<CString>,
+    stdio_paths: [Option<CString>; 3],
     // Names are looked up in the setters, so a program that never names a user or
     // group does not link the user database (NSS, stdio, nscd) at all.
     user: Option<Resolved<ProcessIds>>,
     group: Option<Result<u32, Error>>,
     groups: Option<Vec<u32>>,
-    inherit: Vec<RawFd>,
-    signals: Vec<(SignalSpec, Action)>,
-    stdio: [Option<Redirect>; 3],
+    /// Set by the user and group setters: combines what they resolved.
+    ids: Option<CombineIds>,
+    /// The first value a setter refused, reported by `start`.
+    refused: Option<Error>,
     allow_threads: bool,
 }
 
@@ -262,6 +265,9 @@ fn c_name(name: &str, stage: Stage) -> Result<CString, Error> {
     })
 }
 
+/// [`Builder::ids`], as the user and group setters leave it for `start`.
+type CombineIds = fn(&Builder) -> Result<Option<ProcessIds>, Error>;
+
 /// How the core's [`target`] calls the user's closure, behind `dyn` so that the driver
 /// and the configuration code are not compiled again for every closure type.
 type Call<'f> = fn(&'f mut dyn FnMut() -> i32) -> i32;
@@ -276,15 +282,22 @@ impl Builder {
         Builder::default()
     }
 
+    /// Keeps the first refused value for `start` to report.
+    fn note<T>(&mut self, result: Result<T, Error>) {
+        if let (Err(e), None) = (result, &self.refused) {
+            self.refused = Some(e);
+        }
+    }
+
     /// Stage 1: whether to fork (default [`Detach::Auto`]).
     pub fn detach(mut self, detach: Detach) -> Builder {
-        self.detach = Some(detach);
+        self.config.detach(detach);
         self
     }
 
     /// Stage 2: whether to turn core dumps off (default `true`).
     pub fn prevent_core(mut self, prevent: bool) -> Builder {
-        self.prevent_core = Some(prevent);
+        self.config.prevent_core(prevent);
         self
     }
 
@@ -292,8 +305,12 @@ impl Builder {
     /// supplementary groups come from the user database, looked up here, before fork
     /// (an unknown name is reported by `start`). A uid with no user entry needs a
     /// [`group`](Self::group).
-    pub fn user(mut self, user: impl Into<User>) -> Builder {
-        let text = match user.into() {
+    pub fn user(self, user: impl Into<User>) -> Builder {
+        self.set_user(user.into())
+    }
+
+    fn set_user(mut self, user: User) -> Builder {
+        let text = match user {
             User::Name(name) => name,
             User::Id(id) => id.to_string(),
         };
@@ -306,88 +323,142 @@ impl Builder {
                 },
             },
         );
+        self.ids = Some(Builder::ids);
         self
     }
 
     /// Stage 3: the primary group, by name or gid, instead of the user's (looked up
     /// here, before fork).
-    pub fn group(mut self, group: impl Into<User>) -> Builder {
-        self.group = Some(match group.into() {
+    pub fn group(self, group: impl Into<User>) -> Builder {
+        self.set_group(group.into())
+    }
+
+    fn set_group(mut self, group: User) -> Builder {
+        self.group = Some(match group {
             User::Id(gid) => Ok(gid),
             User::Name(name) => c_name(&name, Stage::ProcessIds)
                 .and_then(|c| ProcessIds::from_parts(0, 0, None)?.with_group(&c))
                 .map(|ids| ids.gid()),
         });
+        self.ids = Some(Builder::ids);
         self
     }
 
     /// Stage 3: the supplementary groups, instead of the user's.
     pub fn groups(mut self, groups: &[u32]) -> Builder {
         self.groups = Some(groups.to_vec());
+        self.ids = Some(Builder::ids);
         self
     }
 
     /// Stage 4: the umask (default `0o077`).
     pub fn umask(mut self, mask: u32) -> Builder {
-        self.umask = Some(mask);
+        self.config.umask(mask);
         self
     }
 
     /// Stage 5: the working directory (default `/`).
-    pub fn working_directory(mut self, dir: impl AsRef<Path>) -> Builder {
-        self.working_directory = Some(dir.as_ref().to_path_buf());
+    pub fn working_directory(self, dir: impl AsRef<Path>) -> Builder {
+        self.set_working_directory(dir.as_ref())
+    }
+
+    fn set_working_directory(mut self, dir: &Path) -> Builder {
+        match c_path(dir, Stage::WorkingDirectory) {
+            Ok(c) => self.working_directory = Some(c),
+            Err(e) => self.note::<()>(Err(e)),
+        }
         self
     }
 
     /// Stage 6: a pid file at this absolute path, acquired and sealed by the daemon.
-    pub fn pid_file(mut self, path: impl AsRef<Path>) -> Builder {
-        self.pid_path = Some(path.as_ref().to_path_buf());
-        self.pid_lock = None;
+    pub fn pid_file(self, path: impl AsRef<Path>) -> Builder {
+        self.set_pid_file(path.as_ref())
+    }
+
+    fn set_pid_file(mut self, path: &Path) -> Builder {
+        let result = c_path(path, Stage::PidFile).and_then(|c| {
+            self.config.pid_file(&c)?;
+            Ok(())
+        });
+        self.note(result);
         self
     }
 
     /// Stage 6: this pid file, e.g. one already acquired in the foreground.
     pub fn pid_lock_file(mut self, pid_file: PidLockFile) -> Builder {
-        self.pid_lock = Some(pid_file);
-        self.pid_path = None;
+        self.config.pid_lock_file(pid_file);
         self
     }
 
     /// Stage 7: what `sig` (a [`Signal`], a name like `"HUP"` or a number) does.
-    pub fn signal(mut self, sig: impl Into<SignalSpec>, action: Action) -> Builder {
-        self.signals.push((sig.into(), action));
+    pub fn signal(self, sig: impl Into<SignalSpec>, action: Action) -> Builder {
+        self.set_signal(sig.into(), action)
+    }
+
+    fn set_signal(mut self, sig: SignalSpec, action: Action) -> Builder {
+        let result = match sig {
+            SignalSpec::Signal(s) => Ok(s),
+            SignalSpec::Text(t) => Signal::parse(&t),
+        }
+        .and_then(|sig| {
+            self.config.signal(sig, action)?;
+            Ok(())
+        });
+        self.note(result);
         self
     }
 
     /// Stage 8: keep this descriptor open in the daemon.
-    pub fn inherit_file(mut self, fd: &impl AsRawFd) -> Builder {
-        self.inherit.push(fd.as_raw_fd());
+    pub fn inherit_file(self, fd: &impl AsRawFd) -> Builder {
+        self.set_inherit_file(fd.as_raw_fd())
+    }
+
+    fn set_inherit_file(mut self, fd: RawFd) -> Builder {
+        let result = self.config.inherit_file(fd).map(drop);
+        self.note(result);
         self
     }
 
     /// Stage 9: stdin from this file.
-    pub fn stdin(mut self, path: impl AsRef<Path>) -> Builder {
-        self.stdio[0] = Some(Redirect::Path(path.as_ref().to_path_buf()));
-        self
+    pub fn stdin(self, path: impl AsRef<Path>) -> Builder {
+        self.set_stdio_path(0, path.as_ref())
     }
 
     /// Stage 9: stdout appended to this file.
-    pub fn stdout(mut self, path: impl AsRef<Path>) -> Builder {
-        self.stdio[1] = Some(Redirect::Path(path.as_ref().to_path_buf()));
-        self
+    pub fn stdout(self, path: impl AsRef<Path>) -> Builder {
+        self.set_stdio_path(1, path.as_ref())
     }
 
     /// Stage 9: stderr appended to this file.
-    pub fn stderr(mut self, path: impl AsRef<Path>) -> Builder {
-        self.stdio[2] = Some(Redirect::Path(path.as_ref().to_path_buf()));
+    pub fn stderr(self, path: impl AsRef<Path>) -> Builder {
+        self.set_stdio_path(2, path.as_ref())
+    }
+
+    fn set_stdio_path(mut self, n: usize, path: &Path) -> Builder {
+        // An empty path is refused by the core's check in `start`.
+        match c_path(path, Stage::Redirect) {
+            Ok(c) => {
+                self.config.stdio[n] = None;
+                self.stdio_paths[n] = Some(c);
+            }
+            Err(e) => self.note::<()>(Err(e)),
+        }
         self
     }
 
     /// Stage 9: where stream `n` (0, 1 or 2) goes, as a [`Redirect`].
     pub fn redirect(mut self, n: usize, to: Redirect) -> Builder {
-        if let Some(slot) = self.stdio.get_mut(n) {
-            *slot = Some(to);
+        if n > 2 {
+            return self;
         }
+        let result = match to {
+            Redirect::Path(p) => return self.set_stdio_path(n, &p),
+            Redirect::Null => self.config.set_stdio(n, Stdio::Null),
+            Redirect::Fd(fd) => self.config.set_stdio(n, Stdio::Fd(fd)),
+        }
+        .map(drop);
+        self.stdio_paths[n] = None;
+        self.note(result);
         self
     }
 
@@ -404,7 +475,7 @@ impl Builder {
         self
     }
 
-    /// Combines what the setters resolved; no lookups here.
+    /// Combines what the user and group setters resolved; no lookups here.
     fn ids(&self) -> Result<Option<ProcessIds>, Error> {
         let gid = self.group.clone().transpose()?;
         let base = match (&self.user, gid) {
@@ -439,7 +510,8 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// A [`StartError`]: bad configuration (before any fork) or the stage that failed.
+    /// A [`StartError`]: a value a setter refused (before any fork) or the stage that
+    /// failed.
     pub fn start<F: FnOnce() -> i32>(self, f: F) -> Result<Launched, StartError> {
         let mut f = Some(f);
         self.launch(&mut move || f.take().map_or(1, |f| f()))
@@ -467,88 +539,51 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// Failures before detaching, or in a daemon that did not detach.
+    /// A value a setter refused; failures before detaching, or in a daemon that did not
+    /// detach.
     pub fn activate(self) -> Result<Activated, StartError> {
         self.with_daemon(&mut || 0, |daemon| {
             daemon.activate().map_err(StartError::from)
         })
     }
 
-    /// Prepares every C string and id, builds the core daemon, hands it to `go`.
+    /// Completes the configuration with what borrows from the builder, builds the core
+    /// daemon, hands it to `go`.
     fn with_daemon<'f, T>(
-        mut self,
+        self,
         f: &'f mut dyn FnMut() -> i32,
         go: impl FnOnce(
             &mut Daemon<'_, crate::Target<Call<'f>, &'f mut dyn FnMut() -> i32>>,
         ) -> Result<T, StartError>,
     ) -> Result<T, StartError> {
-        let wd = match &self.working_directory {
-            Some(dir) => Some(c_path(dir, Stage::WorkingDirectory)?),
+        if let Some(e) = self.refused {
+            return Err(e.into());
+        }
+        let ids = match self.ids {
+            Some(combine) => combine(&self)?,
             None => None,
         };
-        let pid_path = match &self.pid_path {
-            Some(p) => Some(c_path(p, Stage::PidFile)?),
-            None => None,
-        };
-        let mut stdio_paths: [Option<CString>; 3] = [None, None, None];
-        for (n, slot) in self.stdio.iter().enumerate() {
-            if let Some(Redirect::Path(p)) = slot {
-                stdio_paths[n] = Some(c_path(p, Stage::Redirect)?);
-            }
-        }
-        let ids = self.ids()?;
-
-        let mut config = Config::default();
-        if let Some(d) = self.detach {
-            config.detach(d);
-        }
-        if let Some(p) = self.prevent_core {
-            config.prevent_core(p);
-        }
-        if let Some(m) = self.umask {
-            config.umask(m);
-        }
-        if let Some(wd) = &wd {
-            config.working_directory(wd)?;
-        }
+        let Builder {
+            mut config,
+            working_directory,
+            stdio_paths,
+            allow_threads,
+            ..
+        } = self;
         if let Some(ids) = ids {
             config.ids(ids);
         }
-        if let Some(p) = &pid_path {
-            config.pid_file(p)?;
+        if let Some(dir) = &working_directory {
+            config.working_directory(dir)?;
         }
-        if let Some(lock) = self.pid_lock.take() {
-            config.pid_lock_file(lock);
-        }
-        for (spec, action) in &self.signals {
-            let sig = match spec {
-                SignalSpec::Signal(s) => *s,
-                SignalSpec::Text(t) => Signal::parse(t)?,
-            };
-            config.signal(sig, *action)?;
-        }
-        for &fd in &self.inherit {
-            config.inherit_file(fd)?;
-        }
-        for (n, slot) in self.stdio.iter().enumerate() {
-            let to = match slot {
-                None => continue,
-                Some(Redirect::Null) => Stdio::Null,
-                Some(Redirect::Fd(fd)) => Stdio::Fd(*fd),
-                Some(Redirect::Path(_)) => match &stdio_paths[n] {
-                    Some(c) => Stdio::Path(c),
-                    None => continue,
-                },
-            };
-            match n {
-                0 => config.stdin(to)?,
-                1 => config.stdout(to)?,
-                _ => config.stderr(to)?,
-            };
+        for (n, path) in stdio_paths.iter().enumerate() {
+            if let Some(path) = path {
+                config.set_stdio(n, Stdio::Path(path))?;
+            }
         }
         let call: Call<'f> = |f| f();
         let mut daemon = Daemon::with_config(target(call, f), config);
-        if self.allow_threads {
+        if allow_threads {
             #[allow(unsafe_code)]
             // SAFETY: the caller of the unsafe `Builder::allow_threads` took on its contract.
             unsafe {
