@@ -9,32 +9,36 @@ pub(crate) struct Dec {
 impl Dec {
     /// Renders `n` (an `i64` covers pids, fds, uids and errnos).
     pub(crate) fn new(n: i64) -> Dec {
-        let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        let neg = n < 0;
-        let mut v = n.unsigned_abs();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        if neg {
-            i -= 1;
-            buf[i] = b'-';
-        }
-        Dec {
-            buf,
-            start: i as u8,
-        }
+        let mut buf = [0; 20];
+        let start = render(&mut buf, n) as u8;
+        Dec { buf, start }
     }
 
     /// The digits.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[self.start as usize..]
     }
+}
+
+/// Writes `n` at the end of `buf` (20 bytes hold any `i64`) and returns where it
+/// starts. Out of line: an optimising build unrolls the digit loop, once is enough.
+#[inline(never)]
+fn render(buf: &mut [u8], n: i64) -> usize {
+    let mut v = n.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    i
 }
 
 /// Parses a non-negative decimal that fills `s` entirely; `None` on anything else

@@ -299,37 +299,13 @@ impl Receiver {
 /// would otherwise get 0-2 back). Returns the daemon's ends and the original's ends.
 pub(crate) fn channel() -> Result<([c_int; 3], Receiver), Error> {
     let mut fds = [-1 as c_int; 6];
-    let mut result = Ok(());
-    for pair in 0..3 {
-        match sys::pipe() {
-            Ok((r, w)) => {
-                fds[pair * 2] = r;
-                fds[pair * 2 + 1] = w;
-            }
-            Err(e) => {
-                result = Err(Error::os(Stage::Detach, e, "pipe2", b""));
-                break;
-            }
-        }
-    }
-    for fd in fds.iter_mut() {
-        if (0..3).contains(fd) && result.is_ok() {
-            match sys::dup_at_least(*fd, 3) {
-                Ok(high) => {
-                    sys::close(*fd);
-                    *fd = high;
-                }
-                Err(e) => result = Err(Error::os(Stage::Detach, e, "fcntl", b"F_DUPFD_CLOEXEC")),
-            }
-        }
-    }
-    if let Err(e) = result {
+    if let Err((errno, op, value)) = open_pipes(&mut fds) {
         for fd in fds {
             if fd >= 0 {
                 sys::close(fd);
             }
         }
-        return Err(e);
+        return Err(Error::os(Stage::Detach, errno, op, value));
     }
     Ok((
         [fds[1], fds[3], fds[5]],
@@ -339,4 +315,21 @@ pub(crate) fn channel() -> Result<([c_int; 3], Receiver), Error> {
             stderr: fds[4],
         },
     ))
+}
+
+/// The three pipes of [`channel`], every end above the standard streams. The error is
+/// the errno and the call: the caller builds the one [`Error`].
+fn open_pipes(fds: &mut [c_int; 6]) -> Result<(), (Errno, &'static str, &'static [u8])> {
+    for pair in fds.chunks_exact_mut(2) {
+        (pair[0], pair[1]) = sys::pipe().map_err(|e| (e, "pipe2", &b""[..]))?;
+    }
+    for fd in fds.iter_mut() {
+        if (0..3).contains(fd) {
+            let high =
+                sys::dup_at_least(*fd, 3).map_err(|e| (e, "fcntl", &b"F_DUPFD_CLOEXEC"[..]))?;
+            sys::close(*fd);
+            *fd = high;
+        }
+    }
+    Ok(())
 }

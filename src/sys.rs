@@ -109,6 +109,7 @@ pub(crate) fn ids() -> (libc::uid_t, libc::uid_t, libc::gid_t) {
 }
 
 /// `pipe2(2)` with `O_CLOEXEC`—A pipe as `(read, write)`. Async-signal-safe.
+#[inline(never)]
 pub(crate) fn pipe() -> Result<(c_int, c_int)> {
     let mut fds = [-1 as c_int; 2];
     // SAFETY: fds is a valid array of two ints for the kernel to fill.
@@ -132,6 +133,7 @@ pub(crate) fn dup2(old: c_int, new: c_int) -> Result<()> {
 
 /// `fcntl(F_DUPFD_CLOEXEC)`—A close-on-exec copy of `fd` numbered `min` or above.
 /// Async-signal-safe.
+#[inline(never)]
 pub(crate) fn dup_at_least(fd: c_int, min: c_int) -> Result<c_int> {
     // SAFETY: F_DUPFD_CLOEXEC takes an int argument and touches no memory.
     check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
@@ -145,6 +147,7 @@ pub(crate) fn fd_is_open(fd: c_int) -> bool {
 
 /// `open(2)`; the result is moved to 3 or above so it never lands on stdio.
 /// Async-signal-safe.
+#[inline(never)]
 pub(crate) fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<c_int> {
     // A raw openat: musl's open() follows O_CLOEXEC with an fcntl(F_SETFD) for kernels
     // before 2.6.23, one system call per open that Linux has not needed since 2007.
