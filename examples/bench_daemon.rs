@@ -57,13 +57,13 @@ const USAGE: &str = "usage: bench_daemon /ABS/PIDFILE [WORKDIR]\n";
 /// The std layer: `Builder` takes the paths as they come from `args_os`.
 #[cfg(feature = "std")]
 fn main() {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if args.is_empty() || args.len() > 2 {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(pid_file), work_dir, None) = (args.next(), args.next(), args.next()) else {
         eprint!("{USAGE}");
         std::process::exit(2);
-    }
-    let mut builder = pandaemonium::Builder::new().pid_file(&args[0]);
-    if let Some(dir) = args.get(1) {
+    };
+    let mut builder = pandaemonium::Builder::new().pid_file(pid_file);
+    if let Some(dir) = work_dir {
         builder = builder.working_directory(dir);
     }
     if let Err(e) = builder.start(idle) {

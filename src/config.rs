@@ -118,13 +118,7 @@ impl<'a> Config<'a> {
     ///
     /// [`ErrorKind::InvalidConfig`] for an empty path.
     pub fn working_directory(&mut self, dir: &'a CStr) -> Result<&mut Self, Error> {
-        if dir.is_empty() {
-            return Err(invalid(
-                Stage::WorkingDirectory,
-                "working directory must not be empty",
-                b"",
-            ));
-        }
+        check_working_directory(dir)?;
         self.working_directory = dir;
         Ok(self)
     }
@@ -221,25 +215,7 @@ impl<'a> Config<'a> {
     }
 
     pub(crate) fn set_stdio(&mut self, n: usize, to: Stdio<'a>) -> Result<&mut Self, Error> {
-        match to {
-            Stdio::Path(p) if p.is_empty() => {
-                return Err(invalid(
-                    Stage::Redirect,
-                    "empty path for a standard stream",
-                    b"",
-                ))
-            }
-            Stdio::Fd(fd) if fd < 0 || !sys::fd_is_open(fd) => {
-                let value = crate::decimal::Dec::new(i64::from(fd));
-                return Err(Error::os(
-                    Stage::Redirect,
-                    crate::Errno::BADF,
-                    "not an open descriptor:",
-                    value.as_bytes(),
-                ));
-            }
-            _ => {}
-        }
+        check_stdio(to)?;
         self.stdio[n] = Some(to);
         Ok(self)
     }
@@ -253,4 +229,40 @@ impl<'a> Config<'a> {
     pub fn pid_file_mut(&mut self) -> Option<&mut PidLockFile> {
         self.pid_file.as_mut()
     }
+}
+
+/// Stage 5's check: the directory must not be empty.
+pub(crate) fn check_working_directory(dir: &CStr) -> Result<(), Error> {
+    if dir.is_empty() {
+        return Err(invalid(
+            Stage::WorkingDirectory,
+            "working directory must not be empty",
+            b"",
+        ));
+    }
+    Ok(())
+}
+
+/// Stage 9's check: no empty path, no descriptor that is not open.
+pub(crate) fn check_stdio(to: Stdio<'_>) -> Result<(), Error> {
+    match to {
+        Stdio::Path(p) if p.is_empty() => {
+            return Err(invalid(
+                Stage::Redirect,
+                "empty path for a standard stream",
+                b"",
+            ))
+        }
+        Stdio::Fd(fd) if fd < 0 || !sys::fd_is_open(fd) => {
+            let value = crate::decimal::Dec::new(i64::from(fd));
+            return Err(Error::os(
+                Stage::Redirect,
+                crate::Errno::BADF,
+                "not an open descriptor:",
+                value.as_bytes(),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
 }

@@ -24,6 +24,9 @@ impl Dec {
 /// starts. Out of line: an optimising build unrolls the digit loop, once is enough.
 #[inline(never)]
 fn render(buf: &mut [u8], n: i64) -> usize {
+    // Through `black_box`, the buffer's length is unknown here: knowing it, an optimising
+    // build unrolls the digit loop twenty times.
+    let buf = core::hint::black_box(buf);
     let mut v = n.unsigned_abs();
     let mut i = buf.len();
     loop {

@@ -14,9 +14,10 @@ use crate::{sys, Errno, Error, Stage};
 /// Descriptors `inherit_files` can hold.
 pub const INHERIT_CAPACITY: usize = 16;
 
-/// Most descriptors kept through stage 8: `inherit_files`, the report channel and the
-/// pid file.
-pub(crate) const KEEP_CAPACITY: usize = INHERIT_CAPACITY + 2;
+/// Most descriptors kept through stage 8: `inherit_files`, a descriptor for each of the
+/// three standard streams, the pid file and the report channel. Room for all of them,
+/// so [`KeepList::insert`] cannot run out.
+pub(crate) const KEEP_CAPACITY: usize = INHERIT_CAPACITY + 5;
 
 /// Which way stage 8 closes descriptors (for tests of the fallbacks).
 #[doc(hidden)]
@@ -37,20 +38,18 @@ pub(crate) struct KeepList {
 }
 
 impl KeepList {
-    /// Adds `fd` in order; descriptors 0-2 and negative ones are ignored.
-    pub(crate) fn insert(&mut self, fd: c_int) -> Result<(), Error> {
+    /// Adds `fd` in order; descriptors 0-2 and negative ones are ignored. Stage 8 adds at
+    /// most [`KEEP_CAPACITY`] descriptors, so there is always room.
+    pub(crate) fn insert(&mut self, fd: c_int) {
         if fd < 3 {
-            return Ok(());
+            return;
         }
-        match self.fds.binary_search(&fd) {
-            Ok(_) => Ok(()),
-            Err(at) => self.fds.insert(at, fd).map_err(|_| {
-                Error::new(
-                    Some(Stage::CloseFiles),
-                    crate::ErrorKind::Capacity,
-                    "too many descriptors to keep",
-                )
-            }),
+        if let Err(at) = self.fds.binary_search(&fd) {
+            let inserted = self.fds.insert(at, fd);
+            debug_assert!(
+                inserted.is_ok(),
+                "KEEP_CAPACITY counts every kept descriptor"
+            );
         }
     }
 
@@ -148,7 +147,7 @@ mod tests {
     fn keep_list_is_sorted_and_ignores_stdio() {
         let mut k = KeepList::default();
         for fd in [9, 4, 1, 9, 7] {
-            k.insert(fd).unwrap();
+            k.insert(fd);
         }
         assert_eq!(&k.fds[..], &[4, 7, 9]);
     }

@@ -371,11 +371,15 @@ pub(crate) fn names(path: &CStr, id: FileId) -> bool {
 /// Reads the pid a contested file holds, re-reading briefly while its holder has locked
 /// it but not written yet.
 fn holder_pid(fd: c_int) -> Option<u32> {
-    for _ in 0..HOLDER_READS {
+    // Counted down through `black_box`: with a known count an optimising build unrolls
+    // this loop, two calls per read, twenty times over.
+    let mut reads = core::hint::black_box(HOLDER_READS);
+    while reads > 0 {
         if let Ok(Some(pid)) = read_pid_fd(fd) {
             return Some(pid);
         }
         sys::sleep_ms(HOLDER_READ_PAUSE_MS);
+        reads -= 1;
     }
     None
 }

@@ -165,18 +165,18 @@ impl<'a> Stages<'_, 'a> {
     pub fn close_files(&mut self) -> Result<(), Error> {
         let mut keep = KeepList::default();
         for &fd in &self.config.inherit {
-            keep.insert(fd)?;
+            keep.insert(fd);
         }
         for target in self.config.stdio.iter().flatten() {
             if let crate::Stdio::Fd(fd) = target {
-                keep.insert(*fd)?;
+                keep.insert(*fd);
             }
         }
         if let Some(pid_file) = &self.config.pid_file {
-            keep.insert(pid_file.as_raw_fd())?;
+            keep.insert(pid_file.as_raw_fd());
         }
         if let Some(reporter) = &self.state.reporter {
-            keep.insert(reporter.fd)?;
+            keep.insert(reporter.fd);
         }
         fds::close_inherited(&keep, self.state.close_method)
     }

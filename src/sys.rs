@@ -57,8 +57,10 @@ pub(crate) fn strerror(errno: i32, buf: &mut [u8; 128]) -> &str {
     if ret != 0 {
         return "Unknown error";
     }
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    core::str::from_utf8(&buf[..len]).unwrap_or("Unknown error")
+    CStr::from_bytes_until_nul(&buf[..])
+        .ok()
+        .and_then(|text| text.to_str().ok())
+        .unwrap_or("Unknown error")
 }
 
 /// `fork(2)`—Creates a child process. Async-signal-safe.

@@ -165,6 +165,8 @@ struct Failure {
 }
 
 impl StartError {
+    #[cold]
+    #[inline(never)]
     fn new(error: Error, output: &[u8], stderr: &[u8]) -> StartError {
         StartError(std::boxed::Box::new(Failure {
             error,
@@ -190,6 +192,8 @@ impl StartError {
 }
 
 impl From<Error> for StartError {
+    #[cold]
+    #[inline(never)]
     fn from(error: Error) -> StartError {
         StartError::new(error, b"", b"")
     }
@@ -198,7 +202,7 @@ impl From<Error> for StartError {
 impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}", self.0.error)?;
-        let stderr = self.0.stderr.trim_end();
+        let stderr = self.0.stderr.trim_end_matches(['\n', '\r', ' ', '\t']);
         if !stderr.is_empty() {
             write!(f, "\n{stderr}")?;
         }
@@ -363,10 +367,12 @@ impl Builder {
     }
 
     fn set_working_directory(mut self, dir: &Path) -> Builder {
-        match c_path(dir, Stage::WorkingDirectory) {
-            Ok(c) => self.working_directory = Some(c),
-            Err(e) => self.note::<()>(Err(e)),
-        }
+        let result = c_path(dir, Stage::WorkingDirectory).and_then(|c| {
+            crate::config::check_working_directory(&c)?;
+            self.working_directory = Some(c);
+            Ok(())
+        });
+        self.note(result);
         self
     }
 
@@ -435,14 +441,13 @@ impl Builder {
     }
 
     fn set_stdio_path(mut self, n: usize, path: &Path) -> Builder {
-        // An empty path is refused by the core's check in `start`.
-        match c_path(path, Stage::Redirect) {
-            Ok(c) => {
-                self.config.stdio[n] = None;
-                self.stdio_paths[n] = Some(c);
-            }
-            Err(e) => self.note::<()>(Err(e)),
-        }
+        let result = c_path(path, Stage::Redirect).and_then(|c| {
+            crate::config::check_stdio(Stdio::Path(&c))?;
+            self.config.stdio[n] = None;
+            self.stdio_paths[n] = Some(c);
+            Ok(())
+        });
+        self.note(result);
         self
     }
 
@@ -573,12 +578,13 @@ impl Builder {
         if let Some(ids) = ids {
             config.ids(ids);
         }
+        // Checked by the setters: nothing can fail from here on.
         if let Some(dir) = &working_directory {
-            config.working_directory(dir)?;
+            config.working_directory = dir;
         }
-        for (n, path) in stdio_paths.iter().enumerate() {
+        for (slot, path) in config.stdio.iter_mut().zip(&stdio_paths) {
             if let Some(path) = path {
-                config.set_stdio(n, Stdio::Path(path))?;
+                *slot = Some(Stdio::Path(path));
             }
         }
         let call: Call<'f> = |f| f();
