@@ -143,6 +143,8 @@ struct UnwindGuard {
 }
 
 impl Drop for UnwindGuard {
+    #[cold]
+    #[inline(never)]
     fn drop(&mut self) {
         let fd = crate::cleanup::report_fd();
         if fd < 0 && self.stage.is_some() {

@@ -122,23 +122,22 @@ pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
         sys::close(fd);
     }
     let reporter = Reporter { fd: status_w };
-    let fail = |e: Error| -> ! {
-        reporter.failed(&e);
-        sys::exit_now(1)
-    };
     // Set-up output goes to the original process from now until stage 9.
     for (from, to) in [(out_w, 1 as c_int), (err_w, 2)] {
         if let Err(e) = sys::dup2(from, to) {
-            fail(Error::os(Stage::Detach, e, "dup2", b"report pipe"));
+            fail(
+                reporter,
+                &Error::os(Stage::Detach, e, "dup2", b"report pipe"),
+            );
         }
         sys::close(from);
     }
     // 1 and 2 are the report pipes now: only stdin can be closed.
     if let Err(e) = stdio::fill_closed_stdio(0..1) {
-        fail(e);
+        fail(reporter, &e);
     }
     if let Err(e) = sys::setsid() {
-        fail(Error::os(Stage::Detach, e, "setsid", b""));
+        fail(reporter, &Error::os(Stage::Detach, e, "setsid", b""));
     }
     // SAFETY: as for the first fork; this child is single-threaded by construction.
     match unsafe { sys::fork() } {
@@ -149,7 +148,7 @@ pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
             reporter.pid(daemon as u32);
             sys::exit_now(0)
         }
-        Err(e) => fail(Error::os(Stage::Detach, e, "fork", b"(second)")),
+        Err(e) => fail(reporter, &Error::os(Stage::Detach, e, "fork", b"(second)")),
     }
     crate::cleanup::set_report_fd(status_w);
     Ok(Detached::Daemon {
@@ -162,4 +161,12 @@ pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
 /// matters only when the daemon never reported (it failed before forking again).
 pub(crate) fn reap(child: libc::pid_t) -> Option<c_int> {
     sys::waitpid(child).ok().map(sys::exit_status)
+}
+
+/// A child of stage 1 could not go on: report to the original process and exit.
+#[cold]
+#[inline(never)]
+fn fail(reporter: Reporter, e: &Error) -> ! {
+    reporter.failed(e);
+    sys::exit_now(1)
 }

@@ -40,6 +40,7 @@ pub(crate) struct KeepList {
 impl KeepList {
     /// Adds `fd` in order; descriptors 0-2 and negative ones are ignored. Stage 8 adds at
     /// most [`KEEP_CAPACITY`] descriptors, so there is always room.
+    #[inline(never)]
     pub(crate) fn insert(&mut self, fd: c_int) {
         if fd < 3 {
             return;

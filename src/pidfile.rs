@@ -64,6 +64,14 @@ fn err(kind: ErrorKind, path: &CStr) -> Error {
     e
 }
 
+/// Why [`PidLockFile::lock_opened`] failed; `acquire` turns it into the [`Error`].
+enum LockFailed {
+    /// Another holder has the lock (its pid, once it has written it).
+    Held(Option<u32>),
+    /// The call that failed.
+    Os(Errno, &'static str),
+}
+
 #[cold]
 #[inline(never)]
 fn os_err(errno: Errno, op: &str, path: &CStr) -> Error {
@@ -166,41 +174,40 @@ impl PidLockFile {
             match self.lock_opened(fd) {
                 Ok(true) => return Ok(()),
                 Ok(false) => continue, // the file was replaced between open and lock
-                Err(e)
-                    if e.kind == ErrorKind::AlreadyRunning
-                        && wait_ms > 0
-                        && sys::monotonic_ms() < deadline =>
-                {
+                Err(LockFailed::Held(_)) if wait_ms > 0 && sys::monotonic_ms() < deadline => {
                     sys::sleep_ms(ACQUIRE_POLL_MS);
                 }
-                Err(e) => return Err(e),
+                Err(LockFailed::Held(holder)) => {
+                    return Err(err(ErrorKind::AlreadyRunning, self.path()).with_holder(holder))
+                }
+                Err(LockFailed::Os(e, op)) => return Err(os_err(e, op, self.path())),
             }
         }
     }
 
     /// Locks the freshly opened `fd`; `Ok(false)` when the path no longer names it.
-    fn lock_opened(&mut self, fd: c_int) -> Result<bool, Error> {
+    fn lock_opened(&mut self, fd: c_int) -> Result<bool, LockFailed> {
         let st = match sys::fstat(fd) {
             Ok(st) => st,
             Err(e) => {
                 sys::close(fd);
-                return Err(os_err(e, "fstat", self.path()));
+                return Err(LockFailed::Os(e, "fstat"));
             }
         };
         if st.mode & libc::S_IFMT != libc::S_IFREG {
             sys::close(fd);
-            return Err(os_err(Errno::INVAL, "not a regular file:", self.path()));
+            return Err(LockFailed::Os(Errno::INVAL, "not a regular file:"));
         }
         match sys::lock::try_exclusive(fd) {
             Ok(()) => {}
             Err(Errno::AGAIN) => {
                 let holder = holder_pid(fd);
                 sys::close(fd);
-                return Err(err(ErrorKind::AlreadyRunning, self.path()).with_holder(holder));
+                return Err(LockFailed::Held(holder));
             }
             Err(e) => {
                 sys::close(fd);
-                return Err(os_err(e, "lock", self.path()));
+                return Err(LockFailed::Os(e, "lock"));
             }
         }
         // A previous holder may have unlinked the file between our open and our lock.
@@ -210,7 +217,7 @@ impl PidLockFile {
         }
         if let Err(e) = sys::ftruncate(fd, 0) {
             sys::close(fd);
-            return Err(os_err(e, "truncate", self.path()));
+            return Err(LockFailed::Os(e, "truncate"));
         }
         // 0644 whatever the umask (pid files are world-readable); fails harmlessly on a
         // file we do not own.

@@ -200,98 +200,122 @@ impl Receiver {
         error: &mut Capture,
         on_output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Outcome {
-        let mut outcome = Outcome {
-            pid: None,
-            result: Ok(()),
+        let mut status = Status {
+            fd: self.status,
+            rec: [0u8; RECORD_LEN],
+            have: 0,
+            final_seen: false,
+            outcome: Outcome {
+                pid: None,
+                result: Ok(()),
+            },
         };
-        let mut fds = [self.status, self.stdout, self.stderr];
-        let mut rec = [0u8; RECORD_LEN];
-        let mut have = 0usize;
-        let mut finished = false;
-        let mut final_seen = false;
+        let mut outputs = [
+            (self.stdout, Stream::Stdout, output),
+            (self.stderr, Stream::Stderr, error),
+        ];
         let mut chunk = [0u8; 1024];
         loop {
             let mut polled = [libc::pollfd {
-                fd: -1,
+                fd: status.fd,
                 events: libc::POLLIN,
                 revents: 0,
             }; 3];
-            for (p, &fd) in polled.iter_mut().zip(&fds) {
-                p.fd = fd;
-            }
-            if fds.iter().all(|&fd| fd < 0) {
+            polled[1].fd = outputs[0].0;
+            polled[2].fd = outputs[1].0;
+            if polled.iter().all(|p| p.fd < 0) {
                 break;
             }
-            // Once the outcome is known, only drain what is already buffered.
-            let timeout = if finished { 0 } else { -1 };
+            // Once the outcome is known (the status pipe closed), only drain what is
+            // already buffered.
+            let timeout = if status.fd < 0 { 0 } else { -1 };
             match sys::poll_in(&mut polled, timeout) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            for i in 0..3 {
-                if polled[i].revents == 0 || fds[i] < 0 {
-                    continue;
-                }
-                if i == 0 {
-                    match sys::read(fds[0], &mut rec[have..]) {
-                        Ok(0) | Err(_) => {
-                            sys::close(fds[0]);
-                            fds[0] = -1;
-                            finished = true;
-                            if !final_seen {
-                                let mut e = Error::new(
-                                    None,
-                                    ErrorKind::DaemonDied,
-                                    "daemon exited during set-up",
-                                );
-                                e.holder = outcome.pid;
-                                outcome.result = Err(e);
-                            }
-                        }
-                        Ok(n) => {
-                            have += n;
-                            if have == RECORD_LEN {
-                                have = 0;
-                                match decode(&rec) {
-                                    Some(Record::Pid(pid)) => outcome.pid = Some(pid),
-                                    // Keep reading status until EOF: the daemon closes it
-                                    // right after stage 9 (or exits after a failure), so
-                                    // start() returns only once that has happened.
-                                    Some(Record::Done) | Some(Record::Ready) => final_seen = true,
-                                    Some(Record::Failed(e)) => {
-                                        final_seen = true;
-                                        outcome.result = Err(e);
-                                    }
-                                    None => {}
-                                }
-                            }
-                        }
-                    }
-                } else {
-                    let (stream, capture) = if i == 1 {
-                        (Stream::Stdout, &mut *output)
-                    } else {
-                        (Stream::Stderr, &mut *error)
-                    };
-                    match sys::read(fds[i], &mut chunk) {
-                        Ok(0) | Err(_) => {
-                            sys::close(fds[i]);
-                            fds[i] = -1;
-                        }
-                        Ok(n) => {
-                            capture.push(&chunk[..n]);
-                            on_output(stream, &chunk[..n]);
-                        }
-                    }
+            if polled[0].revents != 0 && status.fd >= 0 {
+                status.read();
+            }
+            for (p, (fd, stream, capture)) in polled[1..].iter().zip(&mut outputs) {
+                if p.revents != 0 && *fd >= 0 {
+                    pump(fd, *stream, capture, &mut chunk, on_output);
                 }
             }
         }
-        for fd in fds {
+        for fd in [status.fd, outputs[0].0, outputs[1].0] {
             if fd >= 0 {
                 sys::close(fd);
             }
         }
-        outcome
+        status.outcome
+    }
+}
+
+/// The status pipe as the original process reads it: fixed-size records.
+struct Status {
+    fd: c_int,
+    rec: [u8; RECORD_LEN],
+    have: usize,
+    /// A final record (done, ready or failed) arrived.
+    final_seen: bool,
+    outcome: Outcome,
+}
+
+impl Status {
+    /// One read: part of a record, a whole one, or EOF (the status pipe closes right
+    /// after stage 9, or when the daemon exits after a failure). Reading goes on until
+    /// EOF, so `start()` returns only once that has happened.
+    #[inline(never)]
+    fn read(&mut self) {
+        match sys::read(self.fd, &mut self.rec[self.have..]) {
+            Ok(0) | Err(_) => {
+                sys::close(self.fd);
+                self.fd = -1;
+                if !self.final_seen {
+                    let mut e =
+                        Error::new(None, ErrorKind::DaemonDied, "daemon exited during set-up");
+                    e.holder = self.outcome.pid;
+                    self.outcome.result = Err(e);
+                }
+            }
+            Ok(n) => {
+                self.have += n;
+                if self.have == RECORD_LEN {
+                    self.have = 0;
+                    match decode(&self.rec) {
+                        Some(Record::Pid(pid)) => self.outcome.pid = Some(pid),
+                        Some(Record::Done) | Some(Record::Ready) => self.final_seen = true,
+                        Some(Record::Failed(e)) => {
+                            self.final_seen = true;
+                            self.outcome.result = Err(e);
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One read of the daemon's stdout or stderr during set-up: into `capture` and to
+/// `on_output`; at EOF the descriptor is closed and set to -1.
+#[inline(never)]
+fn pump(
+    fd: &mut c_int,
+    stream: Stream,
+    capture: &mut Capture,
+    chunk: &mut [u8; 1024],
+    on_output: &mut dyn FnMut(Stream, &[u8]),
+) {
+    match sys::read(*fd, chunk) {
+        Ok(0) | Err(_) => {
+            sys::close(*fd);
+            *fd = -1;
+        }
+        Ok(n) => {
+            capture.push(&chunk[..n]);
+            on_output(stream, &chunk[..n]);
+        }
     }
 }
 

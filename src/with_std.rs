@@ -270,12 +270,13 @@ fn c_name(name: &str, stage: Stage) -> Result<CString, Error> {
 }
 
 /// [`Builder::ids`], as the user and group setters leave it for `start`.
-type CombineIds = fn(&Builder) -> Result<Option<ProcessIds>, Error>;
+type CombineIds = fn(&mut Builder) -> Result<(), Error>;
 
 /// How the core's [`target`] calls the user's closure, behind `dyn` so that the driver
 /// and the configuration code are not compiled again for every closure type.
 type Call<'f> = fn(&'f mut dyn FnMut() -> i32) -> i32;
 
+#[inline(never)]
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -287,7 +288,8 @@ impl Builder {
     }
 
     /// Keeps the first refused value for `start` to report.
-    fn note<T>(&mut self, result: Result<T, Error>) {
+    #[inline(never)]
+    fn note(&mut self, result: Result<(), Error>) {
         if let (Err(e), None) = (result, &self.refused) {
             self.refused = Some(e);
         }
@@ -327,7 +329,7 @@ impl Builder {
                 },
             },
         );
-        self.ids = Some(Builder::ids);
+        self.ids = Some(Builder::apply_ids);
         self
     }
 
@@ -344,14 +346,14 @@ impl Builder {
                 .and_then(|c| ProcessIds::from_parts(0, 0, None)?.with_group(&c))
                 .map(|ids| ids.gid()),
         });
-        self.ids = Some(Builder::ids);
+        self.ids = Some(Builder::apply_ids);
         self
     }
 
     /// Stage 3: the supplementary groups, instead of the user's.
     pub fn groups(mut self, groups: &[u32]) -> Builder {
         self.groups = Some(groups.to_vec());
-        self.ids = Some(Builder::ids);
+        self.ids = Some(Builder::apply_ids);
         self
     }
 
@@ -480,7 +482,15 @@ impl Builder {
         self
     }
 
-    /// Combines what the user and group setters resolved; no lookups here.
+    /// Combines what the user and group setters resolved into the configuration; no
+    /// lookups here.
+    fn apply_ids(&mut self) -> Result<(), Error> {
+        if let Some(ids) = self.ids()? {
+            self.config.ids(ids);
+        }
+        Ok(())
+    }
+
     fn ids(&self) -> Result<Option<ProcessIds>, Error> {
         let gid = self.group.clone().transpose()?;
         let base = match (&self.user, gid) {
@@ -555,7 +565,7 @@ impl Builder {
     /// Completes the configuration with what borrows from the builder, builds the core
     /// daemon, hands it to `go`.
     fn with_daemon<'f, T>(
-        self,
+        mut self,
         f: &'f mut dyn FnMut() -> i32,
         go: impl FnOnce(
             &mut Daemon<'_, crate::Target<Call<'f>, &'f mut dyn FnMut() -> i32>>,
@@ -564,10 +574,9 @@ impl Builder {
         if let Some(e) = self.refused {
             return Err(e.into());
         }
-        let ids = match self.ids {
-            Some(combine) => combine(&self)?,
-            None => None,
-        };
+        if let Some(apply) = self.ids {
+            apply(&mut self)?;
+        }
         let Builder {
             mut config,
             working_directory,
@@ -575,9 +584,6 @@ impl Builder {
             allow_threads,
             ..
         } = self;
-        if let Some(ids) = ids {
-            config.ids(ids);
-        }
         // Checked by the setters: nothing can fail from here on.
         if let Some(dir) = &working_directory {
             config.working_directory = dir;
