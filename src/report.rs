@@ -348,12 +348,18 @@ fn open_pipes(fds: &mut [c_int; 6]) -> Result<(), (Errno, &'static str, &'static
         (pair[0], pair[1]) = sys::pipe().map_err(|e| (e, "pipe2", &b""[..]))?;
     }
     for fd in fds.iter_mut() {
-        if (0..3).contains(fd) {
-            let high =
-                sys::dup_at_least(*fd, 3).map_err(|e| (e, "fcntl", &b"F_DUPFD_CLOEXEC"[..]))?;
-            sys::close(*fd);
-            *fd = high;
-        }
+        above_stdio(fd).map_err(|e| (e, "fcntl", &b"F_DUPFD_CLOEXEC"[..]))?;
+    }
+    Ok(())
+}
+
+/// Moves `fd` to 3 or above if it is one of 0-2.
+#[inline(never)]
+fn above_stdio(fd: &mut c_int) -> Result<(), Errno> {
+    if (0..3).contains(fd) {
+        let high = sys::dup_at_least(*fd, 3)?;
+        sys::close(*fd);
+        *fd = high;
     }
     Ok(())
 }

@@ -35,20 +35,7 @@ pub(crate) fn redirect(streams: &[Option<Stdio<'_>>; 3], detached: bool) -> Resu
             None if detached => Stdio::Null,
             None => continue,
         };
-        let fd = match target {
-            Stdio::Fd(fd) => Ok(fd),
-            Stdio::Null if null >= 0 => Ok(null),
-            Stdio::Null => sys::open(c"/dev/null", libc::O_RDWR, 0).inspect(|&fd| null = fd),
-            Stdio::Path(path) => {
-                let flags = if n == 0 {
-                    libc::O_RDONLY
-                } else {
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND
-                };
-                sys::open(path, flags | libc::O_NOCTTY, 0o666).inspect(|&fd| opened[n] = fd)
-            }
-        };
-        match fd {
+        match open_target(n, target, &mut null, &mut opened[n]) {
             Ok(fd) => sources[n] = fd,
             Err(e) => {
                 let path = match target {
@@ -79,6 +66,30 @@ pub(crate) fn redirect(streams: &[Option<Stdio<'_>>; 3], detached: bool) -> Resu
         }
     }
     result
+}
+
+/// The descriptor stream `n` is to get: `target`'s, `/dev/null` (opened once, kept in
+/// `null`) or the file, opened (kept in `opened`).
+#[inline(never)]
+fn open_target(
+    n: usize,
+    target: Stdio<'_>,
+    null: &mut c_int,
+    opened: &mut c_int,
+) -> Result<c_int, crate::Errno> {
+    match target {
+        Stdio::Fd(fd) => Ok(fd),
+        Stdio::Null if *null >= 0 => Ok(*null),
+        Stdio::Null => sys::open(c"/dev/null", libc::O_RDWR, 0).inspect(|&fd| *null = fd),
+        Stdio::Path(path) => {
+            let flags = if n == 0 {
+                libc::O_RDONLY
+            } else {
+                libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND
+            };
+            sys::open(path, flags | libc::O_NOCTTY, 0o666).inspect(|&fd| *opened = fd)
+        }
+    }
 }
 
 /// Opens `/dev/null` onto any of `fds` (among 0-2) that is closed, so nothing the
