@@ -325,27 +325,44 @@ impl<'a, R: Run> Daemon<'a, R> {
 }
 
 // The driver proper: not generic, so it is compiled once in this crate rather than
-// once per daemon type in the user's (the `Run` is reached through `&mut dyn Run`).
+// once per daemon type in the user's. It reaches the daemon through `&mut dyn Driven`,
+// whose one `stage` method per daemon type has the default stages inlined.
+
+/// What the driver needs of a [`Run`]: one entry point per daemon type.
+trait Driven {
+    fn stage(&mut self, stage: Stage, s: &mut Stages<'_, '_>) -> Result<(), Error>;
+    fn monitor(&mut self, stream: crate::report::Stream, data: &[u8]);
+}
+
+impl<R: Run> Driven for R {
+    fn stage(&mut self, stage: Stage, s: &mut Stages<'_, '_>) -> Result<(), Error> {
+        match stage {
+            Stage::Detach => self.stage1(s),
+            Stage::PreventCore => self.stage2(s),
+            Stage::ProcessIds => self.stage3(s),
+            Stage::Umask => self.stage4(s),
+            Stage::WorkingDirectory => self.stage5(s),
+            Stage::PidFile => self.stage6(s),
+            Stage::Signals => self.stage7(s),
+            Stage::CloseFiles => self.stage8(s),
+            Stage::Redirect => self.stage9(s),
+        }
+    }
+
+    fn monitor(&mut self, stream: crate::report::Stream, data: &[u8]) {
+        Run::monitor(self, stream, data);
+    }
+}
 
 fn run_stage(
     config: &mut Config<'_>,
     state: &mut State,
-    app: &mut dyn Run,
+    app: &mut dyn Driven,
     stage: Stage,
 ) -> Result<(), Error> {
     let s = &mut Stages { config, state };
     let guard = UnwindGuard { stage: Some(stage) };
-    let result = match stage {
-        Stage::Detach => app.stage1(s),
-        Stage::PreventCore => app.stage2(s),
-        Stage::ProcessIds => app.stage3(s),
-        Stage::Umask => app.stage4(s),
-        Stage::WorkingDirectory => app.stage5(s),
-        Stage::PidFile => app.stage6(s),
-        Stage::Signals => app.stage7(s),
-        Stage::CloseFiles => app.stage8(s),
-        Stage::Redirect => app.stage9(s),
-    };
+    let result = app.stage(stage, s);
     core::mem::forget(guard);
     result
 }
@@ -355,7 +372,7 @@ fn run_stage(
 fn advance(
     config: &mut Config<'_>,
     state: &mut State,
-    app: &mut dyn Run,
+    app: &mut dyn Driven,
     upto: Stage,
 ) -> Result<(), Error> {
     let order = |what: &str| Error::new(Some(upto), ErrorKind::StageOrder, what);
@@ -414,7 +431,7 @@ fn fail(config: &mut Config<'_>, state: &State, e: Error) -> Error {
 
 impl State {
     /// The original process: collect output and the outcome, reap the intermediate.
-    fn monitor(&mut self, app: &mut dyn Run) {
+    fn monitor(&mut self, app: &mut dyn Driven) {
         let Some((receiver, child)) = self.pending.take() else {
             return;
         };
