@@ -66,7 +66,7 @@ fn under_pid1(args: &str, rep: &std::path::Path) -> String {
     let cmd = format!(
         "{} {args} --report {r} --exit 0; echo rc=$?; \
          for i in $(seq 2000); do [ -e {r} ] && break; sleep 0.01; done",
-        support::sh_target(env!("CARGO_BIN_EXE_pdm-probe")),
+        support::sh_target(&support::helper_bin("pdm-probe")),
         r = rep.display()
     );
     let out = support::run(support::host("unshare").args([

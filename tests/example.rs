@@ -5,20 +5,7 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use support::{Reaper, TempDir};
-
-/// Examples are built by `cargo test` next to the test binaries' directory.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
 
 #[test]
 #[cfg_attr(
@@ -27,7 +14,7 @@ fn example(name: &str) -> PathBuf {
 )]
 fn the_example_daemon_runs_logs_and_stops_on_sigterm() {
     let dir = TempDir::new("example");
-    let mut cmd = support::helper(example("daemon").to_str().unwrap());
+    let mut cmd = support::helper(&support::helper_bin("daemon"));
     cmd.env("XDG_RUNTIME_DIR", dir.path());
     if support::is_root() {
         // As the README promises: no root needed.

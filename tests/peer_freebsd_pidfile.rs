@@ -46,7 +46,7 @@ fn common_test_pidfile_child(
     inspect: impl FnOnce(&HashMap<String, String>),
 ) -> HashMap<String, String> {
     let mut reaper = Reaper::new();
-    let mut proc = support::helper(env!("CARGO_BIN_EXE_pdm-peer-pidfile"))
+    let mut proc = support::helper(&support::helper_bin("pdm-peer-pidfile"))
         .arg(mode)
         .arg(path)
         .stdin(Stdio::piped())

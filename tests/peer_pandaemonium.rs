@@ -62,7 +62,7 @@ fn pid_path(tag: &str) -> (TempDir, PathBuf, CString) {
 
 /// Runs `pdm-peer-pandaemonium ARGS` to completion.
 fn peer(args: &[&str]) -> support::Run {
-    support::run_fields(support::helper(env!("CARGO_BIN_EXE_pdm-peer-pandaemonium")).args(args))
+    support::run_fields(support::helper(&support::helper_bin("pdm-peer-pandaemonium")).args(args))
 }
 
 /// How the helper prints captured text.

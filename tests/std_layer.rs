@@ -7,7 +7,7 @@ mod support;
 use support::{run_fields, Reaper, TempDir};
 
 fn std_probe() -> std::process::Command {
-    support::helper(env!("CARGO_BIN_EXE_pdm-std"))
+    support::helper(&support::helper_bin("pdm-std"))
 }
 
 fn closure_daemon(dir: &TempDir, extra: &[&str], trap: bool) -> (i32, Reaper) {

@@ -6,7 +6,7 @@ mod support;
 use support::run_fields;
 
 fn threaded() -> std::process::Command {
-    support::helper(env!("CARGO_BIN_EXE_pdm-threaded"))
+    support::helper(&support::helper_bin("pdm-threaded"))
 }
 
 #[test]

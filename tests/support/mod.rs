@@ -18,6 +18,27 @@ pub fn runner() -> Option<String> {
 }
 
 /// A command for a helper binary of the target, through the runner when there is one.
+/// The path of a helper program (`pdm-probe`, `pdm-std`, ...): an example of this
+/// crate, which `cargo test` builds into `examples/` beside the test binaries' `deps/`.
+pub fn helper_bin(name: &str) -> String {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/.../deps")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{}: not built. `cargo test` builds the helper examples; with a test filter such as \
+         `--test NAME`, run `cargo build --examples` (same target and features) first",
+        path.display()
+    );
+    path.into_os_string()
+        .into_string()
+        .expect("a UTF-8 target directory")
+}
+
 pub fn helper(path: &str) -> Command {
     become_subreaper();
     match runner() {
@@ -47,7 +68,7 @@ pub fn sh_target(path: &str) -> String {
 
 /// The probe helper (`tests/helpers/probe.rs`).
 pub fn probe() -> Command {
-    helper(env!("CARGO_BIN_EXE_pdm-probe"))
+    helper(&helper_bin("pdm-probe"))
 }
 
 /// Makes the test process the reaper of the daemons its helpers leave behind, so a
@@ -119,7 +140,7 @@ pub fn probe_via_sh(dir: &TempDir, args: &str, redirections: &str) -> Run {
     let out = dir.join("probe-result");
     let cmd = format!(
         "exec {} --out {} {args} {redirections}",
-        sh_target(env!("CARGO_BIN_EXE_pdm-probe")),
+        sh_target(&helper_bin("pdm-probe")),
         out.display()
     );
     let status = host("/bin/sh")
