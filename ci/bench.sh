@@ -2,7 +2,7 @@
 # ci/bench.sh - start-up benchmark: our example daemon side by side with the
 # daemonization peers (bench/), in one interleaved run.
 #
-#   ci/bench.sh [run.sh option...]        e.g. --runs 31, --add 'NAME=CMD', --out DIR
+#   ci/bench.sh [run.sh option...]        e.g. --runs 21, --add 'NAME=CMD', --out DIR
 #
 # 1. builds the harness and the peers (bench/peers/build.sh; idempotent);
 # 2. if examples/bench_daemon.rs exists, builds it twice for static musl,
@@ -78,7 +78,9 @@ if ! prlimit --nofile=$HI:$HI true 2>/dev/null; then
 fi
 OUT=${OUT:-$BENCH/results/ci-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
-"$BENCH/run.sh" --no-build --limits "1024,$HI" --out "$OUT" "${OURS[@]}" "$@"
+# 81 latency rounds and 21 per fd limit: fewer let this shared machine's noise move
+# the ratios by 5-10 % between runs. Options given to this script override these.
+"$BENCH/run.sh" --no-build --runs 81 --runs-limits 21 --limits "1024,$HI" --out "$OUT" "${OURS[@]}" "$@"
 
 # ---- 4. summary --------------------------------------------------------
 python3 - "$OUT/report.md" "$NOTE" "$(( $(date +%s) - T0 ))" >"$OUT/summary.md" <<'EOF'
