@@ -456,6 +456,13 @@ impl Builder {
     /// Stage 9: where stream `n` (0, 1 or 2) goes, as a [`Redirect`].
     pub fn redirect(mut self, n: usize, to: Redirect) -> Builder {
         if n > 2 {
+            let mut e = Error::new(
+                Some(Stage::Redirect),
+                ErrorKind::InvalidConfig,
+                "standard stream number must be 0, 1 or 2: ",
+            );
+            e.push_detail(n.to_string().as_bytes());
+            self.note(Err(e));
             return self;
         }
         let result = match to {
@@ -655,5 +662,53 @@ impl Drop for PidFileGuard {
     /// Removes the file if it is still ours, and drops the lock.
     fn drop(&mut self) {
         let _ = self.0.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A refused value is reported by start() before anything forks, so these run in
+    // the test harness itself.
+    fn refused(builder: Builder) -> Error {
+        builder
+            .start(|| 0)
+            .expect_err("a refused value fails start()")
+            .error()
+            .clone()
+    }
+
+    #[test]
+    fn the_first_refused_value_is_reported_by_start() {
+        let e = refused(
+            Builder::new()
+                .pid_file("relative.pid")
+                .redirect(3, Redirect::Null),
+        );
+        assert_eq!(
+            (e.stage(), e.kind()),
+            (Some(Stage::PidFile), ErrorKind::InvalidConfig)
+        );
+        assert!(e.detail().contains("relative.pid"), "{e}");
+    }
+
+    #[test]
+    fn a_stream_number_out_of_range_is_refused() {
+        let e = refused(Builder::new().redirect(3, Redirect::Null));
+        assert_eq!(
+            (e.stage(), e.kind()),
+            (Some(Stage::Redirect), ErrorKind::InvalidConfig)
+        );
+        assert!(e.detail().ends_with(": 3"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_working_directory_is_refused() {
+        let e = refused(Builder::new().working_directory(""));
+        assert_eq!(
+            (e.stage(), e.kind()),
+            (Some(Stage::WorkingDirectory), ErrorKind::InvalidConfig)
+        );
     }
 }
