@@ -348,18 +348,11 @@ fn open_pipes(fds: &mut [c_int; 6]) -> Result<(), (Errno, &'static str, &'static
         (pair[0], pair[1]) = sys::pipe().map_err(|e| (e, "pipe2", &b""[..]))?;
     }
     for fd in fds.iter_mut() {
-        above_stdio(fd).map_err(|e| (e, "fcntl", &b"F_DUPFD_CLOEXEC"[..]))?;
-    }
-    Ok(())
-}
-
-/// Moves `fd` to 3 or above if it is one of 0-2.
-#[inline(never)]
-fn above_stdio(fd: &mut c_int) -> Result<(), Errno> {
-    if (0..3).contains(fd) {
-        let high = sys::dup_at_least(*fd, 3)?;
-        sys::close(*fd);
-        *fd = high;
+        // On failure above_stdio has closed the descriptor: forget it.
+        *fd = sys::above_stdio(*fd).map_err(|e| {
+            *fd = -1;
+            (e, "fcntl", &b"F_DUPFD_CLOEXEC"[..])
+        })?;
     }
     Ok(())
 }

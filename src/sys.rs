@@ -167,10 +167,17 @@ pub(crate) fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<c_in
         };
         check(ret as c_int)
     })?;
+    above_stdio(fd)
+}
+
+/// `fd` itself when it is 3 or above, else a close-on-exec copy numbered 3 or above,
+/// with `fd` closed (also when the copy fails): a process launched with stdio closed
+/// keeps its own descriptors off 0-2. Async-signal-safe.
+#[inline(never)]
+pub(crate) fn above_stdio(fd: c_int) -> Result<c_int> {
     if fd > 2 {
         return Ok(fd);
     }
-    // Launched with stdio closed: keep our own descriptors off 0-2.
     let high = dup_at_least(fd, 3);
     close(fd);
     high
