@@ -223,6 +223,10 @@ impl<'a, R: Run> Daemon<'a, R> {
         self
     }
 
+    fn advance(&mut self, upto: Stage) -> Result<(), Error> {
+        advance(&mut self.config, &mut self.state, &mut self.app, upto)
+    }
+
     /// Runs the remaining stages up to `upto` (the seed's `daemon.stage4()` is
     /// `daemon.stage(Stage::Umask)`), so custom steps can go between stages; `start()`
     /// or `activate()` then runs the rest.
@@ -236,7 +240,7 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// The failed stage's error; [`ErrorKind::StageOrder`] for a stage already done, or
     /// any call in the original process after detaching (pandaemonium's `check_stage`).
     pub fn stage(&mut self, upto: Stage) -> Result<Side<'_>, Error> {
-        match advance(&mut self.config, &mut self.state, &mut self.app, upto) {
+        match self.advance(upto) {
             Ok(()) => Ok(Side::Daemon),
             Err(e) if e.is_detached_marker() => self.state.original_result().map(Side::Original),
             Err(e) => Err(e),
@@ -257,12 +261,7 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// The failed stage's error, or [`ErrorKind::StageOrder`] for a second `start()`.
     pub fn start(&mut self) -> Result<Started<'_>, Error> {
         if self.state.done < 9 || self.state.role == Role::Original {
-            match advance(
-                &mut self.config,
-                &mut self.state,
-                &mut self.app,
-                Stage::Redirect,
-            ) {
+            match self.advance(Stage::Redirect) {
                 Ok(()) => {}
                 Err(e) if e.is_detached_marker() => return self.state.original_result(),
                 Err(e) => return Err(e),
@@ -293,12 +292,7 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// Failures before detaching, or in a daemon that did not detach; a second call.
     pub fn activate(&mut self) -> Result<Activated, Error> {
         if self.state.done < 9 || self.state.role == Role::Original {
-            match advance(
-                &mut self.config,
-                &mut self.state,
-                &mut self.app,
-                Stage::Redirect,
-            ) {
+            match self.advance(Stage::Redirect) {
                 Ok(()) => {}
                 Err(e) if e.is_detached_marker() => self.state.report(),
                 Err(e) => return Err(e),
@@ -456,7 +450,8 @@ impl State {
         }
     }
 
-    pub fn report(&self) -> ! {
+    /// [`Daemon::report`].
+    fn report(&self) -> ! {
         out::write(1, self.output.as_bytes());
         out::write(2, self.error.as_bytes());
         match &self.outcome {
