@@ -21,11 +21,10 @@ impl Dec {
 }
 
 /// Writes `n` at the end of `buf` (20 bytes hold any `i64`) and returns where it
-/// starts. Out of line: an optimising build unrolls the digit loop, once is enough.
+/// starts. Out of line, and through `black_box` the buffer's length is unknown here:
+/// knowing it, an optimising build unrolls the digit loop twenty times into every caller.
 #[inline(never)]
 fn render(buf: &mut [u8], n: i64) -> usize {
-    // Through `black_box`, the buffer's length is unknown here: knowing it, an optimising
-    // build unrolls the digit loop twenty times.
     let buf = core::hint::black_box(buf);
     let mut v = n.unsigned_abs();
     let mut i = buf.len();

@@ -269,7 +269,8 @@ fn c_name(name: &str, stage: Stage) -> Result<CString, Error> {
     })
 }
 
-/// [`Builder::ids`], as the user and group setters leave it for `start`.
+/// [`Builder::apply_ids`], as the user and group setters leave it for `start`: a
+/// program that sets no user or group does not link the code that combines them.
 type CombineIds = fn(&mut Builder) -> Result<(), Error>;
 
 /// How the core's [`target`] calls the user's closure, behind `dyn` so that the driver

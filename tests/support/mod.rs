@@ -17,7 +17,6 @@ pub fn runner() -> Option<String> {
         .filter(|r| !r.trim().is_empty())
 }
 
-/// A command for a helper binary of the target, through the runner when there is one.
 /// The path of a helper program (`pdm-probe`, `pdm-std`, ...): an example of this
 /// crate, which `cargo test` builds into `examples/` beside the test binaries' `deps/`.
 pub fn helper_bin(name: &str) -> String {
@@ -39,6 +38,7 @@ pub fn helper_bin(name: &str) -> String {
         .expect("a UTF-8 target directory")
 }
 
+/// A command for a helper binary of the target, through the runner when there is one.
 pub fn helper(path: &str) -> Command {
     become_subreaper();
     match runner() {
