@@ -32,6 +32,33 @@ struct Probe {
     alloc_stage: u8,
     run: RunMode,
     marker: Option<CString>,
+    /// `--wait-in-stage N:DIR`: in stage N, write `DIR/in-stage` (our pid), wait for
+    /// `DIR/go`, then write `resumed` to stdout and stderr (set-up output).
+    wait_stage: u8,
+    wait_dir: Option<String>,
+    /// `--die-in-stage N`: SIGKILL ourselves in stage N.
+    die_stage: u8,
+    /// `--abort-in-stage N`: `abort()` in stage N (what a panic does with panic=abort).
+    abort_stage: u8,
+    /// `--panic-in-stage N`.
+    panic_stage: u8,
+    /// `--libc-malloc-in-stage N`: `libc::malloc` + `libc::free` in stage N.
+    libc_malloc_stage: u8,
+    /// `--free-in-stage N`: frees, in stage N, a box allocated before fork.
+    free_stage: u8,
+    preallocated: Option<Box<[u8; 64]>>,
+    /// `--say-bytes N`: N bytes of `x` on stdout in stage 2.
+    say_bytes: usize,
+    /// `--print-in-run TEXT`: `print!` (buffered, no newline) in run().
+    print_in_run: Option<String>,
+    /// `--write-in-run TEXT`: raw `write` of TEXT to fds 1 and 2 at the start of run().
+    write_in_run: Option<CString>,
+    /// `--inspectable`: after recording it, make the daemon dumpable again at the start
+    /// of run(), so a test running as the same (non-root) user can read its
+    /// `/proc/PID/fd`, `fdinfo` and `cwd` (stage 2 makes it non-dumpable).
+    inspectable: bool,
+    /// `--poll-fail`: the original process's monitor gets a `poll` error.
+    poll_fail: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -61,6 +88,42 @@ impl Probe {
                 raw_write(2, s.as_bytes());
             }
         }
+        if self.wait_stage == n {
+            let dir = self.wait_dir.as_deref().unwrap();
+            // SAFETY: getpid cannot fail.
+            let pid = unsafe { libc::getpid() };
+            write_atomically(&format!("{dir}/in-stage"), &format!("{pid}\n"));
+            let go = format!("{dir}/go");
+            while !std::path::Path::new(&go).exists() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            raw_write(1, b"resumed\n");
+            raw_write(2, b"resumed\n");
+        }
+        if self.die_stage == n {
+            // SAFETY: kill with integer arguments.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        if self.abort_stage == n {
+            std::process::abort();
+        }
+        if self.panic_stage == n {
+            panic!("probe: panicking in stage {n} on purpose");
+        }
+        if self.libc_malloc_stage == n {
+            // SAFETY: a fresh allocation, freed at once.
+            unsafe {
+                let p = libc::malloc(64);
+                std::hint::black_box(p);
+                libc::free(p);
+            }
+        }
+        if self.free_stage == n {
+            drop(self.preallocated.take());
+        }
+        if n == 2 && self.say_bytes > 0 {
+            raw_write(1, &vec![b'x'; self.say_bytes]);
+        }
         if self.alloc_stage == n {
             // Deliberately allocate between fork and run(): the trap must catch this.
             let v: Vec<u8> = Vec::with_capacity(64);
@@ -81,6 +144,19 @@ impl Probe {
 impl Run for Probe {
     fn run(&mut self) -> i32 {
         alloc_trap::in_run();
+        // SAFETY: prctl with integer arguments only.
+        let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+        if self.inspectable {
+            // SAFETY: as above.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        }
+        if let Some(text) = &self.write_in_run {
+            raw_write(1, text.as_bytes());
+            raw_write(2, text.as_bytes());
+        }
+        if let Some(text) = &self.print_in_run {
+            print!("{text}");
+        }
         if let Some(path) = &self.report {
             let mut text = String::new();
             // SAFETY: setuid/umask/getpid take ints.
@@ -119,6 +195,7 @@ impl Run for Probe {
                 m
             };
             text += &format!("umask={mask:o}\n");
+            text += &format!("dumpable={dumpable}\n");
             // A file opened now must not land on 0-2.
             // SAFETY: open with a valid path; the descriptor is closed below.
             let probe_fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
@@ -134,10 +211,7 @@ impl Run for Probe {
                 .map(|fd| fd.to_string())
                 .collect();
             text += &format!("fds={}\n", fds.join(","));
-            let path = std::str::from_utf8(path.as_bytes()).unwrap();
-            let tmp = format!("{path}.tmp");
-            std::fs::write(&tmp, text).unwrap();
-            std::fs::rename(&tmp, path).unwrap();
+            write_atomically(std::str::from_utf8(path.as_bytes()).unwrap(), &text);
         }
         if let Some(m) = &self.marker {
             // Visible to the test: the daemon reached run() after the custom step.
@@ -158,7 +232,19 @@ impl Run for Probe {
 
     fn stage1(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
         self.hook(1)?;
-        s.detach()
+        let detached = s.detach();
+        if self.poll_fail && detached.as_ref().is_err_and(Error::is_detached_marker) {
+            // The original process, about to monitor: poll(2) on its three descriptors
+            // fails with EINVAL once RLIMIT_NOFILE is below three.
+            // SAFETY: getrlimit/setrlimit on our own limits, through a valid local.
+            unsafe {
+                let mut lim: libc::rlimit = std::mem::zeroed();
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                lim.rlim_cur = 2;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+        detached
     }
     fn stage2(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
         self.hook(2)?;
@@ -192,6 +278,14 @@ impl Run for Probe {
         self.hook(9)?;
         s.redirect()
     }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a reader that
+/// waits for `path` to exist reads it whole.
+fn write_atomically(path: &str, text: &str) {
+    let tmp = format!("{path}.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn cstr(s: &str) -> &'static std::ffi::CStr {
@@ -381,6 +475,29 @@ fn main() {
             "--say" => probe.say = Some(CString::new(next(&mut i) + "\n").unwrap()),
             "--say-err" => probe.say_err = Some(CString::new(next(&mut i) + "\n").unwrap()),
             "--fail-stage" => probe.fail_stage = next(&mut i).parse().unwrap(),
+            "--wait-in-stage" => {
+                let v = next(&mut i);
+                let (n, dir) = v.split_once(':').unwrap();
+                probe.wait_stage = n.parse().unwrap();
+                probe.wait_dir = Some(dir.to_string());
+            }
+            "--die-in-stage" => probe.die_stage = next(&mut i).parse().unwrap(),
+            "--abort-in-stage" => probe.abort_stage = next(&mut i).parse().unwrap(),
+            "--panic-in-stage" => probe.panic_stage = next(&mut i).parse().unwrap(),
+            "--libc-malloc-in-stage" => probe.libc_malloc_stage = next(&mut i).parse().unwrap(),
+            "--free-in-stage" => {
+                probe.free_stage = next(&mut i).parse().unwrap();
+                probe.preallocated = Some(Box::new([0u8; 64]));
+            }
+            "--say-bytes" => probe.say_bytes = next(&mut i).parse().unwrap(),
+            "--print-in-run" => probe.print_in_run = Some(next(&mut i)),
+            "--write-in-run" => probe.write_in_run = Some(CString::new(next(&mut i)).unwrap()),
+            "--inspectable" => probe.inspectable = true,
+            "--poll-fail" => probe.poll_fail = true,
+            "--start-timeout" => {
+                let ms: u64 = next(&mut i).parse().unwrap();
+                daemon.start_timeout(std::time::Duration::from_millis(ms));
+            }
             "--alloc-in-stage" => probe.alloc_stage = next(&mut i).parse().unwrap(),
             "--tag" => {
                 next(&mut i);
@@ -499,6 +616,8 @@ fn main() {
                     "error={}",
                     String::from_utf8_lossy(started.error.as_bytes()).escape_default()
                 );
+                println!("output_truncated={}", started.output.is_truncated());
+                println!("error_truncated={}", started.error.is_truncated());
                 // A second start is refused.
                 if let Err(e) = daemon.start() {
                     println!("second={:?}", e.kind());
@@ -506,6 +625,8 @@ fn main() {
             }
             Err(e) => {
                 println!("daemon_pid={}", daemon.daemon_pid().map_or(0, |p| p as i64));
+                println!("output_truncated={}", daemon.output().is_truncated());
+                println!("error_truncated={}", daemon.error().is_truncated());
                 let (o, er) = (
                     daemon.output().as_bytes().to_vec(),
                     daemon.error().as_bytes().to_vec(),
@@ -513,6 +634,12 @@ fn main() {
                 print_err(&e, Some((&o, &er)))
             }
         },
+        "report" => {
+            // The seed's `report()`: prints the set-up output and any failure, exits.
+            let _ = std::io::stdout().flush();
+            let _ = daemon.start();
+            daemon.report()
+        }
         "activate" => match daemon.activate() {
             Ok(_) => {
                 alloc_trap::in_run();

@@ -18,6 +18,14 @@ extern "C" fn on_term(_: i32) {
     STOP.store(true, SeqCst);
 }
 
+/// Writes `text` to `path` through a temporary file and a rename, so a reader that
+/// waits for `path` to exist reads it whole.
+fn write_atomically(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 fn main() {
     alloc_trap::arm();
     // SAFETY: alarm takes an int; a watchdog so a hung helper fails instead of hanging.
@@ -43,7 +51,7 @@ fn main() {
                 alloc_trap::in_run();
                 // SAFETY: getuid cannot fail.
                 let uid = unsafe { libc::getuid() };
-                std::fs::write(&out, format!("{}\nuid={uid}\n", words.join(","))).unwrap();
+                write_atomically(&out, &format!("{}\nuid={uid}\n", words.join(",")));
                 println!("logged from the daemon");
                 while !STOP.load(SeqCst) {
                     std::thread::sleep(Duration::from_millis(5));
@@ -52,6 +60,45 @@ fn main() {
             });
             match result {
                 Ok(l) => println!("result=ok\npid={}\noutput={:?}", l.pid, l.output),
+                Err(e) => {
+                    println!("result=err\nmessage={}", e.error());
+                    std::process::exit(3);
+                }
+            }
+        }
+        "activate" => {
+            // Builder::activate returns inside the daemon: from there on (the daemon's
+            // `run`), allocation is allowed; the library itself must not allocate or
+            // free anything on the way. The trap's message, if any, lands in err.log.
+            let dir = std::path::PathBuf::from(arg(1));
+            let activated = qemu::builder(Builder::new())
+                .pid_file(dir.join("activate.pid"))
+                .stderr(dir.join("err.log"))
+                .activate();
+            match activated {
+                Ok(a) => {
+                    alloc_trap::in_run();
+                    write_atomically(&dir.join("activated.txt"), &format!("{}\n", a.pid));
+                    pandaemonium::exit(0)
+                }
+                Err(e) => {
+                    println!("result=err\nmessage={}", e.error());
+                    std::process::exit(3);
+                }
+            }
+        }
+        "print" => {
+            // std's stdout is buffered: what the closure printed without a newline must
+            // reach the file when it returns.
+            let dir = std::path::PathBuf::from(arg(1));
+            let result = qemu::builder(Builder::new())
+                .stdout(dir.join("print.log"))
+                .start(|| {
+                    print!("printed without a newline");
+                    0
+                });
+            match result {
+                Ok(l) => println!("result=ok\npid={}", l.pid),
                 Err(e) => {
                     println!("result=err\nmessage={}", e.error());
                     std::process::exit(3);
@@ -102,7 +149,7 @@ fn main() {
             println!("exists_after_drop={}", std::path::Path::new(&path).exists());
         }
         _ => {
-            eprintln!("usage: pdm-std closure DIR [as-user NAME] | unknown-user | io | guard PATH");
+            eprintln!("usage: pdm-std closure DIR [as-user NAME] | activate DIR | print DIR | unknown-user | io | guard PATH");
             std::process::exit(2);
         }
     }
