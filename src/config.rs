@@ -48,6 +48,7 @@ pub struct Config<'a> {
     pub(crate) signals: SignalMap,
     pub(crate) inherit: heapless::Vec<c_int, INHERIT_CAPACITY>,
     pub(crate) stdio: [Option<Stdio<'a>>; 3],
+    pub(crate) start_timeout: Option<Duration>,
 }
 
 impl Default for Config<'_> {
@@ -62,6 +63,7 @@ impl Default for Config<'_> {
             signals: SignalMap::default(),
             inherit: heapless::Vec::new(),
             stdio: [None; 3],
+            start_timeout: None,
         }
     }
 }
@@ -81,7 +83,12 @@ impl<'a> Config<'a> {
         self
     }
 
-    /// Stage 2: whether to turn core dumps off (`RLIMIT_CORE` 0/0; default `true`).
+    /// Stage 2: whether to turn core dumps off (default `true`): `RLIMIT_CORE` 0/0, and
+    /// `PR_SET_DUMPABLE` 0, which covers a `core_pattern` that pipes cores to a program
+    /// (the kernel ignores `RLIMIT_CORE` then). A non-dumpable process can't be
+    /// `ptrace`d by its own user, and its `/proc/PID/fd`, `fdinfo`, `cwd` and `environ`
+    /// are root's; an `execve` of an ordinary program makes it dumpable again (the
+    /// limit stays). `false` to debug a daemon as its own user.
     pub fn prevent_core(&mut self, prevent: bool) -> &mut Self {
         self.prevent_core = prevent;
         self
@@ -218,6 +225,18 @@ impl<'a> Config<'a> {
         check_stdio(to)?;
         self.stdio[n] = Some(to);
         Ok(self)
+    }
+
+    /// How long `start()` waits for the daemon to finish its stages (default: for
+    /// ever). When the time passes, the original process kills the daemon
+    /// (`SIGKILL`), removes the pid file it left, and `start()` fails with
+    /// [`ErrorKind::Timeout`] naming the stage the daemon was in.
+    ///
+    /// With a timeout set the daemon reports each stage as it begins (one small write
+    /// per stage); without one it does not.
+    pub fn start_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.start_timeout = Some(timeout);
+        self
     }
 
     /// The pid file, if one is set.

@@ -4,7 +4,7 @@ use core::ops::{Deref, DerefMut};
 
 use crate::detach;
 use crate::fds::Method;
-use crate::report::{Capture, Receiver, Reporter};
+use crate::report::{Capture, Receiver, Reporter, CAPTURE_CAPACITY};
 use crate::{out, sys, Config, Error, ErrorKind, Run, Stage, Stages};
 
 /// Which process a stage call returned in.
@@ -28,6 +28,15 @@ pub(crate) struct State {
     pub(crate) close_method: Method,
     pub(crate) reporter: Option<Reporter>,
     pub(crate) pending: Option<(Receiver, libc::pid_t)>,
+    /// The launcher's `SIGPIPE` disposition, saved by stage 1 in a detached daemon.
+    pub(crate) pipe: Option<sys::Saved>,
+    /// Stage 7's default work ran while the channel was open: `SIGPIPE` gets the
+    /// map's disposition when it closes.
+    pub(crate) pipe_from_map: bool,
+    /// Copies of the launcher's stdout and stderr for stage 9 (see `detach`), or -1.
+    pub(crate) copies: [libc::c_int; 3],
+    /// The launcher's working directory, for stage 9's relative paths, or -1.
+    pub(crate) cwd: libc::c_int,
     pid: Option<u32>,
     outcome: Option<Result<(), Error>>,
     output: Capture,
@@ -124,6 +133,10 @@ impl<'a, R: Run> Daemon<'a, R> {
                 close_method: Method::Auto,
                 reporter: None,
                 pending: None,
+                pipe: None,
+                pipe_from_map: false,
+                copies: [-1; 3],
+                cwd: -1,
                 pid: None,
                 outcome: None,
                 output: Capture::default(),
@@ -216,6 +229,13 @@ impl<'a, R: Run> Daemon<'a, R> {
         self
     }
 
+    /// Whether this is a daemon that stage 1 forked (not the original process, not a
+    /// process that became the daemon without forking).
+    #[cfg(feature = "std")]
+    pub(crate) fn in_detached_daemon(&self) -> bool {
+        self.state.forked && self.state.role == Role::Daemon
+    }
+
     /// Chooses stage 8's method, to test the fallbacks of older kernels.
     #[doc(hidden)]
     pub fn close_method(&mut self, method: Method) -> &mut Self {
@@ -235,6 +255,10 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// [`Side::Original`] in the original process once the daemon has finished stage 9
     /// (or `Err` with the daemon's failure).
     ///
+    /// Descriptors that your code owns and keeps in the daemon must be passed to
+    /// [`inherit_file`](Config::inherit_file) if stage 8 is yet to run: see the crate's
+    /// [I/O safety](crate#io-safety-stage-8-closes-what-is-not-kept) section.
+    ///
     /// # Errors
     ///
     /// The failed stage's error; [`ErrorKind::StageOrder`] for a stage already done, or
@@ -248,7 +272,8 @@ impl<'a, R: Run> Daemon<'a, R> {
     }
 
     /// Runs the remaining stages, then `run()` in the daemon, which then removes its pid
-    /// file and exits with `run()`'s status.
+    /// file and exits with `run()`'s status (with the `std` feature, after flushing
+    /// std's stdout, which `print!` may have left buffered).
     ///
     /// Returns in the original process only, once the daemon has finished stage 9:
     /// `Ok` with its pid and set-up output, or `Err` with the stage that failed, its
@@ -277,6 +302,12 @@ impl<'a, R: Run> Daemon<'a, R> {
         let guard = UnwindGuard { stage: None };
         let status = self.app.run();
         core::mem::forget(guard);
+        // With other threads at fork, std's stdout lock may be held for ever: run()
+        // promised not to touch it then (`allow_threads`), so neither do we.
+        #[cfg(feature = "std")]
+        if self.state.check_threads {
+            crate::with_std::flush_stdout();
+        }
         if let Some(pid_file) = &mut self.config.pid_file {
             let _ = pid_file.release();
         }
@@ -286,6 +317,11 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// Runs the remaining stages and returns inside the daemon (the seed's
     /// foreground-or-daemon pattern). The original process prints the daemon's set-up
     /// output and error and exits: 0 when the daemon finished stage 9, 1 otherwise.
+    ///
+    /// Stage 8 has closed every descriptor not kept: a `File` or socket opened before
+    /// this call and used after it must have been passed to
+    /// [`inherit_file`](Config::inherit_file) (the crate's
+    /// [I/O safety](crate#io-safety-stage-8-closes-what-is-not-kept) section).
     ///
     /// # Errors
     ///
@@ -381,8 +417,14 @@ fn advance(
     if state.done >= upto.number() {
         return Err(order("stage already done"));
     }
+    if state.done == 0 {
+        state.cwd = crate::stdio::launcher_directory(&config.stdio)?;
+    }
     for n in state.done + 1..=upto.number() {
         let stage = Stage::from_number(n).unwrap_or(Stage::Redirect);
+        if let (Some(reporter), Some(_)) = (&state.reporter, config.start_timeout) {
+            reporter.stage(stage);
+        }
         match run_stage(config, state, app, stage) {
             Ok(()) => {
                 if state.role == Role::Launcher {
@@ -392,25 +434,21 @@ fn advance(
                 state.done = n;
             }
             Err(e) if e.is_detached_marker() && state.role == Role::Original => {
-                state.monitor(app);
+                state.monitor(app, config);
                 return Err(e);
             }
             Err(e) => return Err(fail(config, state, e)),
         }
     }
     if state.done == 9 {
-        if let Some(reporter) = state.reporter.take() {
-            reporter.done();
-            crate::cleanup::set_report_fd(-1);
-            sys::close(reporter.fd);
-        }
+        state.close_channel(config);
     }
     Ok(())
 }
 
 /// A stage failed in this process: remove our pid file; in a detached daemon, report
 /// to the original process and exit; otherwise hand the error back.
-fn fail(config: &mut Config<'_>, state: &State, e: Error) -> Error {
+fn fail(config: &mut Config<'_>, state: &mut State, e: Error) -> Error {
     if let Some(pid_file) = &mut config.pid_file {
         if pid_file.sealed_pid().is_some() || state.forked {
             let _ = pid_file.release();
@@ -420,21 +458,59 @@ fn fail(config: &mut Config<'_>, state: &State, e: Error) -> Error {
         reporter.failed(&e);
         sys::exit_now(1);
     }
+    if state.cwd >= 0 {
+        sys::close(state.cwd);
+        state.cwd = -1;
+    }
     e
 }
 
 impl State {
-    /// The original process: collect output and the outcome, reap the intermediate.
-    fn monitor(&mut self, app: &mut dyn Driven) {
+    /// The daemon, after stage 9: the last record, then `SIGPIPE` gets its final
+    /// disposition (ignored until here, so that a launcher that went away can't kill
+    /// the daemon through the channel), then the channel closes.
+    fn close_channel(&mut self, config: &Config<'_>) {
+        let Some(reporter) = self.reporter.take() else {
+            return;
+        };
+        reporter.done();
+        // The last write to the channel is done (stage 9 replaced 1 and 2). SIGPIPE's
+        // own disposition goes in before the close, so that the original process,
+        // which returns on EOF, never sees the daemon with SIGPIPE still ignored.
+        if self.pipe_from_map {
+            crate::signals::apply_pipe(&config.signals);
+        } else if let Some(saved) = &self.pipe {
+            let _ = sys::restore(libc::SIGPIPE, saved);
+        }
+        crate::cleanup::set_report_fd(-1);
+        sys::close(reporter.fd);
+    }
+
+    /// The original process: collect output and the outcome, reap the intermediate;
+    /// when the daemon died (or was given up on and killed) without cleaning up, remove
+    /// the pid file it left.
+    fn monitor(&mut self, app: &mut dyn Driven, config: &mut Config<'_>) {
         let Some((receiver, child)) = self.pending.take() else {
             return;
         };
         // The intermediate process exits right after its fork: reap it first, so its
         // SIGCHLD does not interrupt the monitoring below.
         detach::reap(child);
-        let outcome = receiver.monitor(&mut self.output, &mut self.error, &mut |stream, data| {
-            app.monitor(stream, data)
+        let deadline = config.start_timeout.map(|t| {
+            let ms = t.as_millis().min(u128::from(u32::MAX)) as u64;
+            (sys::monotonic_ms().saturating_add(ms), ms)
         });
+        let outcome = receiver.monitor(
+            &mut self.output,
+            &mut self.error,
+            &mut |stream, data| app.monitor(stream, data),
+            deadline,
+        );
+        if outcome.left_behind {
+            if let Some(pid_file) = &mut config.pid_file {
+                pid_file.remove_left(outcome.pid);
+            }
+        }
         self.pid = outcome.pid;
         self.outcome = Some(outcome.result);
     }
@@ -454,6 +530,16 @@ impl State {
     fn report(&self) -> ! {
         out::write(1, self.output.as_bytes());
         out::write(2, self.error.as_bytes());
+        for (capture, what) in [(&self.output, "stdout"), (&self.error, "stderr")] {
+            if capture.is_truncated() {
+                out::line(
+                    2,
+                    &format_args!(
+                        "(the daemon's set-up {what} was cut at {CAPTURE_CAPACITY} bytes)"
+                    ),
+                );
+            }
+        }
         match &self.outcome {
             Some(Err(e)) => {
                 out::line(2, e);

@@ -11,6 +11,13 @@ pub(crate) enum Detached {
     Daemon {
         reporter: Option<Reporter>,
         forked: bool,
+        /// `SIGPIPE`'s disposition before the fork (the daemon ignores it while it
+        /// writes to the original process).
+        pipe: Option<sys::Saved>,
+        /// Copies, above 2, of the launcher's stdout and stderr (index 1 and 2) that
+        /// stage 9 was asked for (`Stdio::Fd(1)`, `Stdio::Fd(2)`), made before the
+        /// report pipes took their numbers; -1 where none was asked for.
+        copies: [c_int; 3],
     },
     /// This is the original process: it monitors the daemon through `receiver`, and
     /// reaps `child`, the intermediate process.
@@ -77,14 +84,17 @@ pub(crate) fn check_threads() -> Result<(), Error> {
 }
 
 /// Stage 1 proper: pipes, fork, `setsid`, fork. `check` is false when the caller opted
-/// out of the thread check (`Daemon::allow_threads`).
+/// out of the thread check (`Daemon::allow_threads`); `keep[n]` (n 1 or 2) asks for a
+/// copy of the launcher's descriptor `n` (see [`Detached::Daemon`]).
 #[allow(unsafe_code)]
-pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
+pub(crate) fn detach(fork: bool, check: bool, keep: [bool; 3]) -> Result<Detached, Error> {
     if !fork {
         stdio::fill_closed_stdio(0..3)?;
         return Ok(Detached::Daemon {
             reporter: None,
             forked: false,
+            pipe: None,
+            copies: [-1; 3],
         });
     }
     if check {
@@ -118,10 +128,30 @@ pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
         return Ok(Detached::Original { receiver, child });
     }
     // First child: from here on only async-signal-safe calls, and `_exit`, never `exit`.
+    // Until the report channel closes, a write to an original process that went away
+    // (killed, or Ctrl-C) must fail with EPIPE, not kill the daemon.
+    let pipe = sys::ignore_saving(libc::SIGPIPE).ok();
     for fd in [receiver.status, receiver.stdout, receiver.stderr] {
         sys::close(fd);
     }
     let reporter = Reporter { fd: status_w };
+    let mut copies = [-1 as c_int; 3];
+    for n in 1..3 {
+        if keep[n] {
+            match sys::dup_at_least(n as c_int, 3) {
+                Ok(fd) => copies[n] = fd,
+                Err(e) => fail(
+                    reporter,
+                    &Error::os(
+                        Stage::Detach,
+                        e,
+                        "fcntl F_DUPFD_CLOEXEC",
+                        stdio::NAMES[n].as_bytes(),
+                    ),
+                ),
+            }
+        }
+    }
     // Set-up output goes to the original process from now until stage 9.
     for (from, to) in [(out_w, 1 as c_int), (err_w, 2)] {
         if let Err(e) = sys::dup2(from, to) {
@@ -154,6 +184,8 @@ pub(crate) fn detach(fork: bool, check: bool) -> Result<Detached, Error> {
     Ok(Detached::Daemon {
         reporter: Some(reporter),
         forked: true,
+        pipe,
+        copies,
     })
 }
 

@@ -35,6 +35,10 @@ impl Errno {
     pub const SRCH: Errno = Errno(libc::ESRCH);
     /// `ECHILD`: no child processes.
     pub const CHILD: Errno = Errno(libc::ECHILD);
+    /// `EEXIST`: file exists.
+    pub const EXIST: Errno = Errno(libc::EEXIST);
+    /// `EMLINK`: too many links.
+    pub const MLINK: Errno = Errno(libc::EMLINK);
     /// `ENAMETOOLONG`: file name too long.
     pub const NAMETOOLONG: Errno = Errno(libc::ENAMETOOLONG);
 

@@ -43,6 +43,11 @@ pub enum ErrorKind {
     /// User code panicked in the daemon during set-up; the daemon removed its pid file
     /// and exited (the panic message, if any, is in the captured `error`).
     Panicked,
+    /// The daemon did not finish its stages within
+    /// [`Config::start_timeout`](crate::Config::start_timeout): the original process
+    /// killed it and removed what it left; [`Error::stage`] is the stage it was in and
+    /// [`Error::holder`] its pid.
+    Timeout,
     /// Not a failure: returned by [`Stages::detach`](crate::Stages::detach) in the
     /// original process so that `?` carries it out of a stage override, as
     /// pandaemonium's `Parent` exception does. `start()`, `stage()` and `activate()`
@@ -200,7 +205,7 @@ impl fmt::Display for Error {
                 Some(pid) => write!(f, ": already running (pid {pid})")?,
                 None => f.write_str(": already running")?,
             },
-            ErrorKind::DaemonDied => {
+            ErrorKind::DaemonDied | ErrorKind::Timeout => {
                 if let Some(pid) = self.holder {
                     write!(f, " (pid {pid})")?;
                 }

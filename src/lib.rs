@@ -30,14 +30,14 @@
 //! | # | stage | default | configure with |
 //! |---|---|---|---|
 //! | 1 | detach: fork, `setsid`, fork | auto: not under init (ppid 1) or inetd (stdin a socket) | [`Config::detach`] |
-//! | 2 | prevent core dumps | `RLIMIT_CORE` 0/0 | [`Config::prevent_core`] |
+//! | 2 | prevent core dumps | `RLIMIT_CORE` 0/0, not dumpable | [`Config::prevent_core`] |
 //! | 3 | uid, gid, supplementary groups | unchanged | [`Config::process_ids`], [`Config::ids`] |
 //! | 4 | umask | `0o077` | [`Config::umask`] |
 //! | 5 | working directory | `/` | [`Config::working_directory`] |
 //! | 6 | pid file: acquire, seal | none | [`Config::pid_file`], [`Config::pid_lock_file`] |
 //! | 7 | signals: mask cleared, dispositions reset, then the map | `SIGTERM` exits cleanly; `SIGTSTP`/`SIGTTIN`/`SIGTTOU` ignored | [`Config::signal`] |
 //! | 8 | close inherited descriptors | all above 2 | [`Config::inherit_file`] |
-//! | 9 | redirect stdin/stdout/stderr | `/dev/null` when detached | [`Config::stdin`], [`Config::stdout`], [`Config::stderr`] |
+//! | 9 | redirect stdin/stdout/stderr (relative paths: the launcher's directory) | `/dev/null` when detached | [`Config::stdin`], [`Config::stdout`], [`Config::stderr`] |
 //!
 //! # Usage patterns
 //!
@@ -164,8 +164,23 @@
 //! One type, [`Error`]: the stage, an [`ErrorKind`], the [`Errno`] and the offending
 //! value, shown as `stage 5 (working directory): chdir /nonexistent: No such file or
 //! directory (os error 2)`. Bad configuration is refused by the setters, before
-//! anything forks. When a stage fails in the daemon, the daemon removes its pid file,
-//! reports through the channel and exits: nothing is left behind.
+//! anything forks.
+//!
+//! Whenever `start()` fails, nothing is left behind:
+//!
+//! - a stage that fails in the daemon: the daemon removes its pid file, reports
+//!   through the channel and exits before `start()` returns;
+//! - a daemon that dies during set-up (killed, `abort`, a panic with `panic = "abort"`):
+//!   [`ErrorKind::DaemonDied`], and the original process removes the pid file it left,
+//!   under its lock and only if the file still names that daemon;
+//! - a daemon that does not finish in time ([`Config::start_timeout`]):
+//!   [`ErrorKind::Timeout`] naming the stage it was in; the original process kills it
+//!   and removes its pid file the same way;
+//! - the original process going away (killed, Ctrl-C) does not end a daemon that is
+//!   setting up: until its channel closes, the daemon ignores `SIGPIPE`, so what it
+//!   writes to a vanished launcher fails with `EPIPE` and is dropped; it finishes its
+//!   stages and runs, with its pid file sealed and locked. `SIGPIPE` gets the signal
+//!   map's disposition once the channel is closed.
 //!
 //! # Threads
 //!
@@ -177,19 +192,38 @@
 //!
 //! # Async-signal-safety
 //!
-//! Between fork and `run()` the daemon allocates nothing and calls only
+//! Between fork and `run()` the daemon allocates and frees nothing and calls only
 //! async-signal-safe functions. Every path, name and group list is prepared before
-//! fork (users and groups are resolved by the [`Config`] setters). The POSIX functions
-//! called in that window: `fork`, `setsid`, `_exit`, `dup2`, `fcntl`, `close`,
-//! `read`, `write`, `pread`, `pwrite`, `ftruncate`, `fchmod`, `fstat`, `lstat`,
-//! `unlink`, `chdir`, `umask`, `setrlimit`, `getrlimit`, `setgid`, `setuid`,
-//! `sigprocmask`, `sigaction`, `kill`, `getpid`, `getppid`, `clock_gettime`,
-//! `nanosleep`. Not in POSIX's list but single system calls without user-space state,
-//! so assumed safe: `setgroups`, `pipe2`, and the raw `openat` (POSIX lists `openat`;
-//! the raw call skips musl's extra `fcntl`), `close_range` and `getdents64` system
-//! calls. `sigemptyset`/`sigaddset` only write a local set. Before fork, and only
-//! there: `stat`/`read` of `/proc/self` (thread count), `getpwnam_r`, `getpwuid_r`,
-//! `getgrnam_r`, `getgrouplist` (the [`ProcessIds`] constructors).
+//! fork (users and groups are resolved by the [`Config`] setters). In that window:
+//!
+//! - from POSIX's list of async-signal-safe functions (POSIX.1-2017, 2.4.3): `fork`,
+//!   `_exit`, `setsid`, `dup2`, `fcntl`, `close`, `read`, `write`, `ftruncate`, `fchmod`,
+//!   `fstat`, `lstat`, `unlink`, `chdir`, `umask`, `setgid`, `setuid`, `geteuid`,
+//!   `getuid`, `getgid`, `sigprocmask`, `sigaction`, `sigemptyset`, `sigaddset`, `kill`,
+//!   `getpid`, `getppid`, `clock_gettime`;
+//! - not in that list, but on Linux (glibc and musl) each a single system call with no
+//!   user-space state, so assumed safe: `pread`, `pwrite`, `setrlimit`, `getrlimit`,
+//!   `nanosleep`, `setgroups`, `prctl`, `flock`, and `syscall(3)`, through which the
+//!   crate makes its `openat` (POSIX lists `openat`; the raw call skips musl's extra
+//!   `fcntl` and passes `O_LARGEFILE`), `close_range` and `getdents64` calls. (glibc's
+//!   `setuid`, `setgid` and `setgroups` signal every other thread of a multi-threaded
+//!   process; after fork there is none.)
+//! - `SIGRTMAX()` returns a constant (musl) or a value set at start-up (glibc).
+//!
+//! Before fork, and only there: `pipe2`, `stat`/`read` of `/proc/self` (thread count),
+//! `getpwnam_r`, `getpwuid_r`, `getgrnam_r`, `getgrouplist` (the [`ProcessIds`]
+//! constructors), `open` of the working directory (for relative stage-9 paths).
+//!
+//! # I/O safety: stage 8 closes what is not kept
+//!
+//! Stage 8 closes every descriptor above 2 that is not kept ([`Config::inherit_file`],
+//! stage-9 targets, the pid file, the report channel). A `File`, socket or other owned
+//! descriptor that lives on across stage 8, in the value your [`Run`] holds or in your
+//! code after [`Daemon::activate`] / [`Daemon::stage`] returned in the daemon, then owns
+//! a closed number: its reads fail with `EBADF`, or, once something else opened that
+//! number, go to the wrong file, and std aborts on `EBADF` when it drops it ("IO Safety
+//! violation"). Pass every descriptor the daemon keeps to `inherit_file` (with `std`,
+//! [`Builder::inherit_file`]) before starting, or open it after the stages.
 //!
 //! # Features
 //!
@@ -206,7 +240,7 @@
 // Without std, the std items named above don't exist: point their links at the table.
 #![cfg_attr(
     not(feature = "std"),
-    doc = "[`Builder`]: #features\n[`Launched`]: #features\n[`StartError`]: #features\n[`PidFileGuard`]: #features\n[`PidLockFile::at`]: #features"
+    doc = "[`Builder`]: #features\n[`Launched`]: #features\n[`StartError`]: #features\n[`PidFileGuard`]: #features\n[`PidLockFile::at`]: #features\n[`Builder::inherit_file`]: #features"
 )]
 #![no_std]
 #![deny(unsafe_code, missing_docs, clippy::undocumented_unsafe_blocks)]

@@ -15,15 +15,25 @@ pub const PID_PATH_CAPACITY: usize = 255;
 /// yet written its pid, and how long between reads (FreeBSD's pidfile(3) does 20 × 5 ms).
 const HOLDER_READS: u32 = 20;
 const HOLDER_READ_PAUSE_MS: u32 = 5;
+/// How many times the original process tries the lock of a pid file its dead daemon
+/// left ([`PidLockFile::remove_left`]), [`HOLDER_READ_PAUSE_MS`] apart: the lock goes
+/// once the daemon's last descriptor is closed, a moment after its status pipe did.
+const LEFT_LOCK_TRIES: u32 = 400;
 /// How often a waiting `acquire` retries the lock.
 const ACQUIRE_POLL_MS: u32 = 50;
 
 /// A pid file whose lock is held for the daemon's whole life.
 ///
 /// - **acquire** creates the file (mode 0644, `O_NOFOLLOW|O_CLOEXEC`: a symlink is
-///   refused and its target left alone) and takes an open-file-description lock
-///   (`F_OFD_SETLK`; `flock` on kernels before 3.15). Both survive fork, so the seed's
-///   pattern, acquire in the foreground and seal in the daemon, keeps the lock.
+///   refused and its target left alone) and takes two locks on it: an
+///   open-file-description lock (`F_OFD_SETLK`, which also conflicts with POSIX
+///   `fcntl` locks such as Python's `lockf`) and a `flock(2)` lock (FreeBSD's
+///   pidfile(3), util-linux `flock`); a file held with any of the three is "already
+///   running". Both survive fork, so the seed's pattern, acquire in the foreground and
+///   seal in the daemon, keeps the lock. An existing file is only written to when it
+///   is ours: one with other hard links is refused (`EMLINK`), so that a root daemon
+///   never empties or re-modes the file it is linked to; a stale one owned by another
+///   user is replaced (removed under its lock), never emptied.
 /// - **seal** writes `PID\n` and keeps the lock.
 /// - **release** removes the file, but only if the path still names the file we locked
 ///   (device and inode, as FreeBSD's pidfile(3) checks), then drops the lock.
@@ -54,6 +64,9 @@ pub struct PidLockFile {
     fd: c_int,
     id: Option<FileId>,
     sealed: Option<u32>,
+    /// In the original process after detaching: the file it had acquired before the
+    /// fork and handed to the daemon, if any (see [`remove_left`](Self::remove_left)).
+    handed: Option<FileId>,
 }
 
 #[cold]
@@ -115,6 +128,7 @@ impl PidLockFile {
             fd: -1,
             id: None,
             sealed: None,
+            handed: None,
         })
     }
 
@@ -149,7 +163,9 @@ impl PidLockFile {
     ///
     /// [`ErrorKind::AlreadyRunning`] (with the holder's pid, read from the file) while
     /// another open file holds the lock after `timeout`; [`ErrorKind::StageOrder`] when
-    /// already acquired; `ELOOP` for a symlink; other OS errors from `open`.
+    /// already acquired; `ELOOP` for a symlink; `EMLINK` for a file with other hard
+    /// links; an OS error from `unlink` for another user's stale file we may not
+    /// replace; other OS errors from `open`.
     pub fn acquire(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         if self.fd >= 0 {
             return Err(err(ErrorKind::StageOrder, self.path()));
@@ -165,15 +181,12 @@ impl PidLockFile {
             sys::monotonic_ms().saturating_add(wait_ms)
         };
         loop {
-            let fd = sys::open(
-                self.path(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-                0o644,
-            )
-            .map_err(|e| os_err(e, "open", self.path()))?;
-            match self.lock_opened(fd) {
+            let Some((fd, created)) = self.open_or_create()? else {
+                continue; // removed between our two opens
+            };
+            match self.lock_opened(fd, created) {
                 Ok(true) => return Ok(()),
-                Ok(false) => continue, // the file was replaced between open and lock
+                Ok(false) => continue, // the file was replaced or removed: start again
                 Err(LockFailed::Held(_)) if wait_ms > 0 && sys::monotonic_ms() < deadline => {
                     sys::sleep_ms(ACQUIRE_POLL_MS);
                 }
@@ -185,18 +198,45 @@ impl PidLockFile {
         }
     }
 
-    /// Locks the freshly opened `fd`; `Ok(false)` when the path no longer names it.
-    fn lock_opened(&mut self, fd: c_int) -> Result<bool, LockFailed> {
+    /// Creates the file (`O_EXCL`: then it is ours), or opens the one already there.
+    /// `None` when it vanished between the two opens.
+    fn open_or_create(&self) -> Result<Option<(c_int, bool)>, Error> {
+        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let path = self.path();
+        match sys::open(path, flags | libc::O_CREAT | libc::O_EXCL, 0o644) {
+            Ok(fd) => Ok(Some((fd, true))),
+            Err(Errno::EXIST) => match sys::open(path, flags, 0) {
+                Ok(fd) => Ok(Some((fd, false))),
+                Err(Errno::NOENT) => Ok(None),
+                Err(e) => Err(os_err(e, "open", path)),
+            },
+            Err(e) => Err(os_err(e, "open", path)),
+        }
+    }
+
+    /// Locks the freshly opened `fd` (`created` by us just now, or found there);
+    /// `Ok(false)` when the path no longer names it, or when it was someone else's
+    /// stale file, now removed, so that the caller creates our own.
+    ///
+    /// A file found there is only ever written to when it is ours (our euid owns it)
+    /// and has no other name: a pid file hard-linked to a file elsewhere is refused, so
+    /// that a root daemon never truncates, re-modes or overwrites that other file; a
+    /// stale file owned by another user is replaced (unlinked under its lock), never
+    /// emptied.
+    fn lock_opened(&mut self, fd: c_int, created: bool) -> Result<bool, LockFailed> {
+        let refuse = |e, op| {
+            sys::close(fd);
+            Err(LockFailed::Os(e, op))
+        };
         let st = match sys::fstat(fd) {
             Ok(st) => st,
-            Err(e) => {
-                sys::close(fd);
-                return Err(LockFailed::Os(e, "fstat"));
-            }
+            Err(e) => return refuse(e, "fstat"),
         };
         if st.mode & libc::S_IFMT != libc::S_IFREG {
-            sys::close(fd);
-            return Err(LockFailed::Os(Errno::INVAL, "not a regular file:"));
+            return refuse(Errno::INVAL, "not a regular file:");
+        }
+        if st.nlink > 1 {
+            return refuse(Errno::MLINK, "refusing a file with other hard links:");
         }
         match sys::lock::try_exclusive(fd) {
             Ok(()) => {}
@@ -205,22 +245,31 @@ impl PidLockFile {
                 sys::close(fd);
                 return Err(LockFailed::Held(holder));
             }
-            Err(e) => {
-                sys::close(fd);
-                return Err(LockFailed::Os(e, "lock"));
-            }
+            Err(e) => return refuse(e, "lock"),
         }
         // A previous holder may have unlinked the file between our open and our lock.
         if !names(self.path(), st.id) {
             sys::close(fd);
             return Ok(false);
         }
-        if let Err(e) = sys::ftruncate(fd, 0) {
-            sys::close(fd);
-            return Err(LockFailed::Os(e, "truncate"));
+        if !created {
+            if st.uid != sys::ids().1 {
+                // Stale, and someone else's: replace it rather than write into it.
+                let removed = sys::unlink(self.path());
+                sys::close(fd);
+                return match removed {
+                    Ok(()) => Ok(false),
+                    Err(e) => Err(LockFailed::Os(
+                        e,
+                        "cannot replace a stale file of another user:",
+                    )),
+                };
+            }
+            if let Err(e) = sys::ftruncate(fd, 0) {
+                return refuse(e, "truncate");
+            }
         }
-        // 0644 whatever the umask (pid files are world-readable); fails harmlessly on a
-        // file we do not own.
+        // 0644 whatever the umask (pid files are world-readable); the file is ours.
         let _ = sys::fchmod(fd, 0o644);
         self.fd = fd;
         self.id = Some(st.id);
@@ -292,6 +341,51 @@ impl PidLockFile {
         result
     }
 
+    /// The original process after detaching: its copy of the descriptor (and of the
+    /// lock) now belongs to the daemon. Closes it, remembering which file it was.
+    pub(crate) fn hand_over(&mut self) {
+        let id = self.id;
+        self.close();
+        self.handed = id;
+    }
+
+    /// The original process, once the daemon died during set-up (or was killed after
+    /// a timeout): removes the pid file the daemon left, if it is still that one. The
+    /// file must name `daemon` (sealed) or be empty and the very file handed over
+    /// before the fork (acquired, not sealed); it is removed under its lock, taken with
+    /// short retries while the dying daemon's descriptors close, and only if the path
+    /// still names it. Anything else is left alone: another start may own it by now.
+    /// Not async-signal-safe: waits a little (original process only).
+    pub(crate) fn remove_left(&mut self, daemon: Option<u32>) -> bool {
+        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let Ok(fd) = sys::open(self.path(), flags, 0) else {
+            return false;
+        };
+        let ours = |fd| match (sys::fstat(fd), read_pid_fd(fd)) {
+            (Ok(st), Ok(Some(pid))) => Some(pid) == daemon && st.nlink == 1,
+            (Ok(st), Ok(None)) => Some(st.id) == self.handed && st.nlink == 1,
+            _ => false,
+        };
+        let mut removed = false;
+        if ours(fd) {
+            let mut tries = LEFT_LOCK_TRIES;
+            while tries > 0 {
+                if sys::lock::try_exclusive(fd).is_ok() {
+                    // Under the lock: still the same file, still the daemon's?
+                    removed = ours(fd)
+                        && sys::fstat(fd).is_ok_and(|st| names(self.path(), st.id))
+                        && sys::unlink(self.path()).is_ok();
+                    break;
+                }
+                sys::sleep_ms(HOLDER_READ_PAUSE_MS);
+                tries -= 1;
+            }
+        }
+        sys::close(fd);
+        self.handed = None;
+        removed
+    }
+
     /// Drops the lock held through this object's descriptor without touching the file:
     /// for the original process after detaching, whose copy of the lock now belongs to
     /// the daemon.
@@ -324,8 +418,11 @@ impl PidLockFile {
         pid.map_err(|e| os_err(e, "read", self.path()))
     }
 
-    /// Whether a live process holds the file's lock (this object included). Asks the
-    /// kernel without taking the lock, so it never makes a concurrent start fail.
+    /// Whether a live process holds a lock on the file (this object included): an
+    /// open-file-description, POSIX `fcntl` or `flock(2)` lock. Asks the kernel without
+    /// taking the lock (a shared `flock` is tried for an instant only when no `fcntl`
+    /// lock is held; a concurrent `acquire` retries its own `flock` past it), so it
+    /// never makes a concurrent start fail.
     ///
     /// # Errors
     ///

@@ -4,15 +4,20 @@ use core::ffi::CStr;
 
 use crate::{sys, Error, Stage};
 
-/// Stage 2: `RLIMIT_CORE` 0/0 when `prevent` (the default). Async-signal-safe.
+/// Stage 2: `RLIMIT_CORE` 0/0 and `PR_SET_DUMPABLE` 0 when `prevent` (the default).
+/// Async-signal-safe.
 ///
 /// Both limits go to zero, so the daemon can't raise them again without
-/// `CAP_SYS_RESOURCE`. Only the daemon's limit changes: the launching process keeps its
-/// own (pandaemonium lowers it in the constructor).
+/// `CAP_SYS_RESOURCE`; the kernel ignores `RLIMIT_CORE` when `core_pattern` pipes cores
+/// to a program (systemd-coredump, apport), which the dumpable flag covers. Only the
+/// daemon changes: the launching process keeps its own (pandaemonium lowers the
+/// launcher's limit in the constructor).
 pub(crate) fn prevent_core(prevent: bool) -> Result<(), Error> {
     if prevent {
         sys::no_core_dumps()
             .map_err(|e| Error::os(Stage::PreventCore, e, "setrlimit", b"RLIMIT_CORE 0"))?;
+        sys::not_dumpable()
+            .map_err(|e| Error::os(Stage::PreventCore, e, "prctl", b"PR_SET_DUMPABLE 0"))?;
     }
     Ok(())
 }

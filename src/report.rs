@@ -10,7 +10,7 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 0 | tag: `P` daemon pid, `F` failure, `D` stage 9 done, `R` ready (read, not yet sent: for a later `notify_ready()`) |
+//! | 0 | tag: `P` daemon pid, `S` stage begins (only with a start timeout), `F` failure, `D` stage 9 done, `R` ready (read, not yet sent: for a later `notify_ready()`) |
 //! | 1 | stage number (0: none) |
 //! | 2 | [`ErrorKind`] code |
 //! | 3 | flags: 1 errno present, 2 holder present |
@@ -37,6 +37,12 @@ const TAG_PID: u8 = b'P';
 const TAG_FAILED: u8 = b'F';
 const TAG_DONE: u8 = b'D';
 const TAG_READY: u8 = b'R';
+const TAG_STAGE: u8 = b'S';
+
+/// How long the original process waits for a daemon it killed (after a timeout, or a
+/// failed `poll`) to close its end of the channel, in [`KILLED_PAUSE_MS`] steps.
+const KILLED_WAITS: u32 = 1000;
+const KILLED_PAUSE_MS: u32 = 5;
 
 /// Which standard stream a chunk of set-up output came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +71,7 @@ impl Capture {
         self.truncated
     }
 
-    fn push(&mut self, data: &[u8]) {
+    pub(crate) fn push(&mut self, data: &[u8]) {
         let room = CAPTURE_CAPACITY - self.bytes.len();
         let take = data.len().min(room);
         let _ = self.bytes.extend_from_slice(&data[..take]);
@@ -80,9 +86,10 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    fn send(&self, tag: u8, err: Option<&Error>, pid: u32) {
+    fn send(&self, tag: u8, stage: u8, err: Option<&Error>, pid: u32) {
         let mut rec = [0u8; RECORD_LEN];
         rec[0] = tag;
+        rec[1] = stage;
         let mut holder = pid;
         if let Some(e) = err {
             rec[1] = e.stage.map_or(0, Stage::number);
@@ -107,17 +114,23 @@ impl Reporter {
 
     /// Announces the daemon's pid (first thing after the second fork).
     pub(crate) fn pid(&self, pid: u32) {
-        self.send(TAG_PID, None, pid);
+        self.send(TAG_PID, 0, None, pid);
+    }
+
+    /// Announces that stage `stage` begins (sent only when the original process has a
+    /// start timeout, so that it can say where the daemon was).
+    pub(crate) fn stage(&self, stage: Stage) {
+        self.send(TAG_STAGE, stage.number(), None, 0);
     }
 
     /// Reports a failed stage.
     pub(crate) fn failed(&self, err: &Error) {
-        self.send(TAG_FAILED, Some(err), 0);
+        self.send(TAG_FAILED, 0, Some(err), 0);
     }
 
     /// Reports that stage 9 completed.
     pub(crate) fn done(&self) {
-        self.send(TAG_DONE, None, 0);
+        self.send(TAG_DONE, 0, None, 0);
     }
 }
 
@@ -125,7 +138,7 @@ fn kind_code(kind: ErrorKind) -> u8 {
     KINDS.iter().position(|&k| k == kind).map_or(0, |i| i as u8)
 }
 
-const KINDS: [ErrorKind; 14] = [
+const KINDS: [ErrorKind; 15] = [
     ErrorKind::Os,
     ErrorKind::AlreadyRunning,
     ErrorKind::InvalidConfig,
@@ -140,11 +153,13 @@ const KINDS: [ErrorKind; 14] = [
     ErrorKind::Custom,
     ErrorKind::Detached,
     ErrorKind::Panicked,
+    ErrorKind::Timeout,
 ];
 
 /// A decoded record.
 enum Record {
     Pid(u32),
+    Stage(u8),
     Failed(Error),
     Done,
     Ready,
@@ -160,6 +175,7 @@ fn decode(rec: &[u8; RECORD_LEN]) -> Option<Record> {
         TAG_PID => Some(Record::Pid(pid)),
         TAG_DONE => Some(Record::Done),
         TAG_READY => Some(Record::Ready),
+        TAG_STAGE => Some(Record::Stage(rec[1])),
         TAG_FAILED => {
             let kind = *KINDS.get(usize::from(rec[2]))?;
             let mut e = Error::bare(Stage::from_number(rec[1]), kind);
@@ -188,26 +204,37 @@ pub(crate) struct Receiver {
 pub(crate) struct Outcome {
     pub(crate) pid: Option<u32>,
     pub(crate) result: Result<(), Error>,
+    /// The daemon ended, or was killed, without cleaning up after itself (it died, or
+    /// the original gave up on it): the original removes the pid file it may have left.
+    pub(crate) left_behind: bool,
 }
 
 impl Receiver {
     /// Reads until the daemon reports stage 9 done or a failure and then closes the
-    /// status pipe (after stage 9, or by exiting after a failure), passing every chunk of set-up output to `on_output` and
-    /// into the captures. Closes the three descriptors.
+    /// status pipe (after stage 9, or by exiting after a failure), passing every chunk
+    /// of set-up output to `on_output` and into the captures. Closes the three
+    /// descriptors.
+    ///
+    /// By `deadline` (monotonic ms), or when `poll` fails, it gives up: the daemon is
+    /// killed (`SIGKILL`) and the error says which stage it was in (the stage records
+    /// come only with a deadline) or what failed.
     pub(crate) fn monitor(
         self,
         output: &mut Capture,
         error: &mut Capture,
         on_output: &mut dyn FnMut(Stream, &[u8]),
+        deadline: Option<(u64, u64)>,
     ) -> Outcome {
         let mut status = Status {
             fd: self.status,
             rec: [0u8; RECORD_LEN],
             have: 0,
             final_seen: false,
+            stage: 0,
             outcome: Outcome {
                 pid: None,
                 result: Ok(()),
+                left_behind: false,
             },
         };
         let mut outputs = [
@@ -215,7 +242,7 @@ impl Receiver {
             (self.stderr, Stream::Stderr, error),
         ];
         let mut chunk = [0u8; 1024];
-        loop {
+        let given_up = loop {
             let mut polled = [libc::pollfd {
                 fd: status.fd,
                 events: libc::POLLIN,
@@ -224,14 +251,25 @@ impl Receiver {
             polled[1].fd = outputs[0].0;
             polled[2].fd = outputs[1].0;
             if polled.iter().all(|p| p.fd < 0) {
-                break;
+                break None;
             }
             // Once the outcome is known (the status pipe closed), only drain what is
             // already buffered.
-            let timeout = if status.fd < 0 { 0 } else { -1 };
+            let timeout = match deadline {
+                _ if status.fd < 0 => 0,
+                None => -1,
+                Some((at, _)) => at
+                    .saturating_sub(sys::monotonic_ms())
+                    .min(c_int::MAX as u64) as c_int,
+            };
             match sys::poll_in(&mut polled, timeout) {
-                Ok(0) | Err(_) => break,
+                Ok(0) if status.fd >= 0 => {
+                    let (_, ms) = deadline.unwrap_or((0, 0));
+                    break Some(status.timed_out(ms));
+                }
+                Ok(0) => break None,
                 Ok(_) => {}
+                Err(e) => break Some(Error::os(Stage::Detach, e, "poll", b"(the report channel)")),
             }
             if polled[0].revents != 0 && status.fd >= 0 {
                 status.read();
@@ -241,11 +279,18 @@ impl Receiver {
                     pump(fd, *stream, capture, &mut chunk, on_output);
                 }
             }
-        }
-        for fd in [status.fd, outputs[0].0, outputs[1].0] {
-            if fd >= 0 {
-                sys::close(fd);
+        };
+        for (fd, _, _) in &mut outputs {
+            if *fd >= 0 {
+                sys::close(*fd);
+                *fd = -1;
             }
+        }
+        if let Some(e) = given_up {
+            status.give_up(e);
+        }
+        if status.fd >= 0 {
+            sys::close(status.fd);
         }
         status.outcome
     }
@@ -258,6 +303,8 @@ struct Status {
     have: usize,
     /// A final record (done, ready or failed) arrived.
     final_seen: bool,
+    /// The stage the daemon announced last (0: none announced).
+    stage: u8,
     outcome: Outcome,
 }
 
@@ -272,10 +319,14 @@ impl Status {
                 sys::close(self.fd);
                 self.fd = -1;
                 if !self.final_seen {
-                    let mut e =
-                        Error::new(None, ErrorKind::DaemonDied, "daemon exited during set-up");
+                    let mut e = Error::new(
+                        Stage::from_number(self.stage),
+                        ErrorKind::DaemonDied,
+                        "daemon exited during set-up",
+                    );
                     e.holder = self.outcome.pid;
                     self.outcome.result = Err(e);
+                    self.outcome.left_behind = true;
                 }
             }
             Ok(n) => {
@@ -284,6 +335,7 @@ impl Status {
                     self.have = 0;
                     match decode(&self.rec) {
                         Some(Record::Pid(pid)) => self.outcome.pid = Some(pid),
+                        Some(Record::Stage(n)) => self.stage = n,
                         Some(Record::Done) | Some(Record::Ready) => self.final_seen = true,
                         Some(Record::Failed(e)) => {
                             self.final_seen = true;
@@ -294,6 +346,56 @@ impl Status {
                 }
             }
         }
+    }
+
+    /// The deadline passed with the daemon still setting up.
+    #[cold]
+    fn timed_out(&self, ms: u64) -> Error {
+        let mut e = Error::new(
+            Some(Stage::from_number(self.stage).unwrap_or(Stage::Detach)),
+            ErrorKind::Timeout,
+            "no result within ",
+        );
+        e.push_detail(crate::decimal::Dec::new(ms as i64).as_bytes());
+        e.push_detail(b" ms; the daemon was killed");
+        e
+    }
+
+    /// The original process gives up on the daemon (`why`): learns its pid if it has
+    /// not yet (the record is in the pipe: the intermediate process wrote it before
+    /// the original reaped it), kills it, and waits a bounded time for its end of the
+    /// pipe to close.
+    #[cold]
+    #[inline(never)]
+    fn give_up(&mut self, mut why: Error) {
+        while self.fd >= 0 && self.outcome.pid.is_none() && !self.final_seen {
+            self.read();
+        }
+        if self.final_seen {
+            return; // it reported in the meantime: its own word stands
+        }
+        if let Some(pid) = self.outcome.pid {
+            let _ = sys::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+        if self.fd >= 0 && sys::set_nonblocking(self.fd).is_ok() {
+            let mut waits = KILLED_WAITS;
+            while self.fd >= 0 && waits > 0 {
+                match sys::read(self.fd, &mut self.rec) {
+                    Err(Errno::AGAIN) => {
+                        sys::sleep_ms(KILLED_PAUSE_MS);
+                        waits -= 1;
+                    }
+                    Ok(0) | Err(_) => {
+                        sys::close(self.fd);
+                        self.fd = -1;
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        why.holder = self.outcome.pid;
+        self.outcome.result = Err(why);
+        self.outcome.left_behind = true;
     }
 }
 
@@ -355,4 +457,58 @@ fn open_pipes(fds: &mut [c_int; 6]) -> Result<(), (Errno, &'static str, &'static
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_is_truncated_only_past_its_capacity() {
+        let mut c = Capture::default();
+        c.push(&[b'x'; CAPTURE_CAPACITY - 1]);
+        c.push(b"y");
+        assert_eq!(c.as_bytes().len(), CAPTURE_CAPACITY);
+        assert!(!c.is_truncated(), "exactly full is not truncated");
+        c.push(b"");
+        assert!(!c.is_truncated());
+        c.push(b"z");
+        assert!(c.is_truncated());
+        assert_eq!(c.as_bytes().len(), CAPTURE_CAPACITY);
+        assert_eq!(c.as_bytes()[CAPTURE_CAPACITY - 1], b'y');
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let mut e = Error::os(Stage::Redirect, Errno::NOENT, "open", b"/x");
+        e.holder = Some(77);
+        let (r, w) = sys::pipe().unwrap();
+        let rep = Reporter { fd: w };
+        rep.pid(4242);
+        rep.stage(Stage::CloseFiles);
+        rep.failed(&e);
+        sys::close(w);
+        let mut status = Status {
+            fd: r,
+            rec: [0; RECORD_LEN],
+            have: 0,
+            final_seen: false,
+            stage: 0,
+            outcome: Outcome {
+                pid: None,
+                result: Ok(()),
+                left_behind: false,
+            },
+        };
+        while status.fd >= 0 {
+            status.read();
+        }
+        assert_eq!(status.outcome.pid, Some(4242));
+        assert_eq!(status.stage, 8);
+        assert_eq!(status.outcome.result, Err(e));
+        assert!(
+            !status.outcome.left_behind,
+            "it reported: nothing left behind"
+        );
+    }
 }

@@ -95,15 +95,22 @@ impl Signal {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidConfig`] outside `1..=SIGRTMAX`.
+    /// [`ErrorKind::InvalidConfig`] outside `1..=SIGRTMAX`, and for the real-time signals
+    /// the C library reserves for itself (glibc's 32 and 33, musl's 32 to 34: those below
+    /// `SIGRTMIN`), which `sigaction` refuses, so that such a signal fails here, before
+    /// fork, rather than in stage 7.
     pub fn new(n: i32) -> Result<Signal, Error> {
-        if n >= 1 && n <= sys::sigrtmax() {
+        if n >= 1 && n <= sys::sigrtmax() && !is_reserved(n) {
             Ok(Signal(n))
         } else {
             let mut e = Error::new(
                 Some(Stage::Signals),
                 ErrorKind::InvalidConfig,
-                "no such signal: ",
+                if n >= 1 && n <= sys::sigrtmax() {
+                    "signal reserved by the C library: "
+                } else {
+                    "no such signal: "
+                },
             );
             e.push_detail(crate::decimal::Dec::new(i64::from(n)).as_bytes());
             Err(e)
@@ -126,7 +133,11 @@ impl Signal {
             e
         };
         if let Some(n) = crate::decimal::parse_u32(text.as_bytes()) {
-            return Signal::new(i32::try_from(n).map_err(|_| unknown())?).map_err(|_| unknown());
+            // A reserved number keeps its own message; anything else is unknown.
+            return match i32::try_from(n) {
+                Ok(n) if n >= 1 && n <= sys::sigrtmax() => Signal::new(n),
+                _ => Err(unknown()),
+            };
         }
         let mut upper = [0u8; 16];
         if text.len() > upper.len() {
@@ -140,7 +151,7 @@ impl Signal {
             name = rest;
         }
         if let Some(n) = realtime(name) {
-            return Signal::new(n).map_err(|_| unknown());
+            return Ok(Signal(n));
         }
         NAMES
             .iter()
@@ -163,25 +174,30 @@ impl Signal {
     }
 }
 
-/// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N`.
+/// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N`, with `N` no more than `RTMAX - RTMIN`:
+/// always a signal between `SIGRTMIN` and `SIGRTMAX` (never one the C library reserves).
 fn realtime(name: &[u8]) -> Option<c_int> {
-    let (base, rest, sign) = if let Some(rest) = name.strip_prefix(b"RTMIN") {
-        (libc::SIGRTMIN(), rest, 1)
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let (rest, from_max) = if let Some(rest) = name.strip_prefix(b"RTMIN") {
+        (rest, false)
     } else if let Some(rest) = name.strip_prefix(b"RTMAX") {
-        (libc::SIGRTMAX(), rest, -1)
+        (rest, true)
     } else {
         return None;
     };
-    if rest.is_empty() {
-        return Some(base);
-    }
-    let expected = if sign > 0 { b'+' } else { b'-' };
-    let (&op, digits) = rest.split_first()?;
-    if op != expected {
-        return None;
-    }
-    let n = crate::decimal::parse_u32(digits)? as c_int;
-    Some(base + sign * n)
+    let n = match rest.split_first() {
+        None => 0,
+        Some((&b'+', digits)) if !from_max => crate::decimal::parse_u32(digits)?,
+        Some((&b'-', digits)) if from_max => crate::decimal::parse_u32(digits)?,
+        Some(_) => return None,
+    };
+    let n = c_int::try_from(n).ok().filter(|&n| n <= max - min)?;
+    Some(if from_max { max - n } else { min + n })
+}
+
+/// Whether the C library keeps signal `n` for itself (`32 <= n < SIGRTMIN`).
+fn is_reserved(n: c_int) -> bool {
+    n >= 32 && n < libc::SIGRTMIN()
 }
 
 impl fmt::Debug for Signal {
@@ -275,28 +291,41 @@ extern "C" fn exit_on_signal(sig: c_int) {
     sys::exit_now(128 + sig)
 }
 
+/// The disposition `sig` gets from `map`.
+fn disposition(map: &SignalMap, sig: Signal) -> Disposition {
+    match map.action(sig) {
+        Action::Default => Disposition::Default,
+        Action::Ignore => Disposition::Ignore,
+        Action::Exit => Disposition::Handler(exit_on_signal),
+        Action::Handler(f) => Disposition::Handler(f),
+    }
+}
+
 /// Stage 7: unblock every signal, reset every disposition to the default (systemd
 /// daemon(7) steps 2-3), then install the signal map. Async-signal-safe.
+///
+/// With `channel_open` (a detached daemon still writing to the original process),
+/// `SIGPIPE` stays ignored, so that a launcher that went away makes those writes fail
+/// with `EPIPE` instead of killing the daemon; [`apply_pipe`] installs its disposition
+/// from the map once the channel is closed.
 ///
 /// Signals the C library reserves for itself (glibc's 32-33, musl's 32-34) can't be
 /// changed through `sigaction` (`EINVAL`) and are left as inherited, as systemd's
 /// `reset_all_signal_handlers` does.
-pub(crate) fn install(map: &SignalMap) -> Result<(), Error> {
+pub(crate) fn install(map: &SignalMap, channel_open: bool) -> Result<(), Error> {
     sys::unblock_all_signals().map_err(|e| Error::os(Stage::Signals, e, "sigprocmask", b""))?;
     for n in 1..=sys::sigrtmax() {
         let sig = Signal(n);
         if sig == Signal::KILL || sig == Signal::STOP {
             continue;
         }
-        let disposition = match map.action(sig) {
-            Action::Default => Disposition::Default,
-            Action::Ignore => Disposition::Ignore,
-            Action::Exit => Disposition::Handler(exit_on_signal),
-            Action::Handler(f) => Disposition::Handler(f),
+        let disposition = match sig {
+            Signal::PIPE if channel_open => Disposition::Ignore,
+            _ => disposition(map, sig),
         };
         match sys::sigaction(n, disposition) {
             // libc reserves a few real-time signals for itself (EINVAL): leave those.
-            Err(e) if e.raw() == libc::EINVAL && matches!(disposition, Disposition::Default) => {}
+            Err(e) if e.raw() == libc::EINVAL && is_reserved(n) => {}
             Err(e) => {
                 let number = crate::decimal::Dec::new(i64::from(n));
                 return Err(Error::os(Stage::Signals, e, "sigaction", number.as_bytes()));
@@ -305,4 +334,83 @@ pub(crate) fn install(map: &SignalMap) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `SIGPIPE`'s disposition from the map, once the report channel is closed (see
+/// [`install`]). Async-signal-safe. Nothing to do when the map ignores it.
+pub(crate) fn apply_pipe(map: &SignalMap) {
+    match disposition(map, Signal::PIPE) {
+        Disposition::Ignore => {}
+        d => {
+            let _ = sys::sigaction(libc::SIGPIPE, d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::format;
+    use std::string::ToString;
+
+    fn refused(text: &str) -> Error {
+        Signal::parse(text).expect_err(text)
+    }
+
+    #[test]
+    fn realtime_offsets_stay_between_rtmin_and_rtmax() {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        assert_eq!(Signal::parse("RTMIN").unwrap().number(), min);
+        assert_eq!(Signal::parse("SIGRTMIN+1").unwrap().number(), min + 1);
+        assert_eq!(Signal::parse("rtmax-1").unwrap().number(), max - 1);
+        let span = (max - min).to_string();
+        assert_eq!(
+            Signal::parse(&format!("RTMIN+{span}")).unwrap().number(),
+            max
+        );
+        assert_eq!(
+            Signal::parse(&format!("RTMAX-{span}")).unwrap().number(),
+            min
+        );
+        let beyond = (max - min + 1).to_string();
+        for text in [
+            format!("RTMIN+{beyond}"),
+            format!("RTMAX-{beyond}"),
+            "RTMAX-2147483648".to_string(), // overflowed (a panic in debug builds)
+            "RTMIN+4294967295".to_string(), // wrapped to SIGRTMIN-1
+            "RTMIN-1".to_string(),
+            "RTMAX+1".to_string(),
+            "RTMIN+".to_string(),
+        ] {
+            let e = refused(&text);
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{text}");
+            assert_eq!(e.detail(), format!("no such signal: {text}"));
+        }
+    }
+
+    #[test]
+    fn signals_the_c_library_reserves_are_refused_before_fork() {
+        for n in 32..libc::SIGRTMIN() {
+            let e = Signal::new(n).expect_err("reserved");
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+            assert_eq!(e.detail(), format!("signal reserved by the C library: {n}"));
+            let e = refused(&n.to_string());
+            assert_eq!(e.detail(), format!("signal reserved by the C library: {n}"));
+        }
+        assert!(Signal::new(libc::SIGRTMIN()).is_ok());
+        assert!(Signal::new(31).is_ok());
+        assert!(Signal::new(0).is_err());
+        assert!(Signal::new(libc::SIGRTMAX() + 1).is_err());
+        assert_eq!(refused("0").detail(), "no such signal: 0");
+        assert_eq!(refused("4294967295").detail(), "no such signal: 4294967295");
+    }
+
+    #[test]
+    fn names_parse_case_blind_with_or_without_sig() {
+        assert_eq!(Signal::parse("sigterm").unwrap(), Signal::TERM);
+        assert_eq!(Signal::parse("Hup").unwrap(), Signal::HUP);
+        assert!(Signal::parse("SIGVERYLONGNAMEXX").is_err());
+    }
 }

@@ -3,7 +3,9 @@
 use crate::daemon::{Role, State};
 use crate::detach::{self, Detached};
 use crate::fds::{self, KeepList};
-use crate::{ids, process, signals, stdio, Config, Error, ErrorKind, Stage};
+use core::ffi::c_int;
+
+use crate::{ids, process, signals, stdio, sys, Config, Error, ErrorKind, Stage, Stdio};
 
 /// The stage primitives, handed to [`Run`](crate::Run)'s stage overrides.
 ///
@@ -49,11 +51,30 @@ impl<'a> Stages<'_, 'a> {
             ));
         }
         let fork = detach::decide(self.config.detach);
-        match detach::detach(fork, self.state.check_threads)? {
-            Detached::Daemon { reporter, forked } => {
+        // `Stdio::Fd(1)` / `Fd(2)` mean the launcher's stdout / stderr, which a detached
+        // daemon's own 1 and 2 are not until stage 9 (they carry set-up output).
+        let stdio = &self.config.stdio;
+        let keep: [bool; 3] =
+            core::array::from_fn(|n| n > 0 && stdio.contains(&Some(Stdio::Fd(n as c_int))));
+        match detach::detach(fork, self.state.check_threads, keep)? {
+            Detached::Daemon {
+                reporter,
+                forked,
+                pipe,
+                copies,
+            } => {
                 self.state.role = Role::Daemon;
                 self.state.reporter = reporter;
                 self.state.forked = forked;
+                self.state.pipe = pipe;
+                self.state.copies = copies;
+                for target in self.config.stdio.iter_mut().flatten() {
+                    if let Stdio::Fd(fd @ 1..=2) = target {
+                        if copies[*fd as usize] >= 0 {
+                            *fd = copies[*fd as usize];
+                        }
+                    }
+                }
                 Ok(())
             }
             Detached::Original { receiver, child } => {
@@ -61,14 +82,18 @@ impl<'a> Stages<'_, 'a> {
                 self.state.pending = Some((receiver, child));
                 // The lock now belongs to the daemon's copy of the descriptor.
                 if let Some(pid_file) = &mut self.config.pid_file {
-                    pid_file.close();
+                    pid_file.hand_over();
+                }
+                if self.state.cwd >= 0 {
+                    sys::close(self.state.cwd);
+                    self.state.cwd = -1;
                 }
                 Err(Error::bare(Some(Stage::Detach), ErrorKind::Detached))
             }
         }
     }
 
-    /// Stage 2: core dumps off (`RLIMIT_CORE` 0/0) when
+    /// Stage 2: core dumps off (`RLIMIT_CORE` 0/0, `PR_SET_DUMPABLE` 0) when
     /// [`prevent_core`](Config::prevent_core) is set.
     ///
     /// # Errors
@@ -141,7 +166,9 @@ impl<'a> Stages<'_, 'a> {
 
     /// Stage 7: unblock all signals, reset every disposition to the default, then
     /// install the signal map. Signals the C library reserves (glibc 32-33, musl 32-34)
-    /// are left as inherited: `sigaction` refuses them.
+    /// are left as inherited: `sigaction` refuses them. In a detached daemon `SIGPIPE`
+    /// stays ignored until the report channel closes after stage 9, then gets the
+    /// map's disposition.
     ///
     /// # Errors
     ///
@@ -150,11 +177,19 @@ impl<'a> Stages<'_, 'a> {
     /// Override: implement [`Run::stage7`](crate::Run::stage7); call this from the
     /// override to keep the default work.
     pub fn signals(&mut self) -> Result<(), Error> {
-        signals::install(&self.config.signals)
+        let channel_open = self.state.reporter.is_some();
+        signals::install(&self.config.signals, channel_open)?;
+        self.state.pipe_from_map = channel_open;
+        Ok(())
     }
 
     /// Stage 8: close every descriptor above 2 except `inherit_files`, the pid file,
     /// descriptors given as stdio targets and the report channel.
+    ///
+    /// A descriptor your code still owns (a `File`, a listener captured by the daemon)
+    /// and did not pass to [`inherit_file`](Config::inherit_file) is closed here: later
+    /// reads fail with `EBADF` or reach whatever reuses the number, and std aborts when
+    /// it drops it ("IO Safety violation").
     ///
     /// # Errors
     ///
@@ -178,6 +213,7 @@ impl<'a> Stages<'_, 'a> {
         if let Some(reporter) = &self.state.reporter {
             keep.insert(reporter.fd);
         }
+        keep.insert(self.state.cwd);
         fds::close_inherited(&keep, self.state.close_method)
     }
 
@@ -191,6 +227,13 @@ impl<'a> Stages<'_, 'a> {
     /// Override: implement [`Run::stage9`](crate::Run::stage9); call this from the
     /// override to keep the default work.
     pub fn redirect(&mut self) -> Result<(), Error> {
-        stdio::redirect(&self.config.stdio, self.state.forked)
+        let result = stdio::redirect(&self.config.stdio, self.state.forked, self.state.cwd);
+        for fd in self.state.copies.iter_mut().chain([&mut self.state.cwd]) {
+            if *fd >= 0 {
+                sys::close(*fd);
+                *fd = -1;
+            }
+        }
+        result
     }
 }

@@ -8,6 +8,10 @@ use crate::{sys, Error, Stage};
 ///
 /// Unset streams go to `/dev/null` when the daemon detached, and are left as they are
 /// when it did not (started by init or inetd: stdio is the supervisor's or the socket).
+///
+/// A relative [`Path`](Stdio::Path) is the launcher's: it is opened in the directory the
+/// process was in when the stages began (stage 5 has changed directory by stage 9), as
+/// FreeBSD's daemon(8) opens its output in the caller's directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stdio<'a> {
     /// `/dev/null`.
@@ -15,16 +19,39 @@ pub enum Stdio<'a> {
     /// This file: read-only for stdin; for stdout and stderr opened for appending and
     /// created if missing (mode 0666 less the daemon's umask, so 0600 by default).
     Path(&'a CStr),
-    /// A copy of this open descriptor (it is kept through stage 8).
+    /// A copy of this open descriptor (it is kept through stage 8). `Fd(1)` and `Fd(2)`
+    /// are the launcher's stdout and stderr, also in a detached daemon, whose own 1 and
+    /// 2 carry its set-up output to the original process until stage 9 (stage 1 copies
+    /// the launcher's before the report pipes take those numbers).
     Fd(c_int),
 }
 
-const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
+pub(crate) const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
 
-/// Stage 9. Opens every target first, so a bad path fails before any stream has
-/// changed, then `dup2`s them onto 0, 1 and 2 (skipping a target that already is the
-/// stream). Async-signal-safe.
-pub(crate) fn redirect(streams: &[Option<Stdio<'_>>; 3], detached: bool) -> Result<(), Error> {
+/// Before stage 1, in the launcher: when a stage-9 path is relative, the launcher's
+/// working directory, opened (`O_PATH`) so that stage 9 opens that path there, as
+/// FreeBSD's daemon(8) does, and not in stage 5's directory. -1 when no path is
+/// relative. Async-signal-safe.
+pub(crate) fn launcher_directory(streams: &[Option<Stdio<'_>>; 3]) -> Result<c_int, Error> {
+    let relative = streams
+        .iter()
+        .any(|s| matches!(s, Some(Stdio::Path(p)) if p.to_bytes().first() != Some(&b'/')));
+    if !relative {
+        return Ok(-1);
+    }
+    sys::open(c".", libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| Error::os(Stage::Redirect, e, "open", b". (for relative stdio paths)"))
+}
+
+/// Stage 9. Opens every target first (a relative path in `dir`, the launcher's working
+/// directory, or the current one when `dir` is -1), so a bad path fails before any
+/// stream has changed, then `dup2`s them onto 0, 1 and 2 (skipping a target that
+/// already is the stream). Async-signal-safe.
+pub(crate) fn redirect(
+    streams: &[Option<Stdio<'_>>; 3],
+    detached: bool,
+    dir: c_int,
+) -> Result<(), Error> {
     let mut sources: [c_int; 3] = [-1; 3];
     let mut opened: [c_int; 3] = [-1; 3];
     let mut null: c_int = -1;
@@ -35,7 +62,7 @@ pub(crate) fn redirect(streams: &[Option<Stdio<'_>>; 3], detached: bool) -> Resu
             None if detached => Stdio::Null,
             None => continue,
         };
-        match open_target(n, target, &mut null, &mut opened[n]) {
+        match open_target(n, target, dir, &mut null, &mut opened[n]) {
             Ok(fd) => sources[n] = fd,
             Err(e) => {
                 let path = match target {
@@ -74,6 +101,7 @@ pub(crate) fn redirect(streams: &[Option<Stdio<'_>>; 3], detached: bool) -> Resu
 fn open_target(
     n: usize,
     target: Stdio<'_>,
+    dir: c_int,
     null: &mut c_int,
     opened: &mut c_int,
 ) -> Result<c_int, crate::Errno> {
@@ -87,7 +115,8 @@ fn open_target(
             } else {
                 libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND
             };
-            sys::open(path, flags | libc::O_NOCTTY, 0o666).inspect(|&fd| *opened = fd)
+            let dir = if dir >= 0 { dir } else { libc::AT_FDCWD };
+            sys::openat(dir, path, flags | libc::O_NOCTTY, 0o666).inspect(|&fd| *opened = fd)
         }
     }
 }

@@ -141,6 +141,14 @@ pub(crate) fn dup_at_least(fd: c_int, min: c_int) -> Result<c_int> {
     check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
 }
 
+/// `fcntl(F_SETFL, O_NONBLOCK)` (other status flags kept). Async-signal-safe.
+pub(crate) fn set_nonblocking(fd: c_int) -> Result<()> {
+    // SAFETY: F_GETFL and F_SETFL take ints and touch no memory.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}
+
 /// `fcntl(F_GETFD)`—Whether `fd` is open (`EBADF` if not). Async-signal-safe.
 pub(crate) fn fd_is_open(fd: c_int) -> bool {
     // SAFETY: F_GETFD takes no argument and touches no memory.
@@ -149,19 +157,30 @@ pub(crate) fn fd_is_open(fd: c_int) -> bool {
 
 /// `open(2)`; the result is moved to 3 or above so it never lands on stdio.
 /// Async-signal-safe.
-#[inline(never)]
 pub(crate) fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<c_int> {
-    // A raw openat: musl's open() follows O_CLOEXEC with an fcntl(F_SETFD) for kernels
-    // before 2.6.23, one system call per open that Linux has not needed since 2007.
-    // SAFETY: path is a valid NUL-terminated string for the duration of the call.
+    openat(libc::AT_FDCWD, path, flags, mode)
+}
+
+/// `openat(2)` relative to the directory `dir` (`AT_FDCWD`: the working directory),
+/// always with `O_CLOEXEC` and `O_LARGEFILE`; the result is moved to 3 or above so it
+/// never lands on stdio. Async-signal-safe.
+///
+/// A raw system call: musl's `open()` follows `O_CLOEXEC` with an `fcntl(F_SETFD)` for
+/// kernels before 2.6.23, one call per open that Linux has not needed since 2007. The
+/// raw call gets no `O_LARGEFILE` from the C library, so it is added here: without it
+/// a 32-bit process can't open a file of 2 GiB or more (`EOVERFLOW`) nor grow one past
+/// 2 GiB − 1 (`EFBIG`). (On 64-bit targets the kernel sets it itself.)
+#[inline(never)]
+pub(crate) fn openat(dir: c_int, path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<c_int> {
     let fd = retry(|| {
-        // SAFETY: as above; openat's integer arguments need no memory.
+        // SAFETY: path is a valid NUL-terminated string for the duration of the call;
+        // the other arguments are integers.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_openat,
-                libc::AT_FDCWD,
+                dir,
                 path.as_ptr(),
-                flags | libc::O_CLOEXEC,
+                flags | libc::O_CLOEXEC | libc::O_LARGEFILE,
                 mode as c_int,
             )
         };
@@ -260,12 +279,13 @@ pub(crate) struct FileId {
     pub(crate) ino: u64,
 }
 
-/// File type bits and identity, from `fstat`/`lstat`.
+/// File type bits, identity, links and owner, from `fstat`/`lstat`.
 #[derive(Clone, Copy)]
 pub(crate) struct Stat {
     pub(crate) id: FileId,
     pub(crate) mode: u32,
     pub(crate) nlink: u64,
+    pub(crate) uid: libc::uid_t,
 }
 
 fn stat_of(st: &libc::stat) -> Stat {
@@ -276,6 +296,7 @@ fn stat_of(st: &libc::stat) -> Stat {
         },
         mode: st.st_mode as u32,
         nlink: st.st_nlink as u64,
+        uid: st.st_uid,
     }
 }
 
@@ -332,6 +353,15 @@ pub(crate) fn no_core_dumps() -> Result<()> {
     };
     // SAFETY: zero is a valid rlimit for the duration of the call.
     check(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) }).map(drop)
+}
+
+/// `prctl(PR_SET_DUMPABLE, 0)`—No core dump even when `core_pattern` pipes to a
+/// program (which ignores `RLIMIT_CORE`), and no `ptrace` attach or `/proc/PID/fd`
+/// reading by the same user. Reset by `execve` of an ordinary program. One system call
+/// (async-signal-safe in practice; not in POSIX's list).
+pub(crate) fn not_dumpable() -> Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) }).map(drop)
 }
 
 /// `getrlimit(RLIMIT_NOFILE)`—The soft limit on open files. Async-signal-safe.
@@ -410,6 +440,35 @@ pub(crate) fn sigaction(sig: c_int, disposition: Disposition) -> Result<()> {
     sa.sa_flags = libc::SA_RESTART;
     // SAFETY: sa is initialised above; a null old-action pointer is allowed.
     check(unsafe { libc::sigaction(sig, &sa, core::ptr::null_mut()) }).map(drop)
+}
+
+/// A signal's disposition as it was, saved by [`ignore_saving`] to be put back by
+/// [`restore`].
+#[derive(Clone, Copy)]
+pub(crate) struct Saved(libc::sigaction);
+
+impl core::fmt::Debug for Saved {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Saved")
+    }
+}
+
+/// `sigaction(2)`: ignores `sig`, returning its disposition until now. Async-signal-safe.
+pub(crate) fn ignore_saving(sig: c_int) -> Result<Saved> {
+    // SAFETY: all-zero bytes are a valid struct sigaction (null handler, empty mask, no flags).
+    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
+    sa.sa_sigaction = libc::SIG_IGN;
+    // SAFETY: as above.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: sa is initialised and old is writable, both for the duration of the call.
+    check(unsafe { libc::sigaction(sig, &sa, &mut old) })?;
+    Ok(Saved(old))
+}
+
+/// `sigaction(2)`: puts back a disposition [`ignore_saving`] saved. Async-signal-safe.
+pub(crate) fn restore(sig: c_int, saved: &Saved) -> Result<()> {
+    // SAFETY: saved.0 was filled by the kernel; a null old-action pointer is allowed.
+    check(unsafe { libc::sigaction(sig, &saved.0, core::ptr::null_mut()) }).map(drop)
 }
 
 /// The highest signal number (`SIGRTMAX`). Async-signal-safe.
@@ -502,12 +561,24 @@ pub(crate) fn getdents64(fd: c_int, buf: &mut [u8]) -> Result<usize> {
     }
 }
 
-/// Lock operations on a pid file: Linux open-file-description locks (`F_OFD_SETLK`,
-/// Linux 3.15), which belong to the open file and so survive fork, unlike classic
-/// `fcntl` record locks. Kernels without them (`EINVAL`) fall back to `flock(2)`,
-/// which has the same ownership rules.
+/// Lock operations on a pid file. Two locks are taken on the same open file:
+///
+/// - an open-file-description lock (`F_OFD_SETLK`, Linux 3.15), which belongs to the
+///   open file and so survives fork, unlike classic `fcntl` record locks, and conflicts
+///   with those (Python's `fcntl.lockf`, lockfile libraries);
+/// - a `flock(2)` lock, which Linux keeps apart from `fcntl`'s, for the programs that use
+///   it (FreeBSD's pidfile(3), util-linux `flock`, the `daemonize` crate). Same owner
+///   rules: it belongs to the open file and survives fork and exec.
+///
+/// Either held by someone else means "held". Kernels without OFD locks (`EINVAL`) get
+/// the `flock` alone.
 pub(crate) mod lock {
     use super::*;
+
+    /// How many times a contested `flock` is retried, [`FLOCK_PAUSE_MS`] apart: a
+    /// holder query ([`is_held`]) takes a shared `flock` for an instant.
+    const FLOCK_TRIES: u32 = 20;
+    const FLOCK_PAUSE_MS: u32 = 1;
 
     fn whole_file(kind: c_int) -> libc::flock {
         // SAFETY: all-zero bytes are a valid struct flock (and clear any padding fields).
@@ -517,46 +588,60 @@ pub(crate) mod lock {
         fl
     }
 
-    /// Takes the exclusive lock without waiting: `Err(EAGAIN)` while another open
-    /// file holds it. Async-signal-safe.
-    pub(crate) fn try_exclusive(fd: c_int) -> Result<()> {
-        let fl = whole_file(libc::F_WRLCK);
-        // SAFETY: fl is a valid struct flock for the duration of the call.
-        match check(unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) }) {
+    fn flock(fd: c_int, op: c_int) -> Result<()> {
+        // SAFETY: flock takes ints and touches no memory.
+        match check(unsafe { libc::flock(fd, op) }) {
             Ok(_) => Ok(()),
-            Err(Errno::INVAL) => {
-                // SAFETY: flock takes ints and touches no memory.
-                match check(unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }) {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.raw() == libc::EWOULDBLOCK => Err(Errno::AGAIN),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) if e.raw() == libc::EACCES || e.raw() == libc::EWOULDBLOCK => Err(Errno::AGAIN),
+            Err(e) if e.raw() == libc::EWOULDBLOCK => Err(Errno::AGAIN),
             Err(e) => Err(e),
         }
     }
 
-    /// Whether some open file holds the lock on `fd`'s file, without taking it
-    /// (`F_OFD_GETLK`), so asking never makes a concurrent start fail. Where OFD locks
-    /// are missing, a shared `flock` probe answers instead.
+    /// Takes both exclusive locks without waiting (beyond [`FLOCK_TRIES`] short
+    /// retries): `Err(EAGAIN)` while another open file holds either. On failure the
+    /// caller closes `fd`, which drops what was taken. Async-signal-safe.
+    pub(crate) fn try_exclusive(fd: c_int) -> Result<()> {
+        let fl = whole_file(libc::F_WRLCK);
+        // SAFETY: fl is a valid struct flock for the duration of the call.
+        match check(unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) }) {
+            Ok(_) | Err(Errno::INVAL) => {}
+            Err(e) if e.raw() == libc::EACCES || e.raw() == libc::EWOULDBLOCK => {
+                return Err(Errno::AGAIN)
+            }
+            Err(e) => return Err(e),
+        }
+        // Counted down through `black_box`, so that an optimising build does not
+        // unroll the retries.
+        let mut tries = core::hint::black_box(FLOCK_TRIES);
+        loop {
+            match flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
+                Err(Errno::AGAIN) if tries > 1 => {
+                    tries -= 1;
+                    sleep_ms(FLOCK_PAUSE_MS);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether some other open file holds a lock of any kind on `fd`'s file, without
+    /// taking it: `F_OFD_GETLK` answers for OFD and `fcntl` locks; only when it says
+    /// "free" is a shared `flock` tried and dropped at once (a start racing with that
+    /// instant retries its own `flock`, see [`try_exclusive`]).
     pub(crate) fn is_held(fd: c_int) -> Result<bool> {
         let mut fl = whole_file(libc::F_WRLCK);
         // SAFETY: fl is a valid, writable struct flock for the duration of the call.
         match check(unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut fl) }) {
-            Ok(_) => Ok(fl.l_type as c_int != libc::F_UNLCK),
-            Err(Errno::INVAL) => {
-                // SAFETY: flock takes ints and touches no memory.
-                match check(unsafe { libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) }) {
-                    Ok(_) => {
-                        // SAFETY: as above.
-                        unsafe { libc::flock(fd, libc::LOCK_UN) };
-                        Ok(false)
-                    }
-                    Err(e) if e.raw() == libc::EWOULDBLOCK => Ok(true),
-                    Err(e) => Err(e),
-                }
+            Ok(_) if fl.l_type as c_int != libc::F_UNLCK => return Ok(true),
+            Ok(_) | Err(Errno::INVAL) => {}
+            Err(e) => return Err(e),
+        }
+        match flock(fd, libc::LOCK_SH | libc::LOCK_NB) {
+            Ok(()) => {
+                let _ = flock(fd, libc::LOCK_UN);
+                Ok(false)
             }
+            Err(Errno::AGAIN) => Ok(true),
             Err(e) => Err(e),
         }
     }

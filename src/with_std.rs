@@ -14,8 +14,8 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::{
-    target, Action, Activated, Config, Daemon, Detach, Error, ErrorKind, PidLockFile, ProcessIds,
-    Signal, Stage, Stdio,
+    target, Action, Activated, Capture, Config, Daemon, Detach, Error, ErrorKind, PidLockFile,
+    ProcessIds, Signal, Stage, Stdio,
 };
 
 /// A user looked up by a setter.
@@ -142,13 +142,32 @@ pub struct Builder {
 /// (the owned counterpart of the core's [`Started`](crate::Started)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+#[non_exhaustive]
 pub struct Launched {
     /// The daemon's process id.
     pub pid: u32,
-    /// What the daemon wrote to stdout during set-up.
+    /// What the daemon wrote to stdout during set-up (the first
+    /// [`CAPTURE_CAPACITY`](crate::CAPTURE_CAPACITY) bytes).
     pub output: String,
-    /// What the daemon wrote to stderr during set-up.
+    /// What the daemon wrote to stderr during set-up (the first
+    /// [`CAPTURE_CAPACITY`](crate::CAPTURE_CAPACITY) bytes).
     pub error: String,
+    /// The daemon wrote more to stdout than `output` holds.
+    pub output_truncated: bool,
+    /// The daemon wrote more to stderr than `error` holds.
+    pub error_truncated: bool,
+}
+
+impl Launched {
+    fn from_started(s: &crate::Started<'_>) -> Launched {
+        Launched {
+            pid: s.pid,
+            output: lossy(s.output.as_bytes()),
+            error: lossy(s.error.as_bytes()),
+            output_truncated: s.output.is_truncated(),
+            error_truncated: s.error.is_truncated(),
+        }
+    }
 }
 
 /// Starting failed: the core [`Error`] (stage, errno, value) and what the daemon wrote
@@ -162,16 +181,20 @@ struct Failure {
     error: Error,
     output: String,
     stderr: String,
+    output_truncated: bool,
+    stderr_truncated: bool,
 }
 
 impl StartError {
     #[cold]
     #[inline(never)]
-    fn new(error: Error, output: &[u8], stderr: &[u8]) -> StartError {
+    fn new(error: Error, output: &Capture, stderr: &Capture) -> StartError {
         StartError(std::boxed::Box::new(Failure {
             error,
-            output: lossy(output),
-            stderr: lossy(stderr),
+            output: lossy(output.as_bytes()),
+            stderr: lossy(stderr.as_bytes()),
+            output_truncated: output.is_truncated(),
+            stderr_truncated: stderr.is_truncated(),
         }))
     }
 
@@ -189,13 +212,24 @@ impl StartError {
     pub fn stderr(&self) -> &str {
         &self.0.stderr
     }
+
+    /// The daemon wrote more to stdout than [`output`](Self::output) holds
+    /// ([`CAPTURE_CAPACITY`](crate::CAPTURE_CAPACITY) bytes).
+    pub fn output_truncated(&self) -> bool {
+        self.0.output_truncated
+    }
+
+    /// The daemon wrote more to stderr than [`stderr`](Self::stderr) holds.
+    pub fn stderr_truncated(&self) -> bool {
+        self.0.stderr_truncated
+    }
 }
 
 impl From<Error> for StartError {
     #[cold]
     #[inline(never)]
     fn from(error: Error) -> StartError {
-        StartError::new(error, b"", b"")
+        StartError::new(error, &Capture::default(), &Capture::default())
     }
 }
 
@@ -205,6 +239,9 @@ impl core::fmt::Display for StartError {
         let stderr = self.0.stderr.trim_end_matches(['\n', '\r', ' ', '\t']);
         if !stderr.is_empty() {
             write!(f, "\n{stderr}")?;
+        }
+        if self.0.stderr_truncated {
+            write!(f, "\n(cut at {} bytes)", crate::CAPTURE_CAPACITY)?;
         }
         Ok(())
     }
@@ -236,6 +273,13 @@ impl From<Error> for io::Error {
         };
         io::Error::new(kind, e)
     }
+}
+
+/// After `run()` returns in a daemon: what `print!` left in std's stdout buffer is
+/// written before the daemon `_exit`s (which flushes nothing).
+pub(crate) fn flush_stdout() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
 }
 
 impl Error {
@@ -417,7 +461,17 @@ impl Builder {
         self
     }
 
-    /// Stage 8: keep this descriptor open in the daemon.
+    /// How long `start` waits for the daemon to finish its stages; then the daemon is
+    /// killed, what it left is removed, and `start` fails naming the stage it was in
+    /// (see [`Config::start_timeout`]).
+    pub fn start_timeout(mut self, timeout: core::time::Duration) -> Builder {
+        self.config.start_timeout(timeout);
+        self
+    }
+
+    /// Stage 8: keep this descriptor open in the daemon. Anything the closure captures
+    /// that owns a descriptor (a listener, a `File`) must be passed here: stage 8 closes
+    /// every other descriptor above 2.
     pub fn inherit_file(self, fd: &impl AsRawFd) -> Builder {
         self.set_inherit_file(fd.as_raw_fd())
     }
@@ -428,12 +482,14 @@ impl Builder {
         self
     }
 
-    /// Stage 9: stdin from this file.
+    /// Stage 9: stdin from this file. A relative path is the launcher's working
+    /// directory's, as for [`stdout`](Self::stdout).
     pub fn stdin(self, path: impl AsRef<Path>) -> Builder {
         self.set_stdio_path(0, path.as_ref())
     }
 
-    /// Stage 9: stdout appended to this file.
+    /// Stage 9: stdout appended to this file. A relative path is resolved against the
+    /// launcher's working directory (where `start` is called), not the daemon's.
     pub fn stdout(self, path: impl AsRef<Path>) -> Builder {
         self.set_stdio_path(1, path.as_ref())
     }
@@ -543,22 +599,19 @@ impl Builder {
     /// `start` past the closure's type: compiled once, not once per closure.
     fn launch(self, f: &mut dyn FnMut() -> i32) -> Result<Launched, StartError> {
         self.with_daemon(f, |daemon| match daemon.start() {
-            Ok(s) => Ok(Launched {
-                pid: s.pid,
-                output: lossy(s.output.as_bytes()),
-                error: lossy(s.error.as_bytes()),
-            }),
-            Err(error) => Err(StartError::new(
-                error,
-                daemon.output().as_bytes(),
-                daemon.error().as_bytes(),
-            )),
+            Ok(s) => Ok(Launched::from_started(&s)),
+            Err(error) => Err(StartError::new(error, daemon.output(), daemon.error())),
         })
     }
 
     /// Runs the nine stages and returns inside the daemon (the seed's foreground-or-
     /// daemon pattern); the original process prints the daemon's set-up output and
-    /// exits 0, or 1 on failure.
+    /// exits 0, or 1 on failure. Nothing is allocated or freed in the daemon on the way
+    /// (the builder's C strings are kept for the daemon's life).
+    ///
+    /// Stage 8 has closed every descriptor not kept: a `File` or socket opened before
+    /// this call and used after it must have been passed to
+    /// [`inherit_file`](Self::inherit_file).
     ///
     /// # Errors
     ///
@@ -590,8 +643,14 @@ impl Builder {
             working_directory,
             stdio_paths,
             allow_threads,
-            ..
+            user,
+            group,
+            groups,
+            ids: _,
+            refused: _,
         } = self;
+        // Whatever holds heap memory and is not needed any more goes now, before fork.
+        drop((user, group, groups));
         // Checked by the setters: nothing can fail from here on.
         if let Some(dir) = &working_directory {
             config.working_directory = dir;
@@ -610,7 +669,14 @@ impl Builder {
                 daemon.allow_threads();
             }
         }
-        go(&mut daemon)
+        let result = go(&mut daemon);
+        if daemon.in_detached_daemon() {
+            // `activate` returned inside the daemon: nothing is freed there (another
+            // thread of the launcher may have held the allocator's lock at fork): the C
+            // strings stay for the daemon's life. (The `Daemon` holds no heap memory.)
+            core::mem::forget((working_directory, stdio_paths));
+        }
+        result
     }
 }
 
@@ -702,6 +768,23 @@ mod tests {
             (Some(Stage::Redirect), ErrorKind::InvalidConfig)
         );
         assert!(e.detail().ends_with(": 3"), "{e}");
+    }
+
+    #[test]
+    fn truncation_reaches_launched_and_start_error() {
+        let mut output = Capture::default();
+        output.push(&[b'x'; crate::CAPTURE_CAPACITY + 1]);
+        let error = Capture::default();
+        let started = crate::Started {
+            pid: 7,
+            output: &output,
+            error: &error,
+        };
+        let launched = Launched::from_started(&started);
+        assert!(launched.output_truncated && !launched.error_truncated);
+        let e = StartError::new(Error::new(None, ErrorKind::Custom, "x"), &error, &output);
+        assert!(!e.output_truncated() && e.stderr_truncated());
+        assert!(e.to_string().ends_with("(cut at 4096 bytes)"), "{e}");
     }
 
     #[test]
