@@ -74,6 +74,11 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
     for sig in [Signal::TSTP, Signal::TTIN, Signal::TTOU] {
         prepared = prepared.and_then(|()| config.signal(sig, Action::Default).map(drop));
     }
+    if opts.supervise {
+        // The supervisor writes to the original process once PROGRAM runs, and that
+        // process may be gone by then (killed, Ctrl-C): never die of SIGPIPE.
+        prepared = prepared.and_then(|()| config.signal(Signal::PIPE, Action::Ignore).map(drop));
+    }
     if let Err(e) = prepared {
         Msg::error().error_of(&e).to(2);
         return 1;

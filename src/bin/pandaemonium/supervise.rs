@@ -262,6 +262,8 @@ fn spawn(program: &Program<'_>) -> Result<u32, Errno> {
             for sig in WAITED {
                 sys::default_disposition(sig);
             }
+            // Ignored dispositions survive exec: PROGRAM gets SIGPIPE's default back.
+            sys::default_disposition(libc::SIGPIPE);
             let _ = sys::unblock_all();
             let e = program.exec();
             report::send(write_end, Record::ExecFailed(e));
