@@ -5,8 +5,8 @@
 //! failed, 2 bad usage, 9 watchdog. The daemon's run() writes a report file when
 //! `--report PATH` is given (what it sees from inside), then waits for signals.
 //!
-//! With `PDM_ALLOC_TRAP=1` the global allocator aborts on any allocation in the daemon
-//! between fork and run().
+//! With `PDM_ALLOC_TRAP=1` the C allocator (which Rust's goes through) aborts the
+//! daemon on any allocation or deallocation between fork and run() (`alloc_trap.rs`).
 
 use std::ffi::{c_int, CString};
 use std::io::Write;

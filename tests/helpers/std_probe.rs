@@ -1,7 +1,7 @@
 //! Test helper for the std layer (`Builder`, `PidFileGuard`, `io::Error`).
 //!
-//! Modes print `key=value` lines; with `PDM_ALLOC_TRAP=1` the allocator aborts on any
-//! allocation in the daemon between fork and the closure.
+//! Modes print `key=value` lines; with `PDM_ALLOC_TRAP=1` the C allocator aborts the
+//! daemon on any allocation or deallocation between fork and the closure.
 
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
