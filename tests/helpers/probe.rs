@@ -59,6 +59,9 @@ struct Probe {
     inspectable: bool,
     /// `--poll-fail`: the original process's monitor gets a `poll` error.
     poll_fail: bool,
+    /// `--open-in-stage N`: in stage N, open `/dev/null` and say `stage_fd=FD` on
+    /// stdout (set-up output): where a file opened by a stage override lands.
+    open_stage: u8,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -121,6 +124,13 @@ impl Probe {
         if self.free_stage == n {
             drop(self.preallocated.take());
         }
+        if self.open_stage == n {
+            // SAFETY: open with a valid path; the descriptor is closed below.
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+            raw_write(1, format!("stage_fd={fd}\n").as_bytes());
+            // SAFETY: closing the descriptor opened above.
+            unsafe { libc::close(fd) };
+        }
         if n == 2 && self.say_bytes > 0 {
             raw_write(1, &vec![b'x'; self.say_bytes]);
         }
@@ -166,7 +176,7 @@ impl Run for Probe {
                 "pid={pid}\nsetuid0={setuid0}\nsetuid0_errno={}\n",
                 if setuid0 == 0 { 0 } else { errno }
             );
-            for name in ["TSTP", "TTIN", "TTOU", "TERM", "HUP"] {
+            for name in ["TSTP", "TTIN", "TTOU", "TERM", "HUP", "PIPE", "RTMAX"] {
                 let sig = Signal::parse(name).unwrap();
                 // SAFETY: all-zero bytes are a valid struct sigaction.
                 let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -205,7 +215,16 @@ impl Run for Probe {
             // SAFETY: getppid cannot fail.
             let ppid = unsafe { libc::getppid() };
             text += &format!("ppid={ppid}\n");
-            let fds: Vec<String> = (0..64)
+            // Every number below the hard limit (a descriptor can sit above the soft one).
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit into a local.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+            #[allow(clippy::unnecessary_cast)] // rlim_t is 32-bit on 32-bit glibc
+            let top = (lim.rlim_max as u64).min(1 << 20) as c_int;
+            let fds: Vec<String> = (0..top)
                 // SAFETY: F_GETFD on any number only reads the descriptor table.
                 .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
                 .map(|fd| fd.to_string())
@@ -494,6 +513,41 @@ fn main() {
             "--write-in-run" => probe.write_in_run = Some(CString::new(next(&mut i)).unwrap()),
             "--inspectable" => probe.inspectable = true,
             "--poll-fail" => probe.poll_fail = true,
+            "--open-in-stage" => probe.open_stage = next(&mut i).parse().unwrap(),
+            "--close-fd" => {
+                // std's runtime reopens closed 0-2 on /dev/null before main: close one
+                // here to launch as a shell's `<&-` would a C program.
+                // SAFETY: closing a descriptor of our own.
+                unsafe { libc::close(next(&mut i).parse().unwrap()) };
+            }
+            "--ignore-signal" => {
+                // The launcher ignores this signal: stage 7 must reset it.
+                let sig = Signal::parse(&next(&mut i)).unwrap_or_else(|e| print_err(&e, None));
+                // SAFETY: setting a disposition of our own process.
+                unsafe { libc::signal(sig.number(), libc::SIG_IGN) };
+            }
+            "--no-setuid-fixup" => {
+                // SECBIT_NO_SETUID_FIXUP (1 << 2): setuid() keeps the capabilities, so
+                // a daemon that dropped to another uid could setuid(0) again.
+                // SAFETY: prctl with integer arguments only.
+                let r = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, 1 << 2, 0, 0, 0) };
+                assert_eq!(
+                    r,
+                    0,
+                    "PR_SET_SECUREBITS: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            "--nofile-soft" => {
+                let soft: libc::rlim_t = next(&mut i).parse().unwrap();
+                // SAFETY: getrlimit/setrlimit on our own limits, through a local.
+                unsafe {
+                    let mut lim: libc::rlimit = std::mem::zeroed();
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                    lim.rlim_cur = soft;
+                    assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
+                }
+            }
             "--start-timeout" => {
                 let ms: u64 = next(&mut i).parse().unwrap();
                 daemon.start_timeout(std::time::Duration::from_millis(ms));
