@@ -98,3 +98,24 @@ pub fn exit(code: i32) -> ! {
     remove_pid_file();
     sys::exit_now(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_64_bit_device_or_inode_survives_its_two_halves() {
+        let slot = [AtomicU32::new(0), AtomicU32::new(0)];
+        for v in [
+            0,
+            1,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0x1234_5678_9abc_def0,
+            u64::MAX,
+        ] {
+            store64(&slot, v);
+            assert_eq!(load64(&slot), v, "{v:#x}");
+        }
+    }
+}

@@ -43,12 +43,6 @@ pub(crate) struct State {
     error: Capture,
 }
 
-impl core::fmt::Debug for Receiver {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Receiver")
-    }
-}
-
 /// The daemon has been set up: what the original process learns from `start()`.
 #[derive(Debug)]
 pub struct Started<'d> {

@@ -194,6 +194,7 @@ fn decode(rec: &[u8; RECORD_LEN]) -> Option<Record> {
 }
 
 /// The original process's ends of the three pipes.
+#[derive(Debug)]
 pub(crate) struct Receiver {
     pub(crate) status: c_int,
     pub(crate) stdout: c_int,

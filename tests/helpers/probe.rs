@@ -62,6 +62,9 @@ struct Probe {
     /// `--open-in-stage N`: in stage N, open `/dev/null` and say `stage_fd=FD` on
     /// stdout (set-up output): where a file opened by a stage override lands.
     open_stage: u8,
+    /// `--skip-detach`: stage 1's override does not call `detach()` (the process
+    /// becomes the daemon where it is).
+    skip_detach: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -251,6 +254,9 @@ impl Run for Probe {
 
     fn stage1(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
         self.hook(1)?;
+        if self.skip_detach {
+            return Ok(());
+        }
         let detached = s.detach();
         if self.poll_fail && detached.as_ref().is_err_and(Error::is_detached_marker) {
             // The original process, about to monitor: poll(2) on its three descriptors
@@ -378,6 +384,7 @@ fn main() {
     let mut mode = "start".to_string();
     let mut stage_first: u8 = 0;
     let mut custom_file: Option<String> = None;
+    let mut catch_panic = false;
     let mut i = 0;
     let next = |i: &mut usize| -> String {
         *i += 1;
@@ -513,6 +520,8 @@ fn main() {
             "--write-in-run" => probe.write_in_run = Some(CString::new(next(&mut i)).unwrap()),
             "--inspectable" => probe.inspectable = true,
             "--poll-fail" => probe.poll_fail = true,
+            "--skip-detach" => probe.skip_detach = true,
+            "--catch-panic" => catch_panic = true,
             "--open-in-stage" => probe.open_stage = next(&mut i).parse().unwrap(),
             "--close-fd" => {
                 // std's runtime reopens closed 0-2 on /dev/null before main: close one
@@ -635,6 +644,10 @@ fn main() {
                 return;
             }
             Ok(Side::Daemon) => {
+                raw_write(
+                    1,
+                    format!("stages_done={}\n", daemon.stages_done()).as_bytes(),
+                );
                 // The custom step: a file made with the daemon's umask, in the
                 // directory current at this point (stage 5 has or has not run).
                 if let Some(name) = &custom_file {
@@ -655,6 +668,15 @@ fn main() {
                 Some((daemon.output().as_bytes(), daemon.error().as_bytes())),
             ),
         }
+    }
+    if catch_panic {
+        // A panic in the launcher's own stage code (before any fork) must unwind out
+        // of start() like any other panic, to be caught here.
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = daemon.start();
+        }));
+        println!("caught_panic={}", caught.is_err());
+        return;
     }
     match mode.as_str() {
         "start" => match daemon.start() {
@@ -696,6 +718,18 @@ fn main() {
         }
         "activate" => match daemon.activate() {
             Ok(_) => {
+                alloc_trap::in_run();
+                let code = daemon.app().run();
+                pandaemonium::exit(code)
+            }
+            Err(e) => print_err(&e, None),
+        },
+        "activate-release" => match daemon.activate() {
+            Ok(_) => {
+                // The daemon removes its pid file itself, then runs on: a later SIGTERM
+                // must not touch whatever is at that path by then.
+                let released = daemon.pid_file_mut().map(|p| p.release());
+                raw_write(1, format!("released={released:?}\n").as_bytes());
                 alloc_trap::in_run();
                 let code = daemon.app().run();
                 pandaemonium::exit(code)

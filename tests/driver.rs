@@ -1,0 +1,135 @@
+//! The stage driver's own edges: a panic in the launcher's stage code unwinds, the
+//! stage count, a stage-1 override that does not detach, the SIGTERM clean-up after the
+//! daemon released its pid file, and the longest pid file path.
+
+mod support;
+
+use std::fs;
+use std::process::Stdio;
+
+use support::{probe, run_fields, wait_exit, wait_until, Reaper, TempDir};
+
+#[test]
+fn a_panic_in_the_launchers_stage_code_unwinds_out_of_start() {
+    // Stage 1's override runs in the launcher before anything forks: its panic is the
+    // launcher's own, and must reach the caller's catch_unwind.
+    let r = run_fields(probe().args(["--panic-in-stage", "1", "--catch-panic"]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.field("caught_panic"), "true");
+    assert!(!r.stdout.contains("PDMN"), "no record written to stdout");
+}
+
+#[test]
+fn the_daemon_knows_how_many_stages_it_has_done() {
+    let mut reaper = Reaper::new();
+    for n in ["1", "4", "8"] {
+        let r = run_fields(probe().args(["--stage-first", n]));
+        assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+        reaper.add(r.pid());
+        assert!(
+            r.field("output")
+                .starts_with(&format!("stages_done={n}\\n")),
+            "{}",
+            r.field("output")
+        );
+    }
+}
+
+#[test]
+fn a_stage_1_override_that_does_not_detach_keeps_stdio() {
+    let dir = TempDir::new("nodetach");
+    let out = dir.join("out.log");
+    let report = dir.join("report");
+    let mut reaper = Reaper::new();
+    let mut child = probe()
+        .args([
+            "--skip-detach",
+            "--stdout",
+            out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = reaper.add(child.id() as i32);
+    let rep = support::report(&report);
+    assert_eq!(
+        rep["pid"],
+        pid.to_string(),
+        "this process became the daemon"
+    );
+    assert_eq!(rep["fds"], "0,1,2", "stage 9 closed nothing of stdio");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn sigterm_after_the_daemon_released_its_pid_file_leaves_the_path_alone() {
+    // The daemon removes its pid file itself; the test then puts the very same file
+    // (same device and inode, through a second link) back at the path. The SIGTERM
+    // clean-up must know the file is no longer its business.
+    let dir = TempDir::new("released");
+    let pid_path = dir.join("r.pid");
+    let link = dir.join("link");
+    let mut reaper = Reaper::new();
+    let mut child = probe()
+        .args([
+            "--mode",
+            "activate-release",
+            "--pid-file",
+            pid_path.to_str().unwrap(),
+            "--stdout",
+            dir.join("out.log").to_str().unwrap(),
+            "--wait-in-stage",
+            &format!("9:{}", dir.path().display()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the daemon in stage 9", || dir.join("in-stage").exists());
+    let pid: i32 = fs::read_to_string(dir.join("in-stage"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    reaper.add(pid);
+    fs::hard_link(&pid_path, &link).unwrap();
+    fs::write(dir.join("go"), b"").unwrap();
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "activate's original exits 0"
+    );
+    wait_until("the daemon released its pid file", || !pid_path.exists());
+    fs::rename(&link, &pid_path).unwrap();
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(wait_exit(pid), Some(128 + libc::SIGTERM));
+    assert!(
+        pid_path.exists(),
+        "the clean-up removed a file it had released"
+    );
+}
+
+#[test]
+fn the_longest_pid_file_path_is_removed_on_sigterm() {
+    let dir = TempDir::new("longpath");
+    // PID_PATH_CAPACITY bytes in all.
+    let base = dir.path().display().to_string();
+    let name = "p".repeat(pandaemonium::PID_PATH_CAPACITY - base.len() - 1);
+    let pid_path = dir.join(&name);
+    assert_eq!(pid_path.as_os_str().len(), pandaemonium::PID_PATH_CAPACITY);
+    let mut reaper = Reaper::new();
+    let r = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let pid = reaper.add(r.pid());
+    assert_eq!(support::read_pid(&pid_path), Some(pid));
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(wait_exit(pid), Some(128 + libc::SIGTERM));
+    assert!(!pid_path.exists());
+}
