@@ -133,3 +133,43 @@ fn the_longest_pid_file_path_is_removed_on_sigterm() {
     assert_eq!(wait_exit(pid), Some(128 + libc::SIGTERM));
     assert!(!pid_path.exists());
 }
+
+#[test]
+fn after_all_nine_stages_start_and_activate_still_run_the_daemon() {
+    // `stage(Stage::Redirect)` does all nine; start() (or activate()) then has no stage
+    // left to run, and goes on to run().
+    let dir = TempDir::new("after9");
+    let mut reaper = Reaper::new();
+    for mode in ["start", "activate"] {
+        let marker = dir.join(format!("ran-{mode}"));
+        let r = run_fields(probe().args([
+            "--stage-first",
+            "9",
+            "--mode",
+            mode,
+            "--marker",
+            marker.to_str().unwrap(),
+        ]));
+        assert_eq!(r.status, Some(0), "{mode}: {}\n{}", r.stdout, r.stderr);
+        reaper.add(r.pid());
+        wait_until("run() in the daemon", || marker.exists());
+    }
+}
+
+#[test]
+fn once_activated_start_and_activate_are_refused() {
+    let dir = TempDir::new("activated");
+    let marker = dir.join("again");
+    let out = support::run(probe().args([
+        "--mode",
+        "activate-then-start",
+        "--marker",
+        marker.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    wait_until("the daemon's answer", || marker.exists());
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        "start=Err(StageOrder)\nactivate=Err(StageOrder)\n"
+    );
+}

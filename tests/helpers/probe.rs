@@ -724,6 +724,22 @@ fn main() {
             }
             Err(e) => print_err(&e, None),
         },
+        "activate-then-start" => match daemon.activate() {
+            Ok(_) => {
+                // Once activated, start() and activate() are refused (check_stage).
+                alloc_trap::in_run();
+                let again = format!(
+                    "start={:?}\nactivate={:?}\n",
+                    daemon.start().map(drop).map_err(|e| e.kind()),
+                    daemon.activate().map(drop).map_err(|e| e.kind())
+                );
+                if let Some(m) = &daemon.app().marker {
+                    write_atomically(std::str::from_utf8(m.as_bytes()).unwrap(), &again);
+                }
+                pandaemonium::exit(0)
+            }
+            Err(e) => print_err(&e, None),
+        },
         "activate-release" => match daemon.activate() {
             Ok(_) => {
                 // The daemon removes its pid file itself, then runs on: a later SIGTERM
