@@ -173,3 +173,26 @@ fn once_activated_start_and_activate_are_refused() {
         "start=Err(StageOrder)\nactivate=Err(StageOrder)\n"
     );
 }
+
+#[test]
+fn run_monitor_sees_the_set_up_output_as_it_comes() {
+    let mut reaper = Reaper::new();
+    let r = run_fields(probe().args(["--say", "live", "--say-err", "to stderr"]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    reaper.add(r.pid());
+    assert_eq!(
+        r.field("monitored"),
+        "live\\n",
+        "Run::monitor got the stdout chunks"
+    );
+}
+
+#[test]
+fn activate_hands_back_a_failure_before_any_fork() {
+    // Stage 1's override fails in the launcher: activate() returns the error (it is
+    // not the original process of a daemon, which would print and exit).
+    let r = run_fields(probe().args(["--mode", "activate", "--fail-stage", "1"]));
+    assert_eq!(r.status, Some(3), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.field("kind"), "Custom");
+    assert_eq!(r.field("stage"), "1");
+}

@@ -65,6 +65,8 @@ struct Probe {
     /// `--skip-detach`: stage 1's override does not call `detach()` (the process
     /// becomes the daemon where it is).
     skip_detach: bool,
+    /// What `Run::monitor` was handed, in the original process (stdout chunks).
+    monitored: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -249,6 +251,12 @@ impl Run for Probe {
                 // Polling, not pause(): a signal that arrives before pause() would be lost.
                 std::thread::sleep(std::time::Duration::from_millis(5));
             },
+        }
+    }
+
+    fn monitor(&mut self, stream: pandaemonium::Stream, data: &[u8]) {
+        if stream == pandaemonium::Stream::Stdout {
+            self.monitored.extend_from_slice(data);
         }
     }
 
@@ -694,6 +702,10 @@ fn main() {
                 );
                 println!("output_truncated={}", started.output.is_truncated());
                 println!("error_truncated={}", started.error.is_truncated());
+                println!(
+                    "monitored={}",
+                    String::from_utf8_lossy(&daemon.app().monitored).escape_default()
+                );
                 // A second start is refused.
                 if let Err(e) = daemon.start() {
                     println!("second={:?}", e.kind());
