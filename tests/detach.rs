@@ -5,7 +5,7 @@ mod support;
 
 use std::os::unix::net::UnixStream;
 
-use support::{probe, Reaper, TempDir};
+use support::{probe, TempDir};
 
 fn report(path: &std::path::Path) -> String {
     support::wait_until("report", || path.exists());
@@ -17,16 +17,15 @@ fn stdin_a_socket_means_inetd_no_fork_and_stdio_kept() {
     let dir = TempDir::new("inetd");
     let rep = dir.join("rep");
     let (ours, theirs) = UnixStream::pair().unwrap();
-    let mut reaper = Reaper::new();
-    let mut child = probe()
-        .args(["--report", rep.to_str().unwrap()])
-        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
-            theirs,
-        )))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = reaper.add(child.id() as i32);
+    let mut child = support::spawn(
+        probe()
+            .args(["--report", rep.to_str().unwrap()])
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                theirs,
+            )))
+            .stdout(std::process::Stdio::piped()),
+    );
+    let pid = child.pid();
     let text = report(&rep);
     // run() is in the launched process itself: it did not fork.
     assert!(text.contains(&format!("pid={pid}\n")), "{text}");
@@ -43,8 +42,8 @@ fn stdin_a_socket_means_inetd_no_fork_and_stdio_kept() {
         "the other stages still ran"
     );
     drop(ours);
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
+    child.wait();
 }
 
 #[test]
@@ -54,8 +53,7 @@ fn closed_stdin_is_not_taken_for_a_socket() {
     let r = support::probe_via_sh(&dir, "", "<&-");
     assert_eq!(r.status, Some(0), "{}", r.stdout);
     let field = |k: &str| r.field(k).to_string();
-    let mut reaper = Reaper::new();
-    let pid = reaper.add(field("pid").parse().unwrap());
+    let pid = r.pid();
     assert_ne!(field("launcher"), field("pid"), "it forked");
     assert_eq!(support::fd_target(pid, 0), "/dev/null");
 }

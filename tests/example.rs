@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{Reaper, TempDir};
+use support::TempDir;
 
 #[test]
 #[cfg_attr(
@@ -45,8 +45,6 @@ fn the_example_daemon_runs_logs_and_stops_on_sigterm() {
         .unwrap()
         .parse()
         .unwrap();
-    let mut reaper = Reaper::new();
-    reaper.add(pid);
     assert_eq!(support::read_pid(&pid_file), Some(pid));
     support::wait_until("a tick in the log", || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("tick 1\n"))

@@ -6,7 +6,7 @@ mod support;
 
 use std::os::unix::process::CommandExt;
 
-use support::{probe, run_fields, Reaper, TempDir};
+use support::{probe, run_fields, TempDir};
 
 /// Runs a probe expected to fail; checks the daemon (if one forked) exited with 1.
 fn fails(cmd: &mut std::process::Command) -> support::Run {
@@ -84,10 +84,9 @@ fn stage3_switching_user_without_root_fails_with_eperm() {
 fn stage6_locked_pid_file() {
     let dir = TempDir::new("f6");
     let pid_path = dir.join("l.pid");
-    let mut reaper = Reaper::new();
     let first = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(first.status, Some(0));
-    let holder = reaper.add(first.pid());
+    let holder = first.pid();
     let r = fails(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(
         r.field("message"),

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{probe, run_fields, Reaper, TempDir};
+use support::{probe, run_fields, TempDir};
 
 fn hard_nofile() -> u64 {
     let mut lim = libc::rlimit {
@@ -21,7 +21,6 @@ fn check_method(method: &str) {
     let top = (hard_nofile().min(1 << 20) - 1).to_string();
     let dir = TempDir::new("fds");
     let pid_path = dir.join("f.pid");
-    let mut reaper = Reaper::new();
     let r = run_fields(probe().args([
         "--raise-nofile",
         "--open-fd",
@@ -40,7 +39,7 @@ fn check_method(method: &str) {
         method,
     ]));
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     let fds = support::fds(pid);
     // 0-2, the pid file (3) and the kept 12; 7, 1000 and the top of the limit closed.
     let targets: Vec<String> = fds.iter().map(|&fd| support::fd_target(pid, fd)).collect();
@@ -71,14 +70,12 @@ fn without_close_range_or_proc_a_bounded_loop_closes() {
 fn inherited_file_keeps_its_identity() {
     use std::os::unix::fs::MetadataExt;
     let dir = TempDir::new("inherit");
-    let mut reaper = Reaper::new();
     // fd 9 open on a real file in the launcher: sh opens it, the probe keeps it.
     let file = dir.join("kept");
     std::fs::write(&file, "x").unwrap();
     let r = support::probe_via_sh(&dir, "--keep-fd 9", &format!("9<{}", file.display()));
     assert_eq!(r.status, Some(0), "{}", r.stdout);
     let pid = r.pid();
-    reaper.add(pid);
     assert_eq!(support::fds(pid), vec![0, 1, 2, 9]);
     let seen = std::fs::metadata(format!("/proc/{pid}/fd/9")).unwrap();
     assert_eq!(
@@ -95,7 +92,6 @@ fn inherited_file_keeps_its_identity() {
 )]
 fn without_proc_the_thread_check_refuses_and_the_loop_still_closes() {
     require_root!();
-    let mut reaper = Reaper::new();
     // /proc unmounted in a private mount namespace: threads can't be counted.
     let r = run_fields(probe().args(["--no-proc", "--open-fd", "1000"]));
     assert_eq!(r.status, Some(3));
@@ -112,6 +108,5 @@ fn without_proc_the_thread_check_refuses_and_the_loop_still_closes() {
         "no-close-range",
     ]));
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
-    let pid = reaper.add(r.pid());
-    assert_eq!(support::fds(pid), vec![0, 1, 2]);
+    assert_eq!(support::fds(r.pid()), vec![0, 1, 2]);
 }

@@ -2,17 +2,16 @@
 
 mod support;
 
-use support::{probe, run_fields, Reaper, TempDir};
+use support::{probe, run_fields, TempDir};
 
 #[test]
 fn root_drops_to_nobody_and_cannot_regain_root() {
     require_root!();
     let dir = TempDir::new("ids");
     let rep = dir.join("rep");
-    let mut reaper = Reaper::new();
     let r = run_fields(probe().args(["--user", "nobody", "--report", rep.to_str().unwrap()]));
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     let st = support::status(pid);
     assert_eq!(
         st["Uid"].split_whitespace().collect::<Vec<_>>(),
@@ -39,17 +38,16 @@ fn root_drops_to_nobody_and_cannot_regain_root() {
 #[test]
 fn numeric_ids_with_initgroups_semantics() {
     require_root!();
-    let mut reaper = Reaper::new();
     // uid 65534 has a passwd entry (nobody): its groups replace root's.
     let r = run_fields(probe().args(["--ids", "65534:65534"]));
     assert_eq!(r.status, Some(0), "{}", r.stdout);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     let st = support::status(pid);
     assert_eq!(st["Groups"], "65534");
     // A uid without a passwd entry gets just its gid as supplementary group.
     let r = run_fields(probe().args(["--ids", "54321:54322"]));
     assert_eq!(r.status, Some(0), "{}", r.stdout);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     let st = support::status(pid);
     assert_eq!(st["Uid"].split_whitespace().next(), Some("54321"));
     assert_eq!(st["Gid"].split_whitespace().next(), Some("54322"));
@@ -68,7 +66,6 @@ fn a_root_only_pid_directory_with_a_user_switch() {
     std::fs::create_dir(&run).unwrap();
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
     let pid_path = run.join("d.pid");
-    let mut reaper = Reaper::new();
 
     // Without the recipe: stage 6 fails as nobody, with the path and EACCES.
     let r =
@@ -88,7 +85,7 @@ fn a_root_only_pid_directory_with_a_user_switch() {
         pid_path.to_str().unwrap(),
     ]));
     assert_eq!(r.status, Some(0), "{}", r.stdout);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     assert_eq!(support::read_pid(&pid_path), Some(pid));
     assert_eq!(
         support::status(pid)["Uid"].split_whitespace().next(),
@@ -108,6 +105,6 @@ fn a_root_only_pid_directory_with_a_user_switch() {
         pid_path.to_str().unwrap(),
     ]));
     assert_eq!(r.status, Some(0), "{}", r.stdout);
-    let next = reaper.add(r.pid());
+    let next = r.pid();
     assert_eq!(support::read_pid(&pid_path), Some(next));
 }

@@ -26,7 +26,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use pandaemonium::{Config, ErrorKind, PidLockFile, Stage};
-use support::{Reaper, TempDir};
+use support::TempDir;
 
 fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap()
@@ -45,53 +45,46 @@ fn common_test_pidfile_child(
     path: &Path,
     inspect: impl FnOnce(&HashMap<String, String>),
 ) -> HashMap<String, String> {
-    let mut reaper = Reaper::new();
-    let mut proc = support::helper(&support::helper_bin("pdm-peer-pidfile"))
-        .arg(mode)
-        .arg(path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pdm-peer-pidfile");
-    let helper = reaper.add(proc.id() as i32);
+    let mut proc = support::spawn(
+        support::helper(&support::helper_bin("pdm-peer-pidfile"))
+            .arg(mode)
+            .arg(path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let helper = proc.pid();
     let mut fields = HashMap::from([("helper".to_string(), helper.to_string())]);
     let mut out = BufReader::new(proc.stdout.take().unwrap());
     let mut stderr = proc.stderr.take().unwrap();
-    let mut read_fields =
-        |until: Option<&str>, fields: &mut HashMap<String, String>, reaper: &mut Reaper| {
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if out.read_line(&mut line).unwrap() == 0 {
-                    if let Some(key) = until {
-                        let mut err = String::new();
-                        let _ = stderr.read_to_string(&mut err);
-                        panic!("helper ended before {key}=: {fields:?}\nstderr: {err}");
-                    }
+    let mut read_fields = |until: Option<&str>, fields: &mut HashMap<String, String>| {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if out.read_line(&mut line).unwrap() == 0 {
+                if let Some(key) = until {
+                    let mut err = String::new();
+                    let _ = stderr.read_to_string(&mut err);
+                    panic!("helper ended before {key}=: {fields:?}\nstderr: {err}");
+                }
+                return;
+            }
+            if let Some((k, v)) = line.trim_end().split_once('=') {
+                fields.insert(k.to_string(), v.to_string());
+                if until == Some(k) {
                     return;
                 }
-                if let Some((k, v)) = line.trim_end().split_once('=') {
-                    if k == "child" {
-                        reaper.add(v.parse().unwrap());
-                    }
-                    fields.insert(k.to_string(), v.to_string());
-                    if until == Some(k) {
-                        return;
-                    }
-                }
             }
-        };
-    read_fields(Some("ready"), &mut fields, &mut reaper);
+        }
+    };
+    read_fields(Some("ready"), &mut fields);
     inspect(&fields);
     // Go on: the helper sends SIGINT to its child and reaps it.
     let mut stdin = proc.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     drop(stdin);
-    read_fields(None, &mut fields, &mut reaper);
-    let status = proc.wait().expect("wait for pdm-peer-pidfile").code();
-    // The helper reaped its child and we reaped the helper: nothing left to kill.
-    reaper.0.clear();
+    read_fields(None, &mut fields);
+    let status = proc.wait().code();
     let mut err = String::new();
     let _ = stderr.read_to_string(&mut err);
     assert_eq!(status, Some(0), "helper failed: {fields:?}\nstderr: {err}");

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pandaemonium::{target, Daemon, ErrorKind, PidLockFile, Stage};
-use support::{Reaper, TempDir};
+use support::TempDir;
 
 fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap()
@@ -83,15 +83,6 @@ fn announced_pid(text: &str) -> i32 {
     digits.parse().unwrap()
 }
 
-/// Waits for a daemon (reparented to us) to exit and takes it off the reaper's list.
-fn reap(reaper: &mut Reaper, pid: i32) -> Option<i32> {
-    let status = support::wait_exit(pid);
-    if status.is_some() {
-        reaper.0.retain(|&p| p != pid);
-    }
-    status
-}
-
 fn ok(r: &support::Run) {
     assert_eq!(
         r.status,
@@ -109,13 +100,12 @@ fn ok(r: &support::Run) {
 /// stdout=w)`: the target runs in the daemon and what it prints comes out of the pipe.
 #[test]
 fn test_target() {
-    let mut reaper = Reaper::new();
     let r = peer(&["target"]);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     ok(&r);
     assert_eq!(r.field("message"), esc("Okay, I made it!  G'bye!\n"));
     assert_eq!(
-        reap(&mut reaper, pid),
+        support::wait_exit(pid),
         Some(0),
         "the target's return is the exit status"
     );
@@ -125,12 +115,11 @@ fn test_target() {
 /// `run` (here a `Run` impl), with stdout on a pipe; `raise SystemExit` is status 0.
 #[test]
 fn test_run() {
-    let mut reaper = Reaper::new();
     let r = peer(&["run"]);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     ok(&r);
     assert_eq!(r.field("message"), esc("Running like the wind!\n"));
-    assert_eq!(reap(&mut reaper, pid), Some(0));
+    assert_eq!(support::wait_exit(pid), Some(0));
 }
 
 /// pandaemonium/test/__main__.py: TestDaemon.test_failure — `DeadDaemon.stage5` does
@@ -139,9 +128,8 @@ fn test_run() {
 /// `Panicked` in stage 5, removes what it made and exits; `run` never runs.
 #[test]
 fn test_failure() {
-    let mut reaper = Reaper::new();
     let r = peer(&["failure"]);
-    let pid = reaper.add(announced_pid(r.field("output")));
+    let pid = announced_pid(r.field("output"));
     assert_eq!(
         r.status,
         Some(0),
@@ -164,7 +152,7 @@ fn test_failure() {
         r.field("error")
     );
     assert!(!r.field("output").contains("wow! it happenned!"));
-    let status = reap(&mut reaper, pid);
+    let status = support::wait_exit(pid);
     assert!(
         matches!(status, Some(s) if s != 0),
         "the daemon died: {status:?}"
@@ -181,15 +169,14 @@ fn test_failure() {
 fn panic_in_a_stage_stays_in_the_daemon() {
     let dir = TempDir::new("pdm-panic-stage7");
     let (pidf, marker) = (dir.join("d.pid"), dir.join("marker"));
-    let mut reaper = Reaper::new();
     let r = peer(&[
         "panic-stage7",
         pidf.to_str().unwrap(),
         marker.to_str().unwrap(),
     ]);
-    let pid = reaper.add(announced_pid(r.field("output")));
+    let pid = announced_pid(r.field("output"));
     assert_eq!(r.field("result"), "err", "{}", r.stdout);
-    let status = reap(&mut reaper, pid);
+    let status = support::wait_exit(pid);
     assert!(matches!(status, Some(s) if s != 0), "{status:?}");
     assert!(
         !marker.exists(),
@@ -210,9 +197,8 @@ fn panic_in_a_stage_stays_in_the_daemon() {
 /// (stage 5, its message) and the daemon exits 1.
 #[test]
 fn test_failure_as_error() {
-    let mut reaper = Reaper::new();
     let r = peer(&["failure-error"]);
-    let pid = reaper.add(announced_pid(r.field("output")));
+    let pid = announced_pid(r.field("output"));
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.field("result"), "err", "start() must fail: {}", r.stdout);
     assert_eq!(r.field("kind"), "Custom");
@@ -234,7 +220,7 @@ fn test_failure_as_error() {
         r.stdout
     );
     assert!(!r.field("output").contains("wow! it happenned!"));
-    assert_eq!(reap(&mut reaper, pid), Some(1), "a failed daemon exits 1");
+    assert_eq!(support::wait_exit(pid), Some(1), "a failed daemon exits 1");
 }
 
 /// pandaemonium/test/__main__.py: TestDaemon.test_pid_lock — a target daemon with a pid
@@ -243,9 +229,8 @@ fn test_failure_as_error() {
 #[test]
 fn test_pid_lock() {
     let (_dir, path, _) = pid_path("pdm-pid-lock");
-    let mut reaper = Reaper::new();
     let r = peer(&["pid-lock", path.to_str().unwrap()]);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     ok(&r);
     assert_eq!(
         r.field("message"),
@@ -253,7 +238,7 @@ fn test_pid_lock() {
             "pid file must have worked!!\npid_file_pid=Some({pid})\npid_file_active=Some(true)\nmy_pid={pid}\n"
         ))
     );
-    assert_eq!(reap(&mut reaper, pid), Some(0));
+    assert_eq!(support::wait_exit(pid), Some(0));
     assert!(
         !path.exists(),
         "the daemon removed its pid file on the way out"
@@ -264,12 +249,11 @@ fn test_pid_lock() {
 /// started/activated" (a `DaemonError`); ours is `StageOrder`.
 #[test]
 fn daemon_already_started() {
-    let mut reaper = Reaper::new();
     let r = peer(&["target"]);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     ok(&r);
     assert_eq!(r.field("second"), "StageOrder");
-    assert_eq!(reap(&mut reaper, pid), Some(0));
+    assert_eq!(support::wait_exit(pid), Some(0));
 }
 
 /// pandaemonium/__init__.py: check_stage — a stage already run, or any stage in the
@@ -277,9 +261,8 @@ fn daemon_already_started() {
 /// the daemon (stages 2 and 4 after `stage(Umask)`) and in the original process.
 #[test]
 fn check_stage_twice() {
-    let mut reaper = Reaper::new();
     let r = peer(&["check-stage"]);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     ok(&r);
     assert_eq!(
         r.field("output"),
@@ -290,7 +273,7 @@ fn check_stage_twice() {
     assert_eq!(r.field("original_start"), "StageOrder");
     assert_eq!(r.field("original_stage"), "StageOrder");
     assert_eq!(
-        reap(&mut reaper, pid),
+        support::wait_exit(pid),
         Some(0),
         "the daemon went on to start() and run()"
     );
@@ -302,16 +285,15 @@ fn check_stage_twice() {
 /// warning on stderr is captured and the start succeeds.
 #[test]
 fn setup_stderr_is_not_a_failure() {
-    let mut reaper = Reaper::new();
     let r = peer(&["capture"]);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     ok(&r);
     assert_eq!(r.field("output"), esc(&format!("daemon_pid={pid}\n")));
     assert_eq!(
         r.field("error"),
         esc(&format!("set-up warning from {pid}\n"))
     );
-    assert_eq!(reap(&mut reaper, pid), Some(0));
+    assert_eq!(support::wait_exit(pid), Some(0));
 }
 
 /// pandaemonium/__init__.py: Daemon.activate — returns in the daemon; the parent prints
@@ -321,9 +303,8 @@ fn setup_stderr_is_not_a_failure() {
 fn activate_returns_in_the_daemon() {
     let dir = TempDir::new("pdm-activate");
     let (rep, pidf) = (dir.join("report"), dir.join("d.pid"));
-    let mut reaper = Reaper::new();
     let r = peer(&["activate", rep.to_str().unwrap(), pidf.to_str().unwrap()]);
-    let pid = reaper.add(announced_pid(&r.stdout));
+    let pid = announced_pid(&r.stdout);
     assert_eq!(
         r.status,
         Some(0),
@@ -354,7 +335,7 @@ fn activate_returns_in_the_daemon() {
 
     // SAFETY: kill with integer arguments; `pid` is our (reparented) daemon.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    assert_eq!(reap(&mut reaper, pid), Some(128 + libc::SIGTERM));
+    assert_eq!(support::wait_exit(pid), Some(128 + libc::SIGTERM));
     assert!(!pidf.exists(), "SIGTERM removed the pid file");
 }
 
@@ -365,14 +346,13 @@ fn activate_returns_in_the_daemon() {
 fn activate_failure_exits_1() {
     let dir = TempDir::new("pdm-activate-fail");
     let (rep, pidf) = (dir.join("report"), dir.join("d.pid"));
-    let mut reaper = Reaper::new();
     let r = peer(&[
         "activate",
         rep.to_str().unwrap(),
         pidf.to_str().unwrap(),
         "/nonexistent-pdm-peer",
     ]);
-    let pid = reaper.add(announced_pid(&r.stdout));
+    let pid = announced_pid(&r.stdout);
     assert_eq!(r.status, Some(1), "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr
@@ -380,7 +360,7 @@ fn activate_failure_exits_1() {
         "{}",
         r.stderr
     );
-    assert_eq!(reap(&mut reaper, pid), Some(1));
+    assert_eq!(support::wait_exit(pid), Some(1));
     assert!(!rep.exists(), "activate() never returned in the daemon");
     assert!(!pidf.exists());
 }

@@ -4,28 +4,27 @@ mod support;
 
 use std::process::Stdio;
 
-use support::{probe, run_fields, Reaper, TempDir};
+use support::{probe, run_fields, TempDir};
 
 #[test]
 fn fifty_concurrent_starts_make_exactly_one_daemon() {
     let dir = TempDir::new("race");
     let pid_path = dir.join("race.pid");
-    let mut reaper = Reaper::new();
     let children: Vec<_> = (0..50)
         .map(|_| {
-            probe()
-                .args(["--pid-file", pid_path.to_str().unwrap()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            support::spawn(
+                probe()
+                    .args(["--pid-file", pid_path.to_str().unwrap()])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
         })
         .collect();
     let mut winners = Vec::new();
     let mut losers = Vec::new();
     for child in children {
-        let out = child.wait_with_output().unwrap();
+        let out = child.wait_with_output();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let field = |k: &str| {
             text.lines()
@@ -33,7 +32,7 @@ fn fifty_concurrent_starts_make_exactly_one_daemon() {
                 .map(str::to_string)
         };
         match out.status.code() {
-            Some(0) => winners.push(reaper.add(field("pid").unwrap().parse().unwrap())),
+            Some(0) => winners.push(field("pid").unwrap().parse::<i32>().unwrap()),
             Some(3) => {
                 if let Some(p) = field("daemon_pid")
                     .and_then(|p| p.parse::<i32>().ok())
@@ -64,7 +63,6 @@ fn fifty_concurrent_starts_make_exactly_one_daemon() {
 fn sigkill_never_blocks_the_next_start() {
     let dir = TempDir::new("kill9");
     let pid_path = dir.join("k.pid");
-    let mut reaper = Reaper::new();
     let first = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(first.status, Some(0));
     let old = first.pid();
@@ -78,7 +76,7 @@ fn sigkill_never_blocks_the_next_start() {
     );
     let second = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(second.status, Some(0), "{}", second.stdout);
-    let new = reaper.add(second.pid());
+    let new = second.pid();
     assert_ne!(new, old);
     assert_eq!(
         support::read_pid(&pid_path),
@@ -92,10 +90,9 @@ fn a_stale_file_with_junk_is_taken_over() {
     let dir = TempDir::new("junk");
     let pid_path = dir.join("j.pid");
     std::fs::write(&pid_path, "banana\n").unwrap();
-    let mut reaper = Reaper::new();
     let r = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(r.status, Some(0));
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     assert_eq!(
         std::fs::read_to_string(&pid_path).unwrap(),
         format!("{pid}\n")
@@ -137,10 +134,9 @@ fn a_replaced_pid_file_is_not_removed_by_the_old_daemon() {
     // SIGTERM clean-up must leave the new file alone.
     let dir = TempDir::new("replaced");
     let pid_path = dir.join("p.pid");
-    let mut reaper = Reaper::new();
     let r = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(r.status, Some(0));
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     std::fs::remove_file(&pid_path).unwrap();
     std::fs::write(&pid_path, "12345\n").unwrap();
     // SAFETY: kill with integer arguments.
@@ -153,32 +149,39 @@ fn a_replaced_pid_file_is_not_removed_by_the_old_daemon() {
 fn a_timeout_waits_for_the_holder_to_go() {
     let dir = TempDir::new("timeout");
     let pid_path = dir.join("t.pid");
-    let mut reaper = Reaper::new();
     let first = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(first.status, Some(0));
-    let old = reaper.add(first.pid());
+    let old = first.pid();
     // A second start that may wait up to 30 s for the holder.
-    let second = probe()
-        .args(["--pid-timeout", &format!("30000:{}", pid_path.display())])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Only once the waiter's daemon is up and contending do we stop the holder.
+    let second = support::spawn(
+        probe()
+            .args(["--pid-timeout", &format!("30000:{}", pid_path.display())])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    // Only once the waiter's daemon is up and contending do we stop the holder: a
+    // process with the waiter's command line in a session of its own (not the launcher
+    // nor its pdm-scope, in ours) that does not lead it (not the first fork).
+    // SAFETY: getsid(0) reads our own session id.
+    let ours = unsafe { libc::getsid(0) };
     support::wait_until("second start contending", || {
         std::fs::read_dir("/proc")
             .unwrap()
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                std::fs::read_to_string(e.path().join("cmdline"))
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .any(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
                     .is_ok_and(|c| c.contains("--pid-timeout") && c.contains("t.pid"))
-                    && e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
-                        != Some(second.id())
+                    && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                        let after = &s[s.rfind(')').unwrap() + 2..];
+                        let sid = after.split_whitespace().nth(3).unwrap().parse::<i32>();
+                        sid.is_ok_and(|sid| sid != ours && sid != pid)
+                    })
             })
     });
     // SAFETY: kill with integer arguments.
     unsafe { libc::kill(old, libc::SIGTERM) };
-    let out = second.wait_with_output().unwrap();
+    let out = second.wait_with_output();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let new: i32 = text
@@ -187,7 +190,6 @@ fn a_timeout_waits_for_the_holder_to_go() {
         .unwrap()
         .parse()
         .unwrap();
-    reaper.add(new);
     assert_eq!(support::read_pid(&pid_path), Some(new));
 }
 
@@ -196,10 +198,9 @@ fn acquire_in_the_foreground_then_seal_in_the_daemon() {
     // The seed's pattern: PidLockFile::acquire() in the launcher, handed to the daemon.
     let dir = TempDir::new("fg");
     let pid_path = dir.join("fg.pid");
-    let mut reaper = Reaper::new();
     let r = run_fields(probe().args(["--acquire-first", pid_path.to_str().unwrap()]));
     assert_eq!(r.status, Some(0), "{}", r.stdout);
-    let pid = reaper.add(r.pid());
+    let pid = r.pid();
     assert_eq!(support::read_pid(&pid_path), Some(pid));
     assert!(
         support::is_locked(&pid_path),

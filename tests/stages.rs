@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{probe, run_fields, Reaper, TempDir};
+use support::{probe, run_fields, TempDir};
 
 /// The SigIgn/SigBlk mask bit of a signal (1-based numbers, the platform's own).
 fn bit(sig: i32) -> u64 {
@@ -21,8 +21,8 @@ fn libc_reserved() -> u64 {
     (32..libc::SIGRTMIN()).map(bit).fold(0, |a, b| a | b)
 }
 
-/// Starts a probe daemon with `args`; returns its result with the daemon registered for reaping.
-fn start(reaper: &mut Reaper, args: &[&str]) -> support::Run {
+/// Starts a probe daemon with `args`; its launcher's result.
+fn start(args: &[&str]) -> support::Run {
     let r = run_fields(probe().args(args));
     assert_eq!(
         r.status,
@@ -32,7 +32,6 @@ fn start(reaper: &mut Reaper, args: &[&str]) -> support::Run {
         r.stderr
     );
     assert_eq!(r.field("result"), "ok");
-    reaper.add(r.pid());
     r
 }
 
@@ -40,15 +39,11 @@ fn start(reaper: &mut Reaper, args: &[&str]) -> support::Run {
 fn defaults_seen_from_proc() {
     let dir = TempDir::new("defaults");
     let pid_path = dir.join("d.pid");
-    let mut reaper = Reaper::new();
-    let r = start(
-        &mut reaper,
-        &[
-            "--pid-file",
-            pid_path.to_str().unwrap(),
-            "--block-usr1-ignore-hup",
-        ],
-    );
+    let r = start(&[
+        "--pid-file",
+        pid_path.to_str().unwrap(),
+        "--block-usr1-ignore-hup",
+    ]);
     let pid = r.pid();
     let launcher: i32 = r.field("launcher").parse().unwrap();
     assert_ne!(pid, launcher, "stage 1 forked");
@@ -63,9 +58,8 @@ fn defaults_seen_from_proc() {
     );
     assert_eq!(tty, 0, "no controlling terminal");
     assert_eq!(
-        ppid,
-        std::process::id() as i32,
-        "reparented to the subreaper (the test)"
+        ppid, r.reaper,
+        "reparented to the subreaper (the scope's process that ran the launcher)"
     );
 
     let st = support::status(pid);
@@ -117,13 +111,9 @@ fn defaults_seen_from_proc() {
 
 #[test]
 fn the_launcher_is_left_as_it_was() {
-    let mut reaper = Reaper::new();
     let dir = TempDir::new("launcher");
     let rep = dir.join("rep");
-    let r = start(
-        &mut reaper,
-        &["--report", rep.to_str().unwrap(), "--umask", "027"],
-    );
+    let r = start(&["--report", rep.to_str().unwrap(), "--umask", "027"]);
     let rep = support::report(&rep);
     assert_eq!(rep["umask"], "27");
     assert_eq!(rep["pid"], r.field("pid"));
@@ -138,25 +128,21 @@ fn configured_values_reach_the_daemon() {
     let dir = TempDir::new("config");
     let out = dir.join("out.log");
     let err = dir.join("err.log");
-    let mut reaper = Reaper::new();
-    let r = start(
-        &mut reaper,
-        &[
-            "--umask",
-            "022",
-            "--workdir",
-            "/tmp",
-            "--allow-core",
-            "--stdout",
-            out.to_str().unwrap(),
-            "--stderr",
-            err.to_str().unwrap(),
-            "--signal",
-            "SIGHUP=ign",
-            "--signal",
-            "TSTP=dfl",
-        ],
-    );
+    let r = start(&[
+        "--umask",
+        "022",
+        "--workdir",
+        "/tmp",
+        "--allow-core",
+        "--stdout",
+        out.to_str().unwrap(),
+        "--stderr",
+        err.to_str().unwrap(),
+        "--signal",
+        "SIGHUP=ign",
+        "--signal",
+        "TSTP=dfl",
+    ]);
     let pid = r.pid();
     let st = support::status(pid);
     assert_eq!(st["Umask"], "0022");
@@ -176,12 +162,8 @@ fn signal_numbers_come_from_the_platform() {
     // Fails on MIPS if the default map hard-coded x86 numbers (TSTP 20, TTIN 21, TTOU 22).
     let dir = TempDir::new("signums");
     let rep = dir.join("rep");
-    let mut reaper = Reaper::new();
     // The launcher ignores SIGHUP and blocks SIGUSR1: reset in the daemon.
-    start(
-        &mut reaper,
-        &["--block-usr1-ignore-hup", "--report", rep.to_str().unwrap()],
-    );
+    start(&["--block-usr1-ignore-hup", "--report", rep.to_str().unwrap()]);
     let rep = support::report(&rep);
     assert_eq!(rep["sig_TSTP"], format!("{}:ign", libc::SIGTSTP));
     assert_eq!(rep["sig_TTIN"], format!("{}:ign", libc::SIGTTIN));
@@ -197,16 +179,12 @@ fn signal_numbers_come_from_the_platform() {
 fn a_user_handler_gets_the_same_clean_up() {
     let dir = TempDir::new("usr1");
     let pid_path = dir.join("u.pid");
-    let mut reaper = Reaper::new();
-    let r = start(
-        &mut reaper,
-        &[
-            "--pid-file",
-            pid_path.to_str().unwrap(),
-            "--signal",
-            "USR1=usr1flag",
-        ],
-    );
+    let r = start(&[
+        "--pid-file",
+        pid_path.to_str().unwrap(),
+        "--signal",
+        "USR1=usr1flag",
+    ]);
     let pid = r.pid();
     assert!(pid_path.exists());
     // SAFETY: kill with integer arguments.
@@ -224,18 +202,14 @@ fn run_returning_removes_the_pid_file_and_exits_with_its_status() {
     let dir = TempDir::new("runexit");
     let pid_path = dir.join("r.pid");
     let marker = dir.join("ran");
-    let mut reaper = Reaper::new();
-    let r = start(
-        &mut reaper,
-        &[
-            "--pid-file",
-            pid_path.to_str().unwrap(),
-            "--exit",
-            "7",
-            "--marker",
-            marker.to_str().unwrap(),
-        ],
-    );
+    let r = start(&[
+        "--pid-file",
+        pid_path.to_str().unwrap(),
+        "--exit",
+        "7",
+        "--marker",
+        marker.to_str().unwrap(),
+    ]);
     assert_eq!(support::wait_exit(r.pid()), Some(7));
     assert!(marker.exists());
     assert!(!pid_path.exists());
@@ -243,11 +217,7 @@ fn run_returning_removes_the_pid_file_and_exits_with_its_status() {
 
 #[test]
 fn set_up_output_and_error_reach_the_original() {
-    let mut reaper = Reaper::new();
-    let r = start(
-        &mut reaper,
-        &["--say", "hello from stage 2", "--say-err", "a warning"],
-    );
+    let r = start(&["--say", "hello from stage 2", "--say-err", "a warning"]);
     assert_eq!(r.field("output"), "hello from stage 2\\n");
     assert_eq!(r.field("error"), "a warning\\n");
     assert_eq!(
@@ -263,7 +233,6 @@ fn stage_then_custom_step_then_start() {
     let dir = TempDir::new("stage4");
     let custom = dir.join("custom-file");
     let marker = dir.join("ran");
-    let mut reaper = Reaper::new();
     let mut cmd = probe();
     cmd.current_dir(dir.path()).args([
         "--stage-first",
@@ -277,7 +246,6 @@ fn stage_then_custom_step_then_start() {
     ]);
     let r = run_fields(&mut cmd);
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
-    reaper.add(r.pid());
     support::wait_until("run() reached", || marker.exists());
     // The custom step ran after stage 4 (umask 027 applied: mode 0640 from 0666) and
     // before stage 5 (still in the launcher's directory, not /).
@@ -291,10 +259,8 @@ fn stage_then_custom_step_then_start() {
 fn a_stage_already_done_is_refused() {
     // After stage(4) in the daemon, stage(1) again is StageOrder; the daemon's
     // set-up stdout carries that answer back.
-    let mut reaper = Reaper::new();
     let r = run_fields(probe().args(["--stage-first", "4"]));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
-    reaper.add(r.pid());
     assert_eq!(r.field("output"), "again=StageOrder\\n");
     assert_eq!(
         r.field("after_detach"),
@@ -328,8 +294,6 @@ fn activate_returns_inside_the_daemon() {
         "original printed the output: {stdout}"
     );
     let pid = support::read_pid(&pid_path).expect("pid file sealed");
-    let mut reaper = Reaper::new();
-    reaper.add(pid);
     let rep = support::report(&rep);
     assert_eq!(
         rep["pid"],
@@ -360,8 +324,6 @@ fn launched_with_stdio_closed() {
     let r = support::probe_via_sh(&dir, &args, "<&- >&- 2>&-");
     assert_eq!(r.status, Some(0), "{}", r.stdout);
     let pid = support::read_pid(&pid_path).expect("pid file");
-    let mut reaper = Reaper::new();
-    reaper.add(pid);
     for fd in 0..3 {
         assert_eq!(support::fd_target(pid, fd), "/dev/null");
     }
@@ -409,8 +371,6 @@ fn the_lock_outlives_a_dropped_daemon_after_activate() {
     ]));
     assert_eq!(out.status.code(), Some(0));
     let pid = support::read_pid(&pid_path).expect("sealed");
-    let mut reaper = Reaper::new();
-    reaper.add(pid);
     // run() writes the marker after the Daemon was dropped.
     support::wait_until("the daemon is in run()", || marker.exists());
     assert!(support::is_locked(&pid_path), "still locked");
@@ -432,9 +392,8 @@ fn the_lock_outlives_a_dropped_daemon_after_activate() {
 )]
 fn signal_state_seen_from_proc() {
     let dir = TempDir::new("sigproc");
-    let mut reaper = Reaper::new();
     // The launcher blocks SIGUSR1 and ignores SIGHUP: the daemon must not inherit either.
-    let r = start(&mut reaper, &["--block-usr1-ignore-hup"]);
+    let r = start(&["--block-usr1-ignore-hup"]);
     let st = support::status(r.pid());
     assert_eq!(mask(&st, "SigBlk"), 0);
     assert_eq!(
@@ -447,10 +406,7 @@ fn signal_state_seen_from_proc() {
         "SIGTERM caught"
     );
     // A user map over the defaults: HUP ignored, TSTP back to default.
-    let r = start(
-        &mut reaper,
-        &["--signal", "SIGHUP=ign", "--signal", "TSTP=dfl"],
-    );
+    let r = start(&["--signal", "SIGHUP=ign", "--signal", "TSTP=dfl"]);
     let st = support::status(r.pid());
     assert_eq!(
         mask(&st, "SigIgn") & !libc_reserved(),
@@ -464,19 +420,15 @@ fn a_user_signal_map_overrides_the_defaults_seen_from_inside() {
     // The daemon's own view (sigaction), right on every architecture and under qemu.
     let dir = TempDir::new("sigmap");
     let rep = dir.join("rep");
-    let mut reaper = Reaper::new();
-    start(
-        &mut reaper,
-        &[
-            "--signal",
-            "SIGHUP=ign",
-            "--signal",
-            "TSTP=dfl",
-            "--block-usr1-ignore-hup",
-            "--report",
-            rep.to_str().unwrap(),
-        ],
-    );
+    start(&[
+        "--signal",
+        "SIGHUP=ign",
+        "--signal",
+        "TSTP=dfl",
+        "--block-usr1-ignore-hup",
+        "--report",
+        rep.to_str().unwrap(),
+    ]);
     let rep = support::report(&rep);
     assert_eq!(rep["sig_HUP"], format!("{}:ign", libc::SIGHUP));
     assert_eq!(rep["sig_TSTP"], format!("{}:dfl", libc::SIGTSTP));

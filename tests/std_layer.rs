@@ -4,14 +4,14 @@
 
 mod support;
 
-use support::{run_fields, Reaper, TempDir};
+use support::{run_fields, TempDir};
 
 fn std_probe() -> std::process::Command {
     support::helper(&support::helper_bin("pdm-std"))
 }
 
-fn closure_daemon(dir: &TempDir, extra: &[&str], trap: bool) -> (i32, Reaper) {
-    let mut reaper = Reaper::new();
+/// Starts the closure daemon; its pid, once the closure has run.
+fn closure_daemon(dir: &TempDir, extra: &[&str], trap: bool) -> i32 {
     let mut cmd = std_probe();
     cmd.arg("closure").arg(dir.path()).args(extra);
     if trap {
@@ -19,15 +19,14 @@ fn closure_daemon(dir: &TempDir, extra: &[&str], trap: bool) -> (i32, Reaper) {
     }
     let r = run_fields(&mut cmd);
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
-    let pid = reaper.add(r.pid());
     support::wait_until("the closure ran", || dir.join("closure.txt").exists());
-    (pid, reaper)
+    r.pid()
 }
 
 #[test]
 fn a_closure_with_captured_data_reaches_the_daemon() {
     let dir = TempDir::new("std-closure");
-    let (pid, _reaper) = closure_daemon(&dir, &[], false);
+    let pid = closure_daemon(&dir, &[], false);
     let text = std::fs::read_to_string(dir.join("closure.txt")).unwrap();
     assert!(text.starts_with("alpha,beta,gamma\n"), "{text}");
     assert_eq!(support::read_pid(&dir.join("closure.pid")), Some(pid));
@@ -50,7 +49,7 @@ fn a_closure_with_captured_data_reaches_the_daemon() {
 fn a_user_by_name() {
     require_root!();
     let dir = TempDir::new("std-user");
-    let (pid, _reaper) = closure_daemon(&dir, &["as-user", "nobody"], false);
+    let pid = closure_daemon(&dir, &["as-user", "nobody"], false);
     let text = std::fs::read_to_string(dir.join("closure.txt")).unwrap();
     assert!(text.contains("uid=65534\n"), "{text}");
     assert_eq!(support::status(pid)["Groups"], "65534");
@@ -98,6 +97,6 @@ fn the_pid_file_guard_releases_on_drop() {
 #[test]
 fn std_wrappers_allocate_nothing_after_fork() {
     let dir = TempDir::new("std-alloc");
-    let (pid, _reaper) = closure_daemon(&dir, &[], true);
+    let pid = closure_daemon(&dir, &[], true);
     assert!(support::alive(pid));
 }

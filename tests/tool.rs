@@ -2,8 +2,9 @@
 //! flag, every exit code, the 30-start race, stop's escalation and its refusal to
 //! signal a stranger, and `--supervise --restart`.
 //!
-//! Every process a test starts is killed and reaped on the way out, failed assertions
-//! included ([`Guard`]); no test asserts on elapsed time (waits are bounded polls).
+//! Every process a test starts runs in its scope (`tests/support`), which kills and
+//! reaps them all on the way out, failed assertions included; no test asserts on
+//! elapsed time (waits are bounded polls).
 
 mod support;
 
@@ -13,10 +14,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use pandaemonium::{Errno, Error, Stage};
-use support::{alive, fd_target, fds, wait_exit, wait_until, Reaper, TempDir};
+use support::{alive, fd_target, fds, wait_exit, wait_until, TempDir};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_pandaemonium");
 
@@ -62,56 +63,6 @@ fn expect<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(code: i32, args: I) -> Out
     out
 }
 
-/// Kills and reaps, on drop, the daemons a test started (through [`Reaper`]) and the
-/// tool processes it spawned itself.
-struct Guard {
-    reaper: Reaper,
-    children: Vec<Child>,
-}
-
-impl Guard {
-    fn new() -> Guard {
-        Guard {
-            reaper: Reaper::new(),
-            children: Vec::new(),
-        }
-    }
-    /// Kills and reaps `pid` on the way out (unless [`Guard::reaped`] first).
-    fn add(&mut self, pid: i32) -> i32 {
-        self.reaper.add(pid)
-    }
-    /// `pid` was reaped: its number may be reused, so never kill it.
-    fn reaped(&mut self, pid: i32) {
-        self.reaper.0.retain(|&p| p != pid);
-    }
-    /// Waits for `pid` (our child by reparenting) to exit; its status.
-    fn wait(&mut self, pid: i32) -> Option<i32> {
-        let code = wait_exit(pid);
-        if code.is_some() {
-            self.reaped(pid);
-        }
-        code
-    }
-    fn spawn(&mut self, cmd: &mut Command) -> u32 {
-        let child = cmd.spawn().expect("spawn the tool");
-        let pid = child.id();
-        self.children.push(child);
-        pid
-    }
-    fn child(&mut self, pid: u32) -> &mut Child {
-        self.children.iter_mut().find(|c| c.id() == pid).unwrap()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// The pids in a pid file: the first line and, under `--supervise`, the second.
 fn pids(path: &Path) -> (Option<i32>, Option<i32>) {
     let text = fs::read_to_string(path).unwrap_or_default();
@@ -154,18 +105,14 @@ fn s(path: &Path) -> &str {
 }
 
 /// Starts `program` under `--pid-file pid` with `opts`; the pid in the file.
-fn start(guard: &mut Guard, pid: &Path, opts: &[&str], program: &[&str]) -> i32 {
+fn start(pid: &Path, opts: &[&str], program: &[&str]) -> i32 {
     let mut args = vec!["start", "--pid-file", s(pid)];
     args.extend_from_slice(opts);
     args.push("--");
     args.extend_from_slice(program);
     let out = expect(0, &args);
     assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
-    let (first, second) = pids(pid);
-    if let Some(sv) = second {
-        guard.add(sv);
-    }
-    guard.add(first.expect("a pid in the pid file"))
+    pids(pid).0.expect("a pid in the pid file")
 }
 
 #[test]
@@ -429,10 +376,9 @@ fn usage_errors_exit_2_with_one_line_before_any_fork() {
 
 #[test]
 fn start_execs_program_holding_the_lock_then_status_and_stop() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-start");
     let pid_file = dir.join("sleep.pid");
-    let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+    let pid = start(&pid_file, &[], &["/bin/sleep", "1000"]);
     // The pid file names PROGRAM itself: the daemon exec'd it.
     assert_eq!(comm(pid), "sleep");
     assert_eq!(
@@ -460,7 +406,7 @@ fn start_execs_program_holding_the_lock_then_status_and_stop() {
     );
     let out = expect(0, ["stop", "--pid-file", s(&pid_file)]);
     assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
-    assert_eq!(guard.wait(pid), Some(128 + libc::SIGTERM));
+    assert_eq!(wait_exit(pid), Some(128 + libc::SIGTERM));
     assert!(
         !pid_file.exists(),
         "stop removes the pid file PROGRAM left behind"
@@ -471,10 +417,9 @@ fn start_execs_program_holding_the_lock_then_status_and_stop() {
 
 #[test]
 fn start_is_refused_while_a_live_holder_exists() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-twice");
     let pid_file = dir.join("p.pid");
-    let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+    let pid = start(&pid_file, &[], &["/bin/sleep", "1000"]);
     let out = expect(
         1,
         [
@@ -578,11 +523,9 @@ fn stage_failures_name_the_stage_as_the_core_does() {
 
 #[test]
 fn chdir_umask_and_core_limit() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-process");
     let pid_file = dir.join("p.pid");
     let pid = start(
-        &mut guard,
         &pid_file,
         &["--chdir", s(dir.path()), "--umask", "027", "--allow-core"],
         &["/bin/sleep", "1000"],
@@ -594,9 +537,9 @@ fn chdir_umask_and_core_limit() {
         support::core_limits(std::process::id() as i32)
     );
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
-    guard.wait(pid);
+    wait_exit(pid);
     // The defaults: /, 077, no core dumps.
-    let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+    let pid = start(&pid_file, &[], &["/bin/sleep", "1000"]);
     assert_eq!(support::cwd(pid), Path::new("/"));
     assert_eq!(support::status(pid)["Umask"], "0077");
     assert_eq!(
@@ -610,12 +553,11 @@ fn chdir_umask_and_core_limit() {
     assert_eq!(ignored & 0x7fff_ffff, 0, "SigIgn {ignored:x}");
     assert_eq!(support::status(pid)["SigBlk"], "0000000000000000");
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
-    guard.wait(pid);
+    wait_exit(pid);
 }
 
 #[test]
 fn stdin_stdout_stderr_redirection() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-stdio");
     let pid_file = dir.join("p.pid");
     let (input, output, errors) = (dir.join("in"), dir.join("out.log"), dir.join("err.log"));
@@ -623,7 +565,6 @@ fn stdin_stdout_stderr_redirection() {
     fs::write(&output, "earlier\n").unwrap();
     let program = "read line; echo \"got $line\"; echo oops >&2; exec /bin/sleep 1000";
     let pid = start(
-        &mut guard,
         &pid_file,
         &[
             "--stdin",
@@ -643,31 +584,30 @@ fn stdin_stdout_stderr_redirection() {
     });
     assert_eq!(fd_target(pid, 0), s(&input));
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
-    guard.wait(pid);
+    wait_exit(pid);
 }
 
 #[test]
 fn keep_fd_from_a_shell_script() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-keepfd");
     let pid_file = dir.join("p.pid");
     let kept = dir.join("kept");
-    let runner = std::env::var("PANDAEMONIUM_TEST_RUNNER").unwrap_or_default();
     for keep in [true, false] {
         let flag = if keep { "--keep-fd 7" } else { "" };
         let script = format!(
-            "exec 7>'{}'; exec {runner} '{TOOL}' start {flag} --pid-file '{}' -- /bin/sleep 1000",
+            "exec 7>'{}'; exec {} start {flag} --pid-file '{}' -- /bin/sleep 1000",
             s(&kept),
+            support::sh_target(TOOL),
             s(&pid_file)
         );
-        let out = support::run(Command::new("/bin/sh").args(["-c", &script]));
+        let out = support::run(support::host("/bin/sh").args(["-c", &script]));
         assert_eq!(
             out.status.code(),
             Some(0),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let pid = guard.add(pid_in(&pid_file));
+        let pid = pid_in(&pid_file);
         assert_eq!(
             fd_target(pid, 7) == s(&kept),
             keep,
@@ -675,14 +615,13 @@ fn keep_fd_from_a_shell_script() {
             fds(pid)
         );
         expect(0, ["stop", "--pid-file", s(&pid_file)]);
-        guard.wait(pid);
+        wait_exit(pid);
     }
 }
 
 #[test]
 fn user_and_group() {
     require_root!();
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-user");
     let pid_file = dir.join("p.pid");
     for (spec, uid, gid) in [
@@ -690,12 +629,7 @@ fn user_and_group() {
         ("4242:4242", "4242", Some("4242")),
         ("65534:1", "65534", Some("1")),
     ] {
-        let pid = start(
-            &mut guard,
-            &pid_file,
-            &["--user", spec],
-            &["/bin/sleep", "1000"],
-        );
+        let pid = start(&pid_file, &["--user", spec], &["/bin/sleep", "1000"]);
         let st = support::status(pid);
         assert_eq!(
             st["Uid"].split_whitespace().collect::<Vec<_>>(),
@@ -713,13 +647,12 @@ fn user_and_group() {
             "{spec}: {groups:?}"
         );
         expect(0, ["stop", "--pid-file", s(&pid_file)]);
-        guard.wait(pid);
+        wait_exit(pid);
     }
 }
 
 #[test]
 fn foreground_and_detach_never_run_in_the_calling_process() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-fg");
     let pid_file = dir.join("p.pid");
     for flags in [
@@ -733,19 +666,19 @@ fn foreground_and_detach_never_run_in_the_calling_process() {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = guard.spawn(&mut cmd) as i32;
+        let mut spawned = support::spawn(&mut cmd);
+        let child = spawned.pid();
         wait_until("the pid file", || {
             pids(&pid_file).0 == Some(child) && comm(child) == "sleep"
         });
         expect(0, ["stop", "--pid-file", s(&pid_file)]);
-        let status = guard.child(child as u32).wait().unwrap();
+        let status = spawned.wait();
         assert_eq!(status.signal(), Some(libc::SIGTERM), "{flags:?}");
     }
 }
 
 #[test]
 fn detach_auto_stays_under_inetd_and_always_detaches() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-detach");
     let pid_file = dir.join("p.pid");
     // stdin a socket (inetd style): auto does not fork, PROGRAM keeps the socket.
@@ -763,25 +696,21 @@ fn detach_auto_stays_under_inetd_and_always_detaches() {
     cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let child = guard.spawn(&mut cmd) as i32;
+    let mut spawned = support::spawn(&mut cmd);
+    let child = spawned.pid();
     wait_until("the pid file", || {
         pids(&pid_file).0 == Some(child) && comm(child) == "sleep"
     });
     assert!(fd_target(child, 0).starts_with("socket:"));
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
-    guard.child(child as u32).wait().unwrap();
+    spawned.wait();
     drop(ours);
     // always: forks even so, into a session of its own.
-    let pid = start(
-        &mut guard,
-        &pid_file,
-        &["--detach", "always"],
-        &["/bin/sleep", "1000"],
-    );
+    let pid = start(&pid_file, &["--detach", "always"], &["/bin/sleep", "1000"]);
     // SAFETY: getsid(0) reads our own session id.
     assert_ne!(support::stat_ids(pid).2, unsafe { libc::getsid(0) });
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
-    guard.wait(pid);
+    wait_exit(pid);
 }
 
 /// Live processes whose command line is exactly `argv`.
@@ -798,7 +727,6 @@ fn running(argv: &[&str]) -> Vec<i32> {
 
 #[test]
 fn race_of_30_starts_yields_exactly_one_program() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-race");
     let pid_file = dir.join("race.pid");
     let program = ["/bin/sleep", "7301"];
@@ -815,20 +743,11 @@ fn race_of_30_starts_yields_exactly_one_program() {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        starts.push(cmd.spawn().expect("spawn"));
+        starts.push(support::spawn(&mut cmd));
     }
-    let outs: Vec<_> = starts
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outs: Vec<_> = starts.into_iter().map(|c| c.wait_with_output()).collect();
     let winners = outs.iter().filter(|o| o.status.code() == Some(0)).count();
     let pid = pids(&pid_file).0;
-    if let Some(pid) = pid {
-        guard.add(pid);
-    }
-    for pid in running(&program) {
-        guard.add(pid);
-    }
     assert_eq!(winners, 1);
     for o in outs.iter().filter(|o| o.status.code() != Some(0)) {
         let err = String::from_utf8_lossy(&o.stderr);
@@ -840,17 +759,15 @@ fn race_of_30_starts_yields_exactly_one_program() {
     }
     assert_eq!(running(&program), vec![pid.unwrap()]);
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
-    guard.wait(pid.unwrap());
+    wait_exit(pid.unwrap());
     assert_eq!(running(&program), Vec::<i32>::new());
 }
 
 #[test]
 fn stop_escalates_to_sigkill_after_the_timeout() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-kill");
     let pid_file = dir.join("p.pid");
     let pid = start(
-        &mut guard,
         &pid_file,
         &[],
         &["/bin/sh", "-c", "trap '' TERM; exec /bin/sleep 1000"],
@@ -858,36 +775,32 @@ fn stop_escalates_to_sigkill_after_the_timeout() {
     wait_until("TERM ignored", || ignores(pid, libc::SIGTERM));
     let out = expect(0, ["stop", "--pid-file", s(&pid_file), "--timeout", "0.3"]);
     assert!(out.stderr.contains("sending SIGKILL"), "{}", out.stderr);
-    assert_eq!(guard.wait(pid), Some(128 + libc::SIGKILL));
+    assert_eq!(wait_exit(pid), Some(128 + libc::SIGKILL));
     assert!(!pid_file.exists());
 }
 
 #[test]
 fn stop_never_signals_an_unrelated_process_named_by_a_stale_file() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-stranger");
     let pid_file = dir.join("p.pid");
-    let stranger = guard.spawn(Command::new("/bin/sleep").arg("1000").stdin(Stdio::null()));
-    fs::write(&pid_file, format!("{stranger}\n")).unwrap();
+    let mut stranger = support::spawn(support::host("/bin/sleep").arg("1000").stdin(Stdio::null()));
+    fs::write(&pid_file, format!("{}\n", stranger.pid())).unwrap();
     // Its pid is live, but nobody holds the lock: dead (1), as far as we know.
     let out = expect(1, ["status", "--pid-file", s(&pid_file)]);
     assert!(
-        out.stderr.contains(&format!("dead (pid {stranger})")),
+        out.stderr
+            .contains(&format!("dead (pid {})", stranger.pid())),
         "{}",
         out.stderr
     );
     expect(0, ["stop", "--pid-file", s(&pid_file), "--signal", "KILL"]);
-    assert!(
-        guard.child(stranger).try_wait().unwrap().is_none(),
-        "the stranger was signalled"
-    );
+    assert!(stranger.try_wait().is_none(), "the stranger was signalled");
     assert!(!pid_file.exists(), "the stale file is removed");
     expect(3, ["status", "--pid-file", s(&pid_file)]);
 }
 
 #[test]
 fn stop_signal_option_by_name_and_number() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-signal");
     let pid_file = dir.join("p.pid");
     for (signal, number) in [
@@ -895,24 +808,23 @@ fn stop_signal_option_by_name_and_number() {
         ("SIGHUP", libc::SIGHUP),
         (&*libc::SIGUSR1.to_string(), libc::SIGUSR1),
     ] {
-        let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+        let pid = start(&pid_file, &[], &["/bin/sleep", "1000"]);
         expect(0, ["stop", "--pid-file", s(&pid_file), "--signal", signal]);
-        assert_eq!(guard.wait(pid), Some(128 + number), "--signal {signal}");
+        assert_eq!(wait_exit(pid), Some(128 + number), "--signal {signal}");
     }
 }
 
 #[test]
 fn status_and_stop_exit_codes() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-codes");
     let pid_file = dir.join("p.pid");
     // 3 / 0: no pid file.
     expect(3, ["status", "--pid-file", s(&pid_file)]);
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
     // 1: dead, the file left behind (PROGRAM died by itself: nobody removes it).
-    let pid = start(&mut guard, &pid_file, &[], &["/bin/sleep", "1000"]);
+    let pid = start(&pid_file, &[], &["/bin/sleep", "1000"]);
     kill(pid, libc::SIGKILL);
-    guard.wait(pid);
+    wait_exit(pid);
     expect(1, ["status", "--pid-file", s(&pid_file)]);
     // 4 (status) and 1 (stop): unreadable, here a symlink.
     let link = dir.join("link.pid");
@@ -928,37 +840,31 @@ fn status_and_stop_exit_codes() {
         "trap '' TERM; /bin/sleep 1000 & echo $! > '{}'; wait",
         s(&child_pid)
     );
-    let pid = start(&mut guard, &pid_file, &[], &["/bin/sh", "-c", &script]);
+    let pid = start(&pid_file, &[], &["/bin/sh", "-c", &script]);
     wait_until("the child", || {
         fs::read_to_string(&child_pid).is_ok_and(|t| t.ends_with('\n'))
     });
-    let child = guard.add(pid_in(&child_pid));
+    let child = pid_in(&child_pid);
     let out = expect(1, ["stop", "--pid-file", s(&pid_file), "--timeout", "0.2"]);
     assert!(
         out.stderr.contains("still locked after SIGKILL"),
         "{}",
         out.stderr
     );
-    assert_eq!(guard.wait(pid), Some(128 + libc::SIGKILL));
+    assert_eq!(wait_exit(pid), Some(128 + libc::SIGKILL));
     expect(0, ["status", "--pid-file", s(&pid_file)]);
     kill(child, libc::SIGKILL);
-    guard.wait(child);
+    wait_exit(child);
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
     expect(3, ["status", "--pid-file", s(&pid_file)]);
 }
 
 #[test]
 fn supervise_holds_the_lock_and_forwards_signals() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-supervise");
     let pid_file = dir.join("p.pid");
     for sig in [libc::SIGUSR1, libc::SIGHUP, libc::SIGTERM] {
-        let program = start(
-            &mut guard,
-            &pid_file,
-            &["--supervise"],
-            &["/bin/sleep", "1000"],
-        );
+        let program = start(&pid_file, &["--supervise"], &["/bin/sleep", "1000"]);
         let supervisor = pids(&pid_file).1.expect("the supervisor's pid on line 2");
         assert_eq!(comm(program), "sleep");
         assert_eq!(ppid(program), supervisor);
@@ -973,20 +879,17 @@ fn supervise_holds_the_lock_and_forwards_signals() {
         assert_eq!(out.stdout, format!("{program}\n"));
         kill(supervisor, sig);
         // PROGRAM died of the forwarded signal; the supervisor ends with its status.
-        assert_eq!(guard.wait(supervisor), Some(128 + sig), "signal {sig}");
-        guard.reaped(program);
+        assert_eq!(wait_exit(supervisor), Some(128 + sig), "signal {sig}");
         assert!(!pid_file.exists());
     }
 }
 
 #[test]
 fn supervise_restart_brings_a_killed_program_back_then_stop_ends_both() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-restart");
     let pid_file = dir.join("p.pid");
     let log = dir.join("supervisor.log");
     let mut program = start(
-        &mut guard,
         &pid_file,
         &["--supervise", "--restart=0.1", "--stderr", s(&log)],
         &["/bin/sleep", "1000"],
@@ -994,13 +897,12 @@ fn supervise_restart_brings_a_killed_program_back_then_stop_ends_both() {
     let supervisor = pids(&pid_file).1.unwrap();
     for _ in 0..3 {
         kill(program, libc::SIGKILL);
-        guard.reaped(program); // the supervisor reaps it
         let old = program;
         wait_until(
             "a new program",
             || matches!(pids(&pid_file), (Some(p), Some(sv)) if p != old && p != sv && alive(p) && comm(p) == "sleep"),
         );
-        program = guard.add(pid_in(&pid_file));
+        program = pid_in(&pid_file);
         assert_eq!(ppid(program), supervisor);
         assert_eq!(pids(&pid_file).1, Some(supervisor));
     }
@@ -1011,19 +913,16 @@ fn supervise_restart_brings_a_killed_program_back_then_stop_ends_both() {
         "{text}"
     );
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
-    assert_eq!(guard.wait(supervisor), Some(128 + libc::SIGTERM));
+    assert_eq!(wait_exit(supervisor), Some(128 + libc::SIGTERM));
     wait_until("the program gone", || !alive(program));
-    guard.reaped(program);
     assert!(!pid_file.exists());
 }
 
 #[test]
 fn supervise_stop_escalation_ends_supervisor_and_program() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-svkill");
     let pid_file = dir.join("p.pid");
     let program = start(
-        &mut guard,
         &pid_file,
         &["--supervise", "--restart=0.1"],
         &["/bin/sh", "-c", "trap '' TERM; exec /bin/sleep 1000"],
@@ -1032,14 +931,13 @@ fn supervise_stop_escalation_ends_supervisor_and_program() {
     wait_until("TERM ignored", || ignores(program, libc::SIGTERM));
     let out = expect(0, ["stop", "--pid-file", s(&pid_file), "--timeout", "0.3"]);
     assert!(out.stderr.contains("sending SIGKILL"), "{}", out.stderr);
-    assert_eq!(guard.wait(supervisor), Some(128 + libc::SIGKILL));
-    assert_eq!(guard.wait(program), Some(128 + libc::SIGKILL));
+    assert_eq!(wait_exit(supervisor), Some(128 + libc::SIGKILL));
+    assert_eq!(wait_exit(program), Some(128 + libc::SIGKILL));
     assert!(!pid_file.exists());
 }
 
 #[test]
 fn supervise_ends_with_a_clean_or_failed_program() {
-    let mut guard = Guard::new();
     let dir = TempDir::new("tool-svexit");
     let pid_file = dir.join("p.pid");
     let go = dir.join("go");
@@ -1058,12 +956,7 @@ fn supervise_ends_with_a_clean_or_failed_program() {
         let _ = fs::remove_file(&go);
         let mut all = vec!["--supervise", "--stderr", s(&log)];
         all.extend_from_slice(opts);
-        let program = start(
-            &mut guard,
-            &pid_file,
-            &all,
-            &["/bin/sh", "-c", &wait_go, code],
-        );
+        let program = start(&pid_file, &all, &["/bin/sh", "-c", &wait_go, code]);
         let supervisor = pids(&pid_file).1.unwrap();
         let expected = match code {
             "term" => {
@@ -1075,8 +968,7 @@ fn supervise_ends_with_a_clean_or_failed_program() {
                 code.parse().unwrap()
             }
         };
-        assert_eq!(guard.wait(supervisor), Some(expected), "{opts:?} {code}");
-        guard.reaped(program);
+        assert_eq!(wait_exit(supervisor), Some(expected), "{opts:?} {code}");
         assert!(!pid_file.exists());
     }
     let text = fs::read_to_string(&log).unwrap();

@@ -1,12 +1,17 @@
-//! Shared test support: run helper programs (never fork in the harness), reap every
-//! daemon a test starts, read what `/proc` says about a process.
+//! Shared test support: run helper programs (never fork in the harness) in a scope
+//! that ends everything they leave behind, read what `/proc` says about a process.
 #![allow(dead_code)]
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Once;
+use std::process::{
+    Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Output, Stdio,
+};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// The runner `ci/` sets for a foreign target (e.g. `qemu-ppc -L /usr/powerpc-linux-gnu`):
@@ -38,26 +43,6 @@ pub fn helper_bin(name: &str) -> String {
         .expect("a UTF-8 target directory")
 }
 
-/// A command for a helper binary of the target, through the runner when there is one.
-pub fn helper(path: &str) -> Command {
-    become_subreaper();
-    match runner() {
-        Some(runner) => {
-            let mut words = runner.split_whitespace();
-            let mut cmd = Command::new(words.next().unwrap());
-            cmd.args(words).arg(path);
-            cmd
-        }
-        None => Command::new(path),
-    }
-}
-
-/// A host program (`/bin/sh`, `unshare`): never through the runner.
-pub fn host(program: &str) -> Command {
-    become_subreaper();
-    Command::new(program)
-}
-
 /// A target binary's path as a shell command word, with the runner before it.
 pub fn sh_target(path: &str) -> String {
     match runner() {
@@ -66,70 +51,219 @@ pub fn sh_target(path: &str) -> String {
     }
 }
 
+/// What `pdm-scope` must be given first (see `tests/helpers/scope.rs`).
+const SCOPE_PROTOCOL: &str = "pdm-scope-1";
+
+/// A test's scope: every helper program a test starts runs under a `pdm-scope`
+/// process of its own (`tests/helpers/scope.rs`), a child subreaper, so the daemons a
+/// helper leaves behind, reported or not, are reparented to it and reaped there, never
+/// to the test. When the scope ends, each `pdm-scope` SIGKILLs and reaps all of its
+/// remaining descendants, and the test waits for that.
+///
+/// The scope is the test's thread's (libtest runs each test on a thread of its own): it
+/// begins with the first helper, and ends when the thread does (whether the test
+/// passed, failed or panicked) or at [`end_scope`]. Should the whole test binary die
+/// (SIGKILL, a runner's timeout), each `pdm-scope` gets SIGTERM from the kernel as its
+/// parent thread goes (`PR_SET_PDEATHSIG`), and ends its descendants all the same.
+///
+/// Hence the rules: start helpers from the test's own thread, through [`probe`],
+/// [`helper`] or [`host`], and run them with [`run`], [`run_fields`],
+/// [`probe_via_sh`] or [`spawn`], never with `Command::output`/`status`/`spawn` (a
+/// `pdm-scope` process lives as long as anything it holds). A daemon's parent is the
+/// `pdm-scope` process that ran its launcher ([`Run::reaper`], [`Spawned::reaper`]),
+/// not the test; [`wait_exit`] gives its exit status.
+///
+/// Under qemu-user an emulated `pdm-scope` can't become a subreaper: `ci/` names a host
+/// build in `PANDAEMONIUM_TEST_SCOPE`, and target programs go after the runner.
+struct Scope {
+    dir: TempDir,
+    /// The `pdm-scope` processes, our children, reaped only when the scope ends (so
+    /// signalling one never reaches a reused pid).
+    reapers: RefCell<Vec<Child>>,
+    ended: Cell<bool>,
+}
+
+thread_local! {
+    static SCOPE: RefCell<Option<Rc<Scope>>> = const { RefCell::new(None) };
+}
+
+/// This thread's scope, begun if need be.
+fn scope() -> Rc<Scope> {
+    SCOPE.with(|s| {
+        Rc::clone(s.borrow_mut().get_or_insert_with(|| {
+            Rc::new(Scope {
+                dir: TempDir::new("scope"),
+                reapers: RefCell::new(Vec::new()),
+                ended: Cell::new(false),
+            })
+        }))
+    })
+}
+
+/// Ends this test's scope now, as the end of the test would: every process its helpers
+/// started, and all their descendants, are SIGKILLed and reaped when this returns
+/// (their exit statuses are no longer known). The next helper begins a new scope.
+pub fn end_scope() {
+    if let Some(scope) = SCOPE.with(|s| s.borrow_mut().take()) {
+        scope.end();
+    }
+}
+
+impl Scope {
+    /// A `pdm-scope` command that will run `words` (program and first arguments).
+    fn command<S: AsRef<OsStr>>(&self, words: impl IntoIterator<Item = S>) -> Command {
+        let mut cmd = match std::env::var_os("PANDAEMONIUM_TEST_SCOPE").filter(|s| !s.is_empty()) {
+            Some(host_build) => Command::new(host_build),
+            None => {
+                assert!(
+                    runner().is_none(),
+                    "PANDAEMONIUM_TEST_RUNNER is set but PANDAEMONIUM_TEST_SCOPE is not: under \
+                     qemu-user the scope must be a host build of tests/helpers/scope.rs (an \
+                     emulated prctl(PR_SET_CHILD_SUBREAPER) fails); ci/setup-cross.sh installs \
+                     one and ci/targets/*.env name it"
+                );
+                Command::new(helper_bin("pdm-scope"))
+            }
+        };
+        cmd.arg(SCOPE_PROTOCOL)
+            .arg(self.dir.path())
+            .arg(std::process::id().to_string())
+            .args(words);
+        cmd
+    }
+
+    fn spawn(self: Rc<Scope>, cmd: &mut Command) -> Spawned {
+        let mut child = cmd.spawn().expect("spawn pdm-scope");
+        let reaper = child.id() as i32;
+        let (stdin, stdout, mut stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let start = self.dir.join(format!("start-{reaper}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let text = loop {
+            if let Ok(text) = std::fs::read_to_string(&start) {
+                break text;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                if let Ok(text) = std::fs::read_to_string(&start) {
+                    break text;
+                }
+                let mut err = String::new();
+                if let Some(e) = stderr.as_mut() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("pdm-scope ended ({status}) before starting {cmd:?}: {err}");
+            }
+            assert!(Instant::now() < deadline, "pdm-scope never started {cmd:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        self.reapers.borrow_mut().push(child);
+        let pid = match text.trim_end().split_once('=') {
+            Some(("pid", pid)) => pid.parse().unwrap(),
+            _ => panic!("pdm-scope could not start {cmd:?}: {text}"),
+        };
+        Spawned {
+            scope: self,
+            pid,
+            reaper,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The raw wait status `pdm-scope` recorded for `pid`, if it reaped it.
+    fn recorded(&self, pid: i32) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join(format!("exit-{pid}")))
+            .ok()?
+            .trim_end()
+            .parse()
+            .ok()
+    }
+
+    /// SIGTERM to every `pdm-scope` process (each kills and reaps what it holds, then
+    /// exits), and reaps them. Never panics: it runs while tests unwind.
+    fn end(&self) {
+        if self.ended.replace(true) {
+            return;
+        }
+        let mut reapers = self.reapers.borrow_mut();
+        for child in reapers.iter_mut() {
+            if let Ok(None) = child.try_wait() {
+                // SAFETY: kill with integer arguments; `child` is our unreaped child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            }
+        }
+        for child in reapers.iter_mut() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while let Ok(None) = child.try_wait() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// A command for a helper binary of the target, through the runner when there is
+/// one, in this test's scope.
+pub fn helper(path: &str) -> Command {
+    let mut words: Vec<String> = runner()
+        .map(|r| r.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    words.push(path.to_string());
+    scope().command(words)
+}
+
+/// A host program (`/bin/sh`, `unshare`), never through the runner, in this test's
+/// scope.
+pub fn host(program: &str) -> Command {
+    scope().command([program])
+}
+
 /// The probe helper (`tests/helpers/probe.rs`).
 pub fn probe() -> Command {
     helper(&helper_bin("pdm-probe"))
 }
 
-/// Makes the test process the reaper of the daemons its helpers leave behind, so a
-/// test can wait for one to exit and learn its status (PID 1 here reaps slowly).
-pub fn become_subreaper() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: prctl with integer arguments only.
-        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        // qemu-user refuses the call (EINVAL); ci/ then starts the harness through a
-        // wrapper that already made it a subreaper, and says so.
-        let preset = std::env::var_os("PANDAEMONIUM_TEST_SUBREAPER").is_some();
-        assert!(
-            r == 0 || preset,
-            "PR_SET_CHILD_SUBREAPER: {}",
-            std::io::Error::last_os_error()
-        );
-    });
+/// Starts `cmd` (made by [`helper`], [`host`] or [`probe`]); returns once `pdm-scope`
+/// has started the program, and panics if it could not.
+pub fn spawn(cmd: &mut Command) -> Spawned {
+    scope().spawn(cmd)
 }
 
-/// Runs `cmd` to completion with stdin from /dev/null, capturing output.
+/// Runs `cmd` to completion with stdin from /dev/null, capturing its output: the
+/// program's exit status and output, as `Command::output` would give them.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("spawn helper")
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    spawn(cmd).wait_with_output()
 }
 
-/// A helper's result, with its stdout parsed as `key=value` lines.
-pub struct Run {
-    pub status: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub fields: HashMap<String, String>,
-}
-
-impl Run {
-    pub fn field(&self, key: &str) -> &str {
-        self.fields.get(key).map(String::as_str).unwrap_or_else(|| {
-            panic!(
-                "no {key}= in helper output:\n{}\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-    pub fn pid(&self) -> i32 {
-        self.field("pid").parse().unwrap()
-    }
-}
-
+/// [`run`], with the helper's stdout parsed as `key=value` lines.
 pub fn run_fields(cmd: &mut Command) -> Run {
-    let out = run(cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let spawned = spawn(cmd);
+    let reaper = spawned.reaper;
+    let out = spawned.wait_with_output();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let fields = stdout
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
     Run {
         status: out.status.code(),
+        fields: fields(&stdout),
         stdout,
-        stderr,
-        fields,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        reaper,
     }
 }
 
@@ -143,74 +277,165 @@ pub fn probe_via_sh(dir: &TempDir, args: &str, redirections: &str) -> Run {
         sh_target(&helper_bin("pdm-probe")),
         out.display()
     );
-    let status = host("/bin/sh")
-        .args(["-c", &cmd])
-        .status()
-        .expect("spawn /bin/sh");
+    let r = run_fields(host("/bin/sh").args(["-c", &cmd]));
     let stdout = std::fs::read_to_string(&out).unwrap_or_default();
-    let fields = stdout
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
     Run {
-        status: status.code(),
+        fields: fields(&stdout),
         stdout,
-        stderr: String::new(),
-        fields,
+        ..r
     }
 }
 
-/// Kills (SIGKILL) and reaps a daemon when dropped, even when the test fails.
-pub struct Reaper(pub Vec<i32>);
-
-impl Reaper {
-    pub fn new() -> Reaper {
-        Reaper(Vec::new())
-    }
-    pub fn add(&mut self, pid: i32) -> i32 {
-        self.0.push(pid);
-        pid
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            if pid > 1 {
-                // SAFETY: kill with integer arguments.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                wait_exit(pid);
-            }
-        }
-    }
-}
-
-/// Waits for `pid` (reparented to us, the subreaper) to exit; its exit status, or
-/// 128+signal. `None` if it is not our child (then waits for it to vanish).
+/// Waits for `pid`, a process of this test's scope, to exit; its exit status, or
+/// 128+signal. `None` if it vanished without being reaped in the scope (its own parent
+/// reaped it), or after a generous bound.
 pub fn wait_exit(pid: i32) -> Option<i32> {
+    let scope = scope();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes only into status.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return Some(if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            });
+        if let Some(raw) = scope.recorded(pid) {
+            return Some(code(raw));
         }
-        if r == -1 {
-            // Not our child: wait for it to vanish (or become a zombie).
-            if !alive(pid) || Instant::now() > deadline {
-                return None;
-            }
+        // A record is written before its zombie is reaped: gone and still no record
+        // means someone else reaped it.
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return scope.recorded(pid).map(code);
         }
         if Instant::now() > deadline {
             return None;
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Kept for older tests: the scope now kills and reaps everything a test's helpers
+/// leave behind, reported or not, so there is nothing to register (and killing a pid
+/// on drop could hit a reused one, since the scope reaps as soon as a daemon exits).
+pub struct Reaper;
+
+impl Reaper {
+    pub fn new() -> Reaper {
+        Reaper
+    }
+    /// Returns `pid`: every process of the scope is ended with it anyway.
+    pub fn add(&mut self, pid: i32) -> i32 {
+        pid
+    }
+}
+
+/// A program started by [`spawn`]: its pid is the program's own (the process its
+/// `pdm-scope` started), its status the program's.
+pub struct Spawned {
+    scope: Rc<Scope>,
+    pid: i32,
+    reaper: i32,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: Option<ChildStdout>,
+    pub stderr: Option<ChildStderr>,
+}
+
+impl Spawned {
+    /// The program's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The `pdm-scope` process that started the program: the parent of the program
+    /// and of every daemon it leaves behind.
+    pub fn reaper(&self) -> i32 {
+        self.reaper
+    }
+
+    /// The program's exit status, if it has exited (and was reaped).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.scope.recorded(self.pid).map(ExitStatus::from_raw)
+    }
+
+    /// Waits for the program to exit (closing its stdin first, as `Child::wait` does).
+    pub fn wait(&mut self) -> ExitStatus {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            assert!(!self.scope.ended.get(), "pid {}: its scope ended", self.pid);
+            assert!(Instant::now() < deadline, "pid {} never exited", self.pid);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGKILLs the program (through its `pdm-scope`, which knows whether it was
+    /// reaped); nothing once the scope has ended.
+    pub fn kill(&mut self) {
+        if !self.scope.ended.get() {
+            // SAFETY: kill with integer arguments; a scope reaps its pdm-scope
+            // processes only when it ends, so this pid is still theirs.
+            unsafe { libc::kill(self.reaper, libc::SIGUSR1) };
+        }
+    }
+
+    /// Reads stdout and stderr (when piped) to the end, then waits for the program.
+    pub fn wait_with_output(mut self) -> Output {
+        drop(self.stdin.take());
+        let err = self.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = e.read_to_end(&mut buf);
+                buf
+            })
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut out) = self.stdout.take() {
+            let _ = out.read_to_end(&mut stdout);
+        }
+        let stderr = err.map(|t| t.join().unwrap()).unwrap_or_default();
+        Output {
+            status: self.wait(),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// `key=value` lines.
+fn fields(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// An exit status as the shell shows it: the code, or 128+signal.
+fn code(raw: i32) -> i32 {
+    if libc::WIFEXITED(raw) {
+        libc::WEXITSTATUS(raw)
+    } else {
+        128 + libc::WTERMSIG(raw)
+    }
+}
+
+/// A helper's result, with its stdout parsed as `key=value` lines.
+pub struct Run {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub fields: HashMap<String, String>,
+    /// The `pdm-scope` process that ran the helper: the parent of the daemons it left.
+    pub reaper: i32,
+}
+
+impl Run {
+    pub fn field(&self, key: &str) -> &str {
+        self.fields.get(key).map(String::as_str).unwrap_or_else(|| {
+            panic!(
+                "no {key}= in helper output:\n{}\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+    pub fn pid(&self) -> i32 {
+        self.field("pid").parse().unwrap()
     }
 }
 
