@@ -82,10 +82,9 @@ fn defaults_seen_from_proc() {
         format!("{pid}\n")
     );
     assert!(support::is_locked(&pid_path), "pid file locked");
-    let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/3")).unwrap();
     assert!(
-        fdinfo.contains("lock:"),
-        "the daemon's own descriptor holds the lock: {fdinfo}"
+        support::holds_lock(pid, &pid_path),
+        "the daemon's own descriptor holds the lock"
     );
     {
         use std::os::unix::fs::PermissionsExt;
@@ -94,13 +93,8 @@ fn defaults_seen_from_proc() {
     }
     // Stage 7 is seen from /proc in `signal_state_seen_from_proc` (not under qemu) and
     // from inside the daemon in `signal_numbers_come_from_the_platform` (everywhere).
-    // Stage 8 and 9: 0-2 on /dev/null, then only the pid file.
-    let fds = support::fds(pid);
-    assert_eq!(fds, vec![0, 1, 2, 3], "open fds");
-    for fd in 0..3 {
-        assert_eq!(support::fd_target(pid, fd), "/dev/null");
-    }
-    assert_eq!(support::fd_target(pid, 3), pid_path.display().to_string());
+    // Stage 8 and 9: 0-2 on /dev/null, then only the pid file (at whatever number).
+    support::assert_open_files(pid, ["/dev/null"; 3], &[pid_path.to_str().unwrap()]);
 
     // SIGTERM: pid file removed, the daemon dies of SIGTERM (shell status 143).
     // SAFETY: kill with integer arguments.
@@ -324,14 +318,8 @@ fn launched_with_stdio_closed() {
     let r = support::probe_via_sh(&dir, &args, "<&- >&- 2>&-");
     assert_eq!(r.status, Some(0), "{}", r.stdout);
     let pid = support::read_pid(&pid_path).expect("pid file");
-    for fd in 0..3 {
-        assert_eq!(support::fd_target(pid, fd), "/dev/null");
-    }
-    assert_eq!(
-        support::fd_target(pid, 3),
-        pid_path.display().to_string(),
-        "pid file above 2"
-    );
+    // 0-2 on /dev/null, the pid file above 2 (and nothing else).
+    support::assert_open_files(pid, ["/dev/null"; 3], &[pid_path.to_str().unwrap()]);
     let rep = support::report(&rep);
     assert!(
         rep["probe_fd"].parse::<i32>().unwrap() > 2,
@@ -341,19 +329,39 @@ fn launched_with_stdio_closed() {
 
 #[test]
 fn launched_with_stdio_closed_without_detaching() {
+    // Not detached, the launcher itself becomes the daemon: the shell's process.
     let dir = TempDir::new("closed-never");
     let rep = dir.join("rep");
     let pid_path = dir.join("n.pid");
-    let args = format!(
-        "--detach never --pid-file {} --report {} --exit 0",
+    let cmd = format!(
+        "exec {} --out {} --detach never --pid-file {} --report {} <&- >&- 2>&-",
+        support::sh_target(&support::helper_bin("pdm-probe")),
+        dir.join("probe-result").display(),
         pid_path.display(),
         rep.display()
     );
-    let r = support::probe_via_sh(&dir, &args, "<&- >&- 2>&-");
-    assert_eq!(r.status, Some(0), "{}", r.stdout);
+    let mut sh = support::spawn(support::host("/bin/sh").args(["-c", &cmd]));
+    let pid = sh.pid();
     let rep = support::report(&rep);
+    assert_eq!(rep["pid"], pid.to_string(), "run() in the launched process");
     assert!(rep["probe_fd"].parse::<i32>().unwrap() > 2);
-    assert_eq!(rep["fds"], "0,1,2,3", "0-2 filled, the pid file above them");
+    // From inside: 0-2 filled and one descriptor above them...
+    let inside: Vec<i32> = rep["fds"].split(',').map(|f| f.parse().unwrap()).collect();
+    assert!(
+        inside.len() == 4 && inside[..3] == [0, 1, 2] && inside[3] > 2,
+        "fds={}",
+        rep["fds"]
+    );
+    // ... which, seen from outside, is the pid file.
+    let open = support::open_files(pid);
+    assert_eq!(open.range(..3).count(), 3, "0-2 filled: {open:?}");
+    let above: Vec<&String> = open.range(3..).map(|(_, t)| t).collect();
+    assert_eq!(above, [&pid_path.display().to_string()], "{open:?}");
+    // SAFETY: kill with integer arguments; `pid` is a live child of the scope.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(sh.wait().signal(), Some(libc::SIGTERM));
+    assert!(!pid_path.exists(), "pid file removed on SIGTERM");
 }
 
 #[test]

@@ -393,12 +393,11 @@ fn start_execs_program_holding_the_lock_then_status_and_stop() {
         .collect();
     assert_eq!(held.len(), 1, "fds of {pid}: {:?}", fds(pid));
     assert!(support::is_locked(&pid_file));
-    // Detached: another session, stdio on /dev/null.
+    // Detached: another session; stdio on /dev/null and, above 2, nothing but the pid
+    // file (the exec-status pipe and whatever the tool inherited are closed).
     // SAFETY: getsid(0) reads our own session id.
     assert_ne!(support::stat_ids(pid).2, unsafe { libc::getsid(0) });
-    for fd in 0..3 {
-        assert_eq!(fd_target(pid, fd), "/dev/null");
-    }
+    support::assert_open_files(pid, ["/dev/null"; 3], &[s(&pid_file)]);
     let out = expect(0, ["status", "--pid-file", s(&pid_file)]);
     assert_eq!(
         (out.stdout, out.stderr),
@@ -608,12 +607,19 @@ fn keep_fd_from_a_shell_script() {
             String::from_utf8_lossy(&out.stderr)
         );
         let pid = pid_in(&pid_file);
+        // 7 kept at its number, or closed; above 2 nothing else but the pid file.
         assert_eq!(
             fd_target(pid, 7) == s(&kept),
             keep,
             "fds of {pid}: {:?}",
-            fds(pid)
+            support::open_files(pid)
         );
+        let files: &[&str] = if keep {
+            &[s(&pid_file), s(&kept)]
+        } else {
+            &[s(&pid_file)]
+        };
+        support::assert_open_files(pid, ["/dev/null"; 3], files);
         expect(0, ["stop", "--pid-file", s(&pid_file)]);
         wait_exit(pid);
     }

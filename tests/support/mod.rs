@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
@@ -484,12 +484,19 @@ pub fn stat_ids(pid: i32) -> (i32, i32, i32, i32) {
 
 /// The open descriptors of `pid`, sorted.
 pub fn fds(pid: i32) -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    v.sort();
-    v
+    open_files(pid).into_keys().collect()
+}
+
+/// The open descriptors of `pid`, each with what it points to (`/proc/PID/fd/N`).
+pub fn open_files(pid: i32) -> BTreeMap<i32, String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            Some((fd, std::fs::read_link(e.path()).ok()?.display().to_string()))
+        })
+        .collect()
 }
 
 /// What descriptor `fd` of `pid` points to.
@@ -497,6 +504,25 @@ pub fn fd_target(pid: i32, fd: i32) -> String {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
         .map(|p| p.display().to_string())
         .unwrap_or_default()
+}
+
+/// Asserts what a daemon has open after stages 8 and 9: 0-2 point to `stdio`, and above
+/// 2 exactly one descriptor for each of `files` (the pid file, a file kept by number...),
+/// whatever its number, and nothing else.
+pub fn assert_open_files(pid: i32, stdio: [&str; 3], files: &[&str]) {
+    let open = open_files(pid);
+    for (fd, want) in stdio.iter().enumerate() {
+        assert_eq!(
+            open.get(&(fd as i32)).map(String::as_str),
+            Some(*want),
+            "fd {fd} of {pid}: {open:?}"
+        );
+    }
+    let mut above: Vec<&str> = open.range(3..).map(|(_, t)| t.as_str()).collect();
+    let mut want = files.to_vec();
+    above.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(above, want, "descriptors above 2 of {pid}: {open:?}");
 }
 
 /// `/proc/PID/cwd`.
