@@ -334,9 +334,10 @@ fn launched_with_stdio_closed_without_detaching() {
     let rep = dir.join("rep");
     let pid_path = dir.join("n.pid");
     let cmd = format!(
-        "exec {} --out {} --detach never --pid-file {} --report {} <&- >&- 2>&-",
+        "exec {} --out {} {} --detach never --pid-file {} --report {} <&- >&- 2>&-",
         support::sh_target(&support::helper_bin("pdm-probe")),
         dir.join("probe-result").display(),
+        support::probe_flags(),
         pid_path.display(),
         rep.display()
     );

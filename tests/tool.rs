@@ -874,13 +874,18 @@ fn supervise_holds_the_lock_and_forwards_signals() {
         let supervisor = pids(&pid_file).1.expect("the supervisor's pid on line 2");
         assert_eq!(comm(program), "sleep");
         assert_eq!(ppid(program), supervisor);
-        // The supervisor holds the lock; PROGRAM does not have the file open.
-        assert!(fds(supervisor)
-            .iter()
-            .any(|&fd| fd_target(supervisor, fd) == s(&pid_file)));
+        // The supervisor holds the lock; PROGRAM (exec'd, so dumpable again and readable
+        // as any user) does not have the file open.
         assert!(!fds(program)
             .iter()
             .any(|&fd| fd_target(program, fd) == s(&pid_file)));
+        if support::inspectable(supervisor) {
+            assert!(support::holds_lock(supervisor, &pid_file));
+        } else {
+            // As a user other than root the supervisor (not exec'd, so non-dumpable since
+            // stage 2) hides its descriptors: the file is locked, and not by PROGRAM.
+            assert!(support::is_locked(&pid_file));
+        }
         let out = expect(0, ["status", "--pid-file", s(&pid_file)]);
         assert_eq!(out.stdout, format!("{program}\n"));
         kill(supervisor, sig);

@@ -51,6 +51,18 @@ pub fn sh_target(path: &str) -> String {
     }
 }
 
+/// The probe's extra arguments ([`probe`] and [`probe_via_sh`] add them): as a user
+/// other than root, `--inspectable` (stage 2 makes the daemon non-dumpable, which hands
+/// its `/proc/PID/{fd,fdinfo,cwd,environ}` to root; the probe makes itself dumpable
+/// again at the start of run(), after recording `dumpable=` in its report).
+pub fn probe_flags() -> &'static str {
+    if is_root() {
+        ""
+    } else {
+        "--inspectable"
+    }
+}
+
 /// What `pdm-scope` must be given first (see `tests/helpers/scope.rs`).
 const SCOPE_PROTOCOL: &str = "pdm-scope-1";
 
@@ -229,9 +241,11 @@ pub fn host(program: &str) -> Command {
     scope().command([program])
 }
 
-/// The probe helper (`tests/helpers/probe.rs`).
+/// The probe helper (`tests/helpers/probe.rs`), `--inspectable` when not root.
 pub fn probe() -> Command {
-    helper(&helper_bin("pdm-probe"))
+    let mut cmd = helper(&helper_bin("pdm-probe"));
+    cmd.args(probe_flags().split_whitespace());
+    cmd
 }
 
 /// Starts `cmd` (made by [`helper`], [`host`] or [`probe`]); returns once `pdm-scope`
@@ -273,9 +287,10 @@ pub fn run_fields(cmd: &mut Command) -> Run {
 pub fn probe_via_sh(dir: &TempDir, args: &str, redirections: &str) -> Run {
     let out = dir.join("probe-result");
     let cmd = format!(
-        "exec {} --out {} {args} {redirections}",
+        "exec {} --out {} {} {args} {redirections}",
         sh_target(&helper_bin("pdm-probe")),
-        out.display()
+        out.display(),
+        probe_flags(),
     );
     let r = run_fields(host("/bin/sh").args(["-c", &cmd]));
     let stdout = std::fs::read_to_string(&out).unwrap_or_default();
@@ -523,6 +538,12 @@ pub fn assert_open_files(pid: i32, stdio: [&str; 3], files: &[&str]) {
     above.sort_unstable();
     want.sort_unstable();
     assert_eq!(above, want, "descriptors above 2 of {pid}: {open:?}");
+}
+
+/// Whether this process may read `/proc/PID/fd` (a non-dumpable process's belongs to
+/// root: as another user, only `stat`, `status`, `cmdline` and `limits` are readable).
+pub fn inspectable(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok()
 }
 
 /// `/proc/PID/cwd`.
