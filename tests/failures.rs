@@ -1,10 +1,11 @@
 //! A failure in every stage that can fail: the original process gets the stage, the
 //! errno and a message, exits non-zero, and nothing is left behind (the daemon has
-//! exited, and no pid file of ours remains).
+//! exited, and no pid file of ours remains). And when a helper leaves something behind
+//! anyway, unreported, the test's scope (`tests/support`) ends it.
 
 mod support;
 
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 
 use support::{probe, run_fields, TempDir};
 
@@ -221,4 +222,161 @@ fn too_many_inherited_files_is_a_capacity_error() {
         r.field("message"),
         "stage 8 (close files): inherit_files holds 16 descriptors"
     );
+}
+
+// ---- and when something is left behind all the same --------------------------------
+//
+// A broken library (as under mutation testing) leaves daemons nobody reported. The
+// test's scope ends them anyway: when it ends explicitly, when the test panics, and
+// when the whole test binary is killed.
+
+/// Field 22 of `/proc/PID/stat`: when the process started (tells a reused pid apart).
+fn start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s[s.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Runs a shell that leaves three processes behind and reports none of them on its
+/// stdout: a background `sleep`, a daemon of the tool, a probe daemon. Their pids go
+/// to `DIR/left` (written whole once all three run), for the test to check on; each
+/// with its start time.
+fn leave_three_behind(dir: &TempDir) -> Vec<(i32, u64)> {
+    let left = dir.join("left");
+    let script = format!(
+        "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! >> {l}.tmp; \
+         {tool} start --pid-file {d}/tool.pid -- /bin/sleep 1000 && cat {d}/tool.pid >> {l}.tmp; \
+         {probe} | sed -n 's/^pid=//p' >> {l}.tmp; \
+         mv {l}.tmp {l}",
+        l = left.display(),
+        d = dir.path().display(),
+        tool = support::sh_target(env!("CARGO_BIN_EXE_pandaemonium")),
+        probe = support::sh_target(&support::helper_bin("pdm-probe")),
+    );
+    let out = support::run(support::host("/bin/sh").args(["-c", &script]));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, b"", "nothing reported");
+    let pids: Vec<i32> = std::fs::read_to_string(&left)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    pids.into_iter()
+        .map(|pid| {
+            assert!(support::alive(pid), "{pid} runs");
+            (pid, start_time(pid).unwrap())
+        })
+        .collect()
+}
+
+/// Whether the process `(pid, start time)` is gone (reaped: no such pid any more, or a
+/// new process under that number).
+fn gone((pid, started): (i32, u64)) -> bool {
+    start_time(pid) != Some(started)
+}
+
+#[test]
+fn the_scope_ends_and_reaps_what_a_helper_left_unreported() {
+    let dir = TempDir::new("left");
+    let left = leave_three_behind(&dir);
+    support::end_scope();
+    for p in left {
+        assert!(gone(p), "{p:?} outlived its scope");
+    }
+    // A new scope begins with the next helper.
+    let r = run_fields(probe().args(["--exit", "0"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(support::wait_exit(r.pid()), Some(0));
+}
+
+/// The inner half of the tests below, run by them in a test binary of its own (and
+/// otherwise a no-op): leaves three processes behind, writes their pids and start
+/// times to `$PDM_SCOPE_INNER`, then panics, or waits to be killed.
+#[test]
+#[ignore = "run by the_scope_ends_*_when_its_test_* in a test binary of its own"]
+fn scope_inner_leaves_three_behind() {
+    let Some(report) = std::env::var_os("PDM_SCOPE_INNER") else {
+        return;
+    };
+    let dir = TempDir::new("inner");
+    let left = leave_three_behind(&dir);
+    let text: String = left.iter().map(|(p, t)| format!("{p} {t}\n")).collect();
+    let tmp = std::path::PathBuf::from(&report).with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &report).unwrap();
+    if std::env::var_os("PDM_SCOPE_INNER_PANIC").is_some() {
+        panic!("the inner test fails on purpose, leaving three processes behind");
+    }
+    std::thread::sleep(std::time::Duration::from_secs(120));
+    panic!("never killed");
+}
+
+/// Runs `scope_inner_leaves_three_behind` in a test binary of its own; what it left
+/// behind, once it has, and the running binary.
+fn inner(dir: &TempDir, panic: bool) -> (Vec<(i32, u64)>, support::Spawned) {
+    let report = dir.join("inner-left");
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = support::helper(exe.to_str().unwrap());
+    cmd.args([
+        "--exact",
+        "scope_inner_leaves_three_behind",
+        "--ignored",
+        "--test-threads=1",
+    ])
+    .env("PDM_SCOPE_INNER", &report)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    if panic {
+        cmd.env("PDM_SCOPE_INNER_PANIC", "1");
+    }
+    let mut binary = support::spawn(&mut cmd);
+    support::wait_until("the inner test left its processes", || {
+        report.exists() || binary.try_wait().is_some()
+    });
+    let left: Vec<(i32, u64)> = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", binary.wait()))
+        .lines()
+        .map(|l| {
+            let (p, t) = l.split_once(' ').unwrap();
+            (p.parse().unwrap(), t.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(left.len(), 3);
+    (left, binary)
+}
+
+#[test]
+fn the_scope_ends_what_was_left_when_its_test_panics() {
+    let dir = TempDir::new("inner-panic");
+    let (left, binary) = inner(&dir, true);
+    let out = binary.wait_with_output();
+    assert_eq!(
+        out.status.code(),
+        Some(101),
+        "the inner test failed: {out:?}"
+    );
+    for p in left {
+        assert!(gone(p), "{p:?} outlived its failed test");
+    }
+}
+
+#[test]
+fn the_scope_ends_what_was_left_when_its_test_binary_is_killed() {
+    let dir = TempDir::new("inner-kill");
+    let (left, mut binary) = inner(&dir, false);
+    for &p in &left {
+        assert!(!gone(p), "{p:?} ended before its test");
+    }
+    binary.kill();
+    assert_eq!(binary.wait().signal(), Some(libc::SIGKILL));
+    // Nothing of the dead binary can end its scopes: each pdm-scope is told by the
+    // kernel (its parent thread is gone) and ends its processes itself.
+    for p in left {
+        support::wait_until("the killed test's processes gone", || gone(p));
+    }
 }
