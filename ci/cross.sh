@@ -9,11 +9,12 @@
 #   cargo $TOOLCHAIN test  $BUILD_STD --target <triple> --no-fail-fast $CROSS_TEST_ARGS
 #   cargo $TOOLCHAIN build $BUILD_STD --target <triple> --no-default-features --lib
 # The env files carry every per-target difference (linker, runner, RUSTFLAGS incl. `--cfg qemu`
-# for qemu-run targets, PANDAEMONIUM_TEST_RUNNER, PANDAEMONIUM_TEST_SUBREAPER, QEMU_LD_PREFIX,
+# for qemu-run targets, PANDAEMONIUM_TEST_RUNNER, PANDAEMONIUM_TEST_SCOPE, QEMU_LD_PREFIX,
 # toolchain, -Zbuild-std); this script has no per-target branches.
 # Contract with the tests: under qemu, PANDAEMONIUM_TEST_RUNNER (e.g. "qemu-ppc -L /usr/powerpc-linux-gnu",
 # split on whitespace) goes right before each *target* helper binary, never before host programs
-# (/bin/sh, unshare); PANDAEMONIUM_TEST_SUBREAPER=1 means the harness already is a child subreaper. libtest's `test result:` lines (all test binaries and
+# (/bin/sh, unshare); PANDAEMONIUM_TEST_SCOPE names a host build of the tests' scope helper pdm-scope (a child
+# subreaper, which an emulated program can't become), run as a host program. libtest's `test result:` lines (all test binaries and
 # doctests) are summed per target. Logs: $CARGO_TARGET_DIR (or ./target)/cross-logs/<triple>.log.
 # Exit status: 0 only if every target built, passed the test suite, and built without defaults.
 #

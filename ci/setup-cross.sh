@@ -15,8 +15,9 @@
 #                  ci/dlfo.c compiled with SHIM_DLFO_CC, if set)
 #   PANDAEMONIUM_TEST_RUNNER  its first word (qemu-<arch>) gets a binfmt_misc registration
 #                  (PANDAEMONIUM_NO_BINFMT=1 skips that, with a warning, where binfmt_misc is forbidden)
-# Always built: $PANDAEMONIUM_SHIM_ROOT/bin/pdm-subreaper (default root /usr/local/lib/pandaemonium-cross),
-# the host-side cargo runner prefix of the qemu targets (see "host helper" below).
+# Always built: $PANDAEMONIUM_SHIM_ROOT/bin/pdm-scope (default root /usr/local/lib/pandaemonium-cross),
+# a host build of the tests' scope helper, which the qemu targets' env files name in
+# PANDAEMONIUM_TEST_SCOPE (see "host helper" below).
 # Any piece that cannot be installed is a loud error and a non-zero exit; nothing is skipped.
 set -euo pipefail
 
@@ -146,33 +147,36 @@ for t in "$@"; do
   say "built $dir/libunwind.a${dlfocc:+ (+dlfo.o)}"
 done
 
-# ---------------------------------------------------------------- host helper: pdm-subreaper
-# qemu-user 7.2 answers prctl(PR_SET_CHILD_SUBREAPER / PR_GET_CHILD_SUBREAPER) with EINVAL, so a
-# test harness running under qemu cannot become the reaper of the daemons its helpers leave
-# behind. The attribute survives execve(2), so the qemu targets' cargo runner is
-# "pdm-subreaper qemu-<arch> ...": it sets the flag on the host side, then execs qemu (same pid).
-# The env files export PANDAEMONIUM_TEST_SUBREAPER=1 to tell the tests it is already done.
+# ---------------------------------------------------------------- host helper: pdm-scope
+# Every test runs its helper programs under pdm-scope (tests/helpers/scope.rs, the example
+# pdm-scope), a child subreaper that ends whatever they leave behind when the test ends. qemu-user
+# 7.2 answers an emulated prctl(PR_SET_CHILD_SUBREAPER) with EINVAL, so the qemu targets use a host
+# build of it instead (their env files export PANDAEMONIUM_TEST_SCOPE): a host program, it starts
+# the target's helpers through PANDAEMONIUM_TEST_RUNNER like /bin/sh does. Rebuilt whenever
+# scope.rs differs from the source of the installed build (a stale one would be refused by the
+# tests anyway: the two speak a versioned protocol).
 helper_dir="${PANDAEMONIUM_SHIM_ROOT:-/usr/local/lib/pandaemonium-cross}/bin"
-if [ ! -x "$helper_dir/pdm-subreaper" ] || [ "$0" -nt "$helper_dir/pdm-subreaper" ]; then
-  mkdir -p "$helper_dir"; tmp=$(mktemp -d)
-  cat > "$tmp/pdm-subreaper.c" <<'EOF_C'
-/* pdm-subreaper CMD [ARGS...]: become a child subreaper, then exec CMD (built by ci/setup-cross.sh) */
-#include <stdio.h>
-#include <sys/prctl.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-  if (argc < 2) { fputs("usage: pdm-subreaper CMD [ARGS...]\n", stderr); return 127; }
-  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) { perror("pdm-subreaper: prctl"); return 127; }
-  execvp(argv[1], argv + 1);
-  perror("pdm-subreaper: exec");
-  return 127;
-}
-EOF_C
-  cc -O2 -Wall -o "$tmp/pdm-subreaper" "$tmp/pdm-subreaper.c" || die "building pdm-subreaper failed"
-  mv -f "$tmp/pdm-subreaper" "$helper_dir/pdm-subreaper"; rm -rf "$tmp"
-  say "built $helper_dir/pdm-subreaper"
+crate_dir=$(cd "$CI_DIR/.." && pwd)
+scope_src="$crate_dir/tests/helpers/scope.rs"
+[ -f "$scope_src" ] || die "no $scope_src"
+want=$(sha256sum "$scope_src" | cut -d' ' -f1)
+if [ ! -x "$helper_dir/pdm-scope" ] || [ "$(cat "$helper_dir/pdm-scope.source" 2>/dev/null)" != "$want" ]; then
+  mkdir -p "$helper_dir"
+  build="${PANDAEMONIUM_SHIM_ROOT:-/usr/local/lib/pandaemonium-cross}/build"
+  say "cargo build --release --example pdm-scope (host)"
+  # The host's own build: none of a target's settings may leak in.
+  ( cd "$crate_dir" && env -u RUSTFLAGS -u RUSTDOCFLAGS -u CARGO_BUILD_TARGET -u CARGO_TARGET_DIR \
+      cargo +stable build --quiet --release --locked --example pdm-scope --target-dir "$build" ) \
+    || die "building the host pdm-scope failed"
+  install -m 0755 "$build/release/examples/pdm-scope" "$helper_dir/pdm-scope.new"
+  mv -f "$helper_dir/pdm-scope.new" "$helper_dir/pdm-scope"
+  printf '%s\n' "$want" > "$helper_dir/pdm-scope.source"
+  say "built $helper_dir/pdm-scope"
 fi
-"$helper_dir/pdm-subreaper" true || die "pdm-subreaper does not run"
+tmp=$(mktemp -d)
+"$helper_dir/pdm-scope" pdm-scope-1 "$tmp" "$$" /bin/true || die "pdm-scope does not run"
+grep -q '^pid=' "$tmp"/start-* || die "pdm-scope did not start a program: $(cat "$tmp"/start-* 2>&1)"
+rm -rf "$tmp"
 
 # ---------------------------------------------------------------- final check
 bad=""
