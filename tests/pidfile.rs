@@ -52,8 +52,15 @@ fn fifty_concurrent_starts_make_exactly_one_daemon() {
         "stage 6 (pid file): {}: already running (pid {winner})",
         pid_path.display()
     );
+    // A loser that found the lock taken between the winner's lock and its seal re-reads
+    // the file only briefly (FreeBSD's 20 x 5 ms) for the pid; on a busy machine it may
+    // get none, and says so without one. Never another pid.
+    let without_pid = format!(
+        "stage 6 (pid file): {}: already running",
+        pid_path.display()
+    );
     for message in &losers {
-        assert_eq!(message, &expected);
+        assert!(message == &expected || message == &without_pid, "{message}");
     }
     assert_eq!(support::read_pid(&pid_path), Some(winner));
     assert!(support::alive(winner));

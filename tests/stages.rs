@@ -318,13 +318,13 @@ fn launched_with_stdio_closed() {
     let r = support::probe_via_sh(&dir, &args, "<&- >&- 2>&-");
     assert_eq!(r.status, Some(0), "{}", r.stdout);
     let pid = support::read_pid(&pid_path).expect("pid file");
-    // 0-2 on /dev/null, the pid file above 2 (and nothing else).
-    support::assert_open_files(pid, ["/dev/null"; 3], &[pid_path.to_str().unwrap()]);
     let rep = support::report(&rep);
     assert!(
         rep["probe_fd"].parse::<i32>().unwrap() > 2,
         "a file opened in run() lands above 2"
     );
+    // 0-2 on /dev/null, the pid file above 2 (and nothing else).
+    support::assert_open_files(pid, ["/dev/null"; 3], &[pid_path.to_str().unwrap()]);
 }
 
 #[test]

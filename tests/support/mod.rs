@@ -524,20 +524,36 @@ pub fn fd_target(pid: i32, fd: i32) -> String {
 /// Asserts what a daemon has open after stages 8 and 9: 0-2 point to `stdio`, and above
 /// 2 exactly one descriptor for each of `files` (the pid file, a file kept by number...),
 /// whatever its number, and nothing else.
+///
+/// A running program opens files of its own for a moment (`sleep` its locale files
+/// after exec, the probe its report): what must hold is what stays open, so this waits
+/// (boundedly) for the set to be the expected one, and fails with the last one read.
 pub fn assert_open_files(pid: i32, stdio: [&str; 3], files: &[&str]) {
-    let open = open_files(pid);
-    for (fd, want) in stdio.iter().enumerate() {
-        assert_eq!(
-            open.get(&(fd as i32)).map(String::as_str),
-            Some(*want),
-            "fd {fd} of {pid}: {open:?}"
+    let mut want: Vec<&str> = stdio.to_vec();
+    let mut above_want = files.to_vec();
+    above_want.sort_unstable();
+    want.extend(above_want);
+    let seen = |open: &BTreeMap<i32, String>| -> Vec<String> {
+        let mut above: Vec<String> = open.range(3..).map(|(_, t)| t.clone()).collect();
+        above.sort_unstable();
+        (0..3)
+            .map(|fd| open.get(&fd).cloned().unwrap_or_default())
+            .chain(above)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let open = open_files(pid);
+        let now = seen(&open);
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "descriptors of {pid}: {open:?}\nexpected 0-2 on {stdio:?} and above 2 {files:?}"
         );
+        std::thread::sleep(Duration::from_millis(5));
     }
-    let mut above: Vec<&str> = open.range(3..).map(|(_, t)| t.as_str()).collect();
-    let mut want = files.to_vec();
-    above.sort_unstable();
-    want.sort_unstable();
-    assert_eq!(above, want, "descriptors above 2 of {pid}: {open:?}");
 }
 
 /// Whether this process may read `/proc/PID/fd` (a non-dumpable process's belongs to
