@@ -174,7 +174,7 @@ if [ ! -x "$helper_dir/pdm-scope" ] || [ "$(cat "$helper_dir/pdm-scope.source" 2
   say "built $helper_dir/pdm-scope"
 fi
 tmp=$(mktemp -d)
-"$helper_dir/pdm-scope" pdm-scope-1 "$tmp" "$$" /bin/true || die "pdm-scope does not run"
+"$helper_dir/pdm-scope" pdm-scope-2 "$tmp" "$$" /bin/true || die "pdm-scope does not run"
 grep -q '^pid=' "$tmp"/start-* || die "pdm-scope did not start a program: $(cat "$tmp"/start-* 2>&1)"
 rm -rf "$tmp"
 

@@ -2,7 +2,7 @@
 //! (`Scope` in `tests/support`), so that whatever a helper leaves behind ends with its
 //! test, reported or not.
 //!
-//! `pdm-scope pdm-scope-1 DIR PARENT PROGRAM [ARG...]`:
+//! `pdm-scope pdm-scope-2 DIR PARENT PROGRAM [ARG...]`:
 //!
 //! 1. becomes a child subreaper and leaves the test's process group (a kill of that
 //!    group must not end the scope before the scope ends its descendants);
@@ -12,8 +12,9 @@
 //!    it was itself given, writes `DIR/start-<own pid>` (`pid=N`, or `error=...` and exit
 //!    127), then points its own stdio at `/dev/null` (only PROGRAM's copies stay open);
 //! 4. reaps every child, PROGRAM and the daemons reparented to it alike, writing
-//!    `DIR/exit-<pid>` (the raw wait status, in decimal) before the zombie goes, so a
-//!    pid that is gone without a record was never reaped here;
+//!    `DIR/exit-<pid>` before the zombie goes (so a pid that is gone without a record
+//!    was never reaped here): `exit N`, or `signal NAME` (`signal NAME core`), by name
+//!    since under qemu-user this host build's numbers are not the target's;
 //! 5. on SIGTERM, SIGHUP or SIGINT, or when PARENT is gone, SIGKILLs its children round
 //!    after round (a child's children are reparented to it when the child dies) and
 //!    reaps them; SIGUSR1 SIGKILLs PROGRAM only (`Spawned::kill`), if not yet reaped;
@@ -32,9 +33,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
+#[path = "signal_names.rs"]
+mod signal_names;
+
 /// The first argument: `tests/support` and this helper speak the same protocol (a
 /// stale host build under qemu is refused instead of misread).
-const PROTOCOL: &str = "pdm-scope-1";
+const PROTOCOL: &str = "pdm-scope-2";
 
 fn usage(msg: &str) -> ! {
     eprintln!("pdm-scope: {msg}");
@@ -81,14 +85,14 @@ fn children(me: i32) -> Vec<i32> {
         .collect()
 }
 
-/// The raw wait status (as `waitpid` reports it) of a child `waitid` saw exit.
-fn raw_status(info: &libc::siginfo_t) -> i32 {
+/// How a child `waitid` saw exit ended: `exit N`, `signal NAME` or `signal NAME core`.
+fn how_it_ended(info: &libc::siginfo_t) -> String {
     // SAFETY: `info` was filled by waitid for an exited child (SIGCHLD fields).
     let status = unsafe { info.si_status() };
     match info.si_code {
-        libc::CLD_EXITED => (status & 0xff) << 8,
-        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
-        _ => status & 0x7f,
+        libc::CLD_EXITED => format!("exit {status}"),
+        libc::CLD_DUMPED => format!("signal {} core", signal_names::name(status)),
+        _ => format!("signal {}", signal_names::name(status)),
     }
 }
 
@@ -233,7 +237,7 @@ fn main() {
             record(
                 &dir,
                 &format!("exit-{pid}"),
-                &format!("{}\n", raw_status(&info)),
+                &format!("{}\n", how_it_ended(&info)),
             );
             let mut status = 0;
             // SAFETY: reaps the zombie waitid reported; writes only into `status`.

@@ -64,7 +64,10 @@ pub fn probe_flags() -> &'static str {
 }
 
 /// What `pdm-scope` must be given first (see `tests/helpers/scope.rs`).
-const SCOPE_PROTOCOL: &str = "pdm-scope-1";
+const SCOPE_PROTOCOL: &str = "pdm-scope-2";
+
+#[path = "../helpers/signal_names.rs"]
+mod signal_names;
 
 /// A test's scope: every helper program a test starts runs under a `pdm-scope`
 /// process of its own (`tests/helpers/scope.rs`), a child subreaper, so the daemons a
@@ -183,13 +186,17 @@ impl Scope {
         }
     }
 
-    /// The raw wait status `pdm-scope` recorded for `pid`, if it reaped it.
+    /// The raw wait status, in this platform's numbers, of `pid` if `pdm-scope` reaped
+    /// it (it records `exit N`, `signal NAME` or `signal NAME core`).
     fn recorded(&self, pid: i32) -> Option<i32> {
-        std::fs::read_to_string(self.dir.join(format!("exit-{pid}")))
-            .ok()?
-            .trim_end()
-            .parse()
-            .ok()
+        let text = std::fs::read_to_string(self.dir.join(format!("exit-{pid}"))).ok()?;
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words[..] {
+            ["exit", code] => Some((code.parse::<i32>().ok()? & 0xff) << 8),
+            ["signal", name] => signal_names::number(name),
+            ["signal", name, "core"] => Some(signal_names::number(name)? | 0x80),
+            _ => panic!("pdm-scope's record of {pid}: {text:?}"),
+        }
     }
 
     /// SIGTERM to every `pdm-scope` process (each kills and reaps what it holds, then
