@@ -1,6 +1,6 @@
 //! Test helper `pdm-scope`: the subreaper every helper program of a test runs under
-//! (`Scope` in `tests/support`), so that whatever a helper leaves behind ends with its
-//! test, reported or not.
+//! (the test's scope, `tests/support`), so that whatever a helper leaves behind ends
+//! with its test, reported or not.
 //!
 //! `pdm-scope pdm-scope-2 DIR PARENT PROGRAM [ARG...]`:
 //!
