@@ -41,20 +41,20 @@ fn a_stage_1_override_that_does_not_detach_keeps_stdio() {
     let out = dir.join("out.log");
     let report = dir.join("report");
     let mut reaper = Reaper::new();
-    let mut child = probe()
-        .args([
-            "--skip-detach",
-            "--stdout",
-            out.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = reaper.add(child.id() as i32);
+    let child = support::spawn(
+        probe()
+            .args([
+                "--skip-detach",
+                "--stdout",
+                out.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let pid = reaper.add(child.pid());
     let rep = support::report(&report);
     assert_eq!(
         rep["pid"],
@@ -62,8 +62,6 @@ fn a_stage_1_override_that_does_not_detach_keeps_stdio() {
         "this process became the daemon"
     );
     assert_eq!(rep["fds"], "0,1,2", "stage 9 closed nothing of stdio");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -75,21 +73,21 @@ fn sigterm_after_the_daemon_released_its_pid_file_leaves_the_path_alone() {
     let pid_path = dir.join("r.pid");
     let link = dir.join("link");
     let mut reaper = Reaper::new();
-    let mut child = probe()
-        .args([
-            "--mode",
-            "activate-release",
-            "--pid-file",
-            pid_path.to_str().unwrap(),
-            "--stdout",
-            dir.join("out.log").to_str().unwrap(),
-            "--wait-in-stage",
-            &format!("9:{}", dir.path().display()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = support::spawn(
+        probe()
+            .args([
+                "--mode",
+                "activate-release",
+                "--pid-file",
+                pid_path.to_str().unwrap(),
+                "--stdout",
+                dir.join("out.log").to_str().unwrap(),
+                "--wait-in-stage",
+                &format!("9:{}", dir.path().display()),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
+    );
     wait_until("the daemon in stage 9", || dir.join("in-stage").exists());
     let pid: i32 = fs::read_to_string(dir.join("in-stage"))
         .unwrap()
@@ -99,11 +97,7 @@ fn sigterm_after_the_daemon_released_its_pid_file_leaves_the_path_alone() {
     reaper.add(pid);
     fs::hard_link(&pid_path, &link).unwrap();
     fs::write(dir.join("go"), b"").unwrap();
-    assert_eq!(
-        child.wait().unwrap().code(),
-        Some(0),
-        "activate's original exits 0"
-    );
+    assert_eq!(child.wait().code(), Some(0), "activate's original exits 0");
     wait_until("the daemon released its pid file", || !pid_path.exists());
     fs::rename(&link, &pid_path).unwrap();
     // SAFETY: kill with integer arguments.

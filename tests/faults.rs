@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -17,13 +16,12 @@ fn launch_and_wait_in_stage(
     cmd: &mut Command,
     dir: &TempDir,
     reaper: &mut Reaper,
-) -> (std::process::Child, i32) {
-    let launcher = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the probe");
+) -> (support::Spawned, i32) {
+    let launcher = support::spawn(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     let marker = dir.join("in-stage");
     wait_until("the daemon to reach the waiting stage", || marker.exists());
     let pid: i32 = std::fs::read_to_string(&marker)
@@ -37,13 +35,14 @@ fn launch_and_wait_in_stage(
 
 /// The launcher is gone: the daemon resumes (writing set-up output into the dead
 /// channel), finishes stage 9 and runs, holding a valid, locked pid file.
-fn daemon_outlives_its_launcher(kill_launcher: impl FnOnce(&mut std::process::Child)) {
+fn daemon_outlives_its_launcher(kill_launcher: impl FnOnce(&mut support::Spawned)) {
     let dir = TempDir::new("orphaned");
     let pid_path = dir.join("o.pid");
     let report = dir.join("report");
     let mut reaper = Reaper::new();
     let mut cmd = probe();
-    cmd.process_group(0).args([
+    cmd.args([
+        "--own-group",
         "--pid-file",
         pid_path.to_str().unwrap(),
         "--report",
@@ -53,7 +52,7 @@ fn daemon_outlives_its_launcher(kill_launcher: impl FnOnce(&mut std::process::Ch
     ]);
     let (mut launcher, daemon) = launch_and_wait_in_stage(&mut cmd, &dir, &mut reaper);
     kill_launcher(&mut launcher);
-    launcher.wait().expect("reap the launcher");
+    launcher.wait();
     std::fs::write(dir.join("go"), b"").unwrap();
     wait_until("the daemon to reach run() or die", || {
         report.exists() || !alive(daemon)
@@ -87,14 +86,14 @@ fn daemon_outlives_its_launcher(kill_launcher: impl FnOnce(&mut std::process::Ch
 
 #[test]
 fn the_launcher_killed_during_set_up_leaves_a_running_daemon() {
-    daemon_outlives_its_launcher(|launcher| launcher.kill().unwrap());
+    daemon_outlives_its_launcher(|launcher| launcher.kill());
 }
 
 #[test]
 fn ctrl_c_to_the_launchers_process_group_leaves_a_running_daemon() {
     daemon_outlives_its_launcher(|launcher| {
         // SAFETY: kill with integer arguments; the launcher leads its own group.
-        let r = unsafe { libc::kill(-(launcher.id() as i32), libc::SIGINT) };
+        let r = unsafe { libc::kill(-launcher.pid(), libc::SIGINT) };
         assert_eq!(r, 0, "kill -INT -pgid: {}", std::io::Error::last_os_error());
     });
 }
@@ -171,7 +170,7 @@ fn a_pid_file_someone_else_took_over_is_left_alone() {
     let (launcher, _daemon) = launch_and_wait_in_stage(&mut cmd, &dir, &mut reaper);
     std::fs::write(&pid_path, b"1\n").unwrap();
     std::fs::write(dir.join("go"), b"").unwrap();
-    let out = launcher.wait_with_output().unwrap();
+    let out = launcher.wait_with_output();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(
         std::fs::read_to_string(&pid_path).unwrap(),

@@ -102,28 +102,25 @@ fn a_terminal_as_stdin_never_becomes_the_controlling_terminal() {
     if let Some(runner) = support::runner() {
         cmd.args(runner.split_whitespace());
     }
-    let mut child = cmd
-        .arg(support::helper_bin("pdm-probe"))
-        .args([
-            "--detach",
-            "never",
-            "--stdin",
-            &pty.path,
-            "--report",
-            report.to_str().unwrap(),
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = reaper.add(child.id() as i32);
+    let child = support::spawn(
+        cmd.arg(support::helper_bin("pdm-probe"))
+            .args([
+                "--detach",
+                "never",
+                "--stdin",
+                &pty.path,
+                "--report",
+                report.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null()),
+    );
+    let pid = reaper.add(child.pid());
     let rep = support::report(&report);
     assert_eq!(rep["pid"], pid.to_string(), "setsid(1) did not fork");
     let (_, _, sid, tty) = support::stat_ids(pid);
     assert_eq!(sid, pid, "the probe leads its session");
     assert_eq!(tty, 0, "stage 9 opened {} without O_NOCTTY", pty.path);
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]

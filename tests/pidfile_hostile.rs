@@ -7,7 +7,7 @@ mod support;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use support::{probe, run_fields, wait_until, Reaper, TempDir};
 
@@ -81,33 +81,19 @@ fn a_stale_file_of_another_user_is_replaced_not_rewritten() {
     assert_eq!(text, "12345\n");
 }
 
-/// A lock holder that is not ours, in its own process group (ended on drop).
-struct Holder(Child);
+/// A lock holder that is not ours (ended with the test's scope).
+struct Holder(support::Spawned);
 
 impl Holder {
     /// Runs `cmd`, then waits until `ready` exists (the holder has its lock).
     fn start(cmd: &mut Command, ready: &Path) -> Holder {
-        use std::os::unix::process::CommandExt;
-        let child = cmd
-            .process_group(0)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn the holder");
-        let holder = Holder(child);
+        let holder = Holder(support::spawn(cmd.stdin(Stdio::null())));
         wait_until("the foreign holder to take its lock", || ready.exists());
         holder
     }
 
     fn alive(&mut self) -> bool {
-        self.0.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        // SAFETY: kill with integer arguments; the holder leads its own group.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.wait();
+        self.0.try_wait().is_none()
     }
 }
 
@@ -156,7 +142,7 @@ fn a_posix_lockf_holder_counts_as_running_and_stop_signals_it() {
             .arg(&ready),
         &ready,
     );
-    let holder_pid = holder.0.id();
+    let holder_pid = holder.0.pid();
     let r = run_fields(probe().args(["--pid-file", pid_path.to_str().unwrap()]));
     assert_eq!(r.status, Some(3), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.field("kind"), "AlreadyRunning");

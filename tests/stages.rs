@@ -255,7 +255,7 @@ fn a_stage_already_done_is_refused() {
     // set-up stdout carries that answer back.
     let r = run_fields(probe().args(["--stage-first", "4"]));
     assert_eq!(r.status, Some(0), "{}", r.stderr);
-    assert_eq!(r.field("output"), "again=StageOrder\\n");
+    assert_eq!(r.field("output"), "stages_done=4\\nagain=StageOrder\\n");
     assert_eq!(
         r.field("after_detach"),
         "StageOrder",

@@ -529,6 +529,12 @@ fn main() {
             "--inspectable" => probe.inspectable = true,
             "--poll-fail" => probe.poll_fail = true,
             "--skip-detach" => probe.skip_detach = true,
+            "--own-group" => {
+                // Lead a process group of our own, as a shell job does: a SIGINT to
+                // the group (Ctrl-C) then reaches the launcher alone.
+                // SAFETY: setpgid on ourselves.
+                unsafe { libc::setpgid(0, 0) };
+            }
             "--catch-panic" => catch_panic = true,
             "--open-in-stage" => probe.open_stage = next(&mut i).parse().unwrap(),
             "--close-fd" => {
