@@ -306,12 +306,14 @@ fn activate_failure_makes_the_original_exit_non_zero() {
 
 #[test]
 fn launched_with_stdio_closed() {
-    // The daemon's 0-2 end on /dev/null, and no file it opens lands on 0-2.
+    // The daemon's 0-2 end on /dev/null, and no file it opens lands on 0-2. (std's
+    // runtime reopens a closed 0-2 on /dev/null before main, so the probe closes 0 and 2
+    // itself; 1 carries its results, `--out`.)
     let dir = TempDir::new("closed");
     let pid_path = dir.join("c.pid");
     let rep = dir.join("rep");
     let args = format!(
-        "--pid-file {} --report {}",
+        "--close-fd 0 --close-fd 2 --pid-file {} --report {}",
         pid_path.display(),
         rep.display()
     );
@@ -334,7 +336,7 @@ fn launched_with_stdio_closed_without_detaching() {
     let rep = dir.join("rep");
     let pid_path = dir.join("n.pid");
     let cmd = format!(
-        "exec {} --out {} {} --detach never --pid-file {} --report {} <&- >&- 2>&-",
+        "exec {} --out {} {} --close-fd 0 --close-fd 2 --detach never --pid-file {} --report {} <&- >&- 2>&-",
         support::sh_target(&support::helper_bin("pdm-probe")),
         dir.join("probe-result").display(),
         support::probe_flags(),
