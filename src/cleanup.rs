@@ -94,6 +94,10 @@ pub fn remove_pid_file() -> bool {
 
 /// Ends the daemon cleanly: removes its pid file if still ours, then `_exit(code)`
 /// (no atexit hooks, no stdio flushing). Async-signal-safe.
+///
+/// With std, what `print!` left in std's stdout buffer is lost here (flushing takes a
+/// lock a signal handler must not take): call `std::io::stdout().flush()` first when
+/// not in a handler, or return from `run()`, after which the daemon flushes it.
 pub fn exit(code: i32) -> ! {
     remove_pid_file();
     sys::exit_now(code)
