@@ -226,18 +226,7 @@ impl Receiver {
         on_output: &mut dyn FnMut(Stream, &[u8]),
         deadline: Option<(u64, u64)>,
     ) -> Outcome {
-        let mut status = Status {
-            fd: self.status,
-            rec: [0u8; RECORD_LEN],
-            have: 0,
-            final_seen: false,
-            stage: 0,
-            outcome: Outcome {
-                pid: None,
-                result: Ok(()),
-                left_behind: false,
-            },
-        };
+        let mut status = Status::new(self.status);
         let mut outputs = [
             (self.stdout, Stream::Stdout, output),
             (self.stderr, Stream::Stderr, error),
@@ -310,6 +299,21 @@ struct Status {
 }
 
 impl Status {
+    fn new(fd: c_int) -> Status {
+        Status {
+            fd,
+            rec: [0u8; RECORD_LEN],
+            have: 0,
+            final_seen: false,
+            stage: 0,
+            outcome: Outcome {
+                pid: None,
+                result: Ok(()),
+                left_behind: false,
+            },
+        }
+    }
+
     /// One read: part of a record, a whole one, or EOF (the status pipe closes right
     /// after stage 9, or when the daemon exits after a failure). Reading goes on until
     /// EOF, so `start()` returns only once that has happened.
@@ -489,18 +493,7 @@ mod tests {
         rep.stage(Stage::CloseFiles);
         rep.failed(&e);
         sys::close(w);
-        let mut status = Status {
-            fd: r,
-            rec: [0; RECORD_LEN],
-            have: 0,
-            final_seen: false,
-            stage: 0,
-            outcome: Outcome {
-                pid: None,
-                result: Ok(()),
-                left_behind: false,
-            },
-        };
+        let mut status = Status::new(r);
         while status.fd >= 0 {
             status.read();
         }
