@@ -735,7 +735,10 @@ fn running(argv: &[&str]) -> Vec<i32> {
 fn race_of_30_starts_yields_exactly_one_program() {
     let dir = TempDir::new("tool-race");
     let pid_file = dir.join("race.pid");
-    let program = ["/bin/sleep", "7301"];
+    // A command line of this run's own (sleep takes fractional seconds): the machine
+    // may be running this very test elsewhere (another checkout, a mutation run).
+    let seconds = format!("7301.{}", std::process::id());
+    let program = ["/bin/sleep", seconds.as_str()];
     let mut starts = Vec::new();
     for _ in 0..30 {
         let mut cmd = tool([
