@@ -190,3 +190,25 @@ fn activate_hands_back_a_failure_before_any_fork() {
     assert_eq!(r.field("kind"), "Custom");
     assert_eq!(r.field("stage"), "1");
 }
+
+#[test]
+fn after_a_stage_1_override_that_did_not_detach_detach_is_refused() {
+    // This process became the daemon in stage 1: a later detach() must not fork it.
+    let r = run_fields(probe().args(["--skip-detach", "--detach-in-stage", "2", "--exit", "0"]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.field("detach_again"), "Err(StageOrder)");
+}
+
+#[test]
+fn an_overrides_own_detached_kind_is_still_a_failure() {
+    // ErrorKind::Detached is the driver's marker in the original process only: from a
+    // stage override in the daemon it is a failure like any other.
+    let r = run_fields(probe().args(["--fake-detached-in-stage", "3"]));
+    assert_eq!(r.status, Some(3), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.field("kind"), "Detached");
+    assert_eq!(
+        r.field("message"),
+        "stage 3 (process ids): an override's own Detached error"
+    );
+    wait_exit(r.field("daemon_pid").parse().unwrap());
+}

@@ -152,6 +152,23 @@ fn a_daemon_killed_before_sealing_an_acquired_file_leaves_no_pid_file() {
 }
 
 #[test]
+fn a_daemon_that_fails_before_sealing_an_acquired_file_removes_it() {
+    // Acquired in the launcher, handed over, then stage 3 fails in the daemon: the
+    // daemon removes the (empty) file itself before it reports.
+    let dir = TempDir::new("failed-acq");
+    let pid_path = dir.join("a.pid");
+    let r = start_fails(&[
+        "--acquire-first",
+        pid_path.to_str().unwrap(),
+        "--fail-stage",
+        "3",
+    ]);
+    assert_eq!(r.field("kind"), "Custom", "{}", r.stdout);
+    wait_exit(daemon_pid(&r));
+    assert!(!pid_path.exists(), "the acquired file is removed");
+}
+
+#[test]
 fn a_pid_file_someone_else_took_over_is_left_alone() {
     // The daemon dies in stage 8; by then the file no longer names it (here: another
     // process wrote its own pid): the original process must not remove it.

@@ -67,6 +67,12 @@ struct Probe {
     skip_detach: bool,
     /// What `Run::monitor` was handed, in the original process (stdout chunks).
     monitored: Vec<u8>,
+    /// `--detach-in-stage N`: stage N's override calls `detach()` (refused once the
+    /// process is the daemon); its answer goes to set-up stdout.
+    detach_stage: u8,
+    /// `--fake-detached-in-stage N`: stage N's override fails with an error of kind
+    /// `Detached` (the driver's own marker), which must still count as a failure.
+    fake_detached_stage: u8,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -143,6 +149,13 @@ impl Probe {
             // Deliberately allocate between fork and run(): the trap must catch this.
             let v: Vec<u8> = Vec::with_capacity(64);
             std::hint::black_box(v);
+        }
+        if self.fake_detached_stage == n {
+            return Err(Error::new(
+                Stage::from_number(n),
+                pandaemonium::ErrorKind::Detached,
+                "an override's own Detached error",
+            ));
         }
         if self.fail_stage == n {
             raw_write(2, b"probe: failing on purpose\n");
@@ -281,6 +294,10 @@ impl Run for Probe {
     }
     fn stage2(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
         self.hook(2)?;
+        if self.detach_stage == 2 {
+            let again = s.detach().map_err(|e| e.kind());
+            raw_write(1, format!("detach_again={again:?}\n").as_bytes());
+        }
         s.prevent_core()
     }
     fn stage3(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
@@ -529,6 +546,8 @@ fn main() {
             "--inspectable" => probe.inspectable = true,
             "--poll-fail" => probe.poll_fail = true,
             "--skip-detach" => probe.skip_detach = true,
+            "--detach-in-stage" => probe.detach_stage = next(&mut i).parse().unwrap(),
+            "--fake-detached-in-stage" => probe.fake_detached_stage = next(&mut i).parse().unwrap(),
             "--own-group" => {
                 // Lead a process group of our own, as a shell job does: a SIGINT to
                 // the group (Ctrl-C) then reaches the launcher alone.
