@@ -212,3 +212,38 @@ fn an_overrides_own_detached_kind_is_still_a_failure() {
     );
     wait_exit(r.field("daemon_pid").parse().unwrap());
 }
+
+#[test]
+fn a_panic_in_run_writes_no_record_into_the_daemons_stdout() {
+    // After stage 9 the report channel is closed: the panic guard around run() has
+    // nothing to report to, least of all descriptor 1 (here, the daemon's log).
+    let dir = TempDir::new("panic-run");
+    let log = dir.join("out.log");
+    let r = run_fields(probe().args(["--panic-in-stage", "10", "--stdout", log.to_str().unwrap()]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(wait_exit(r.pid()), Some(101), "a panic in run() exits 101");
+    assert_eq!(
+        fs::read(&log).unwrap(),
+        b"",
+        "nothing was written to stdout"
+    );
+}
+
+#[test]
+fn a_start_that_fails_before_fork_leaves_no_descriptor_open() {
+    // A relative stdio path makes start() open the launcher's directory first; a
+    // failure in the launcher's stage 1 must close it again.
+    let dir = TempDir::new("fail-before-fork");
+    let r = run_fields(probe().current_dir(dir.path()).args([
+        "--stdout",
+        "relative.log",
+        "--fail-stage",
+        "1",
+    ]));
+    assert_eq!(r.status, Some(3), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.field("stage"), "1");
+    assert_eq!(
+        r.field("launcher_fds_after"),
+        r.field("launcher_fds_before")
+    );
+}

@@ -40,7 +40,7 @@ struct Probe {
     die_stage: u8,
     /// `--abort-in-stage N`: `abort()` in stage N (what a panic does with panic=abort).
     abort_stage: u8,
-    /// `--panic-in-stage N`.
+    /// `--panic-in-stage N` (10: in `run()`).
     panic_stage: u8,
     /// `--libc-malloc-in-stage N`: `libc::malloc` + `libc::free` in stage N.
     libc_malloc_stage: u8,
@@ -184,6 +184,9 @@ impl Run for Probe {
         }
         if let Some(text) = &self.print_in_run {
             print!("{text}");
+        }
+        if self.panic_stage == 10 {
+            panic!("probe: panicking in run() on purpose");
         }
         if let Some(path) = &self.report {
             let mut text = String::new();
@@ -355,9 +358,20 @@ fn fail_usage(msg: &str) -> ! {
     std::process::exit(2)
 }
 
+/// This process's open descriptors below 64, as `0,1,2,...` (F_GETFD opens nothing).
+fn own_fds() -> String {
+    let fds: Vec<String> = (0..64)
+        // SAFETY: F_GETFD on any number only reads the descriptor table.
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+        .map(|fd| fd.to_string())
+        .collect();
+    fds.join(",")
+}
+
 fn print_err(e: &Error, daemon: Option<(&[u8], &[u8])>) -> ! {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "result=err");
+    let _ = writeln!(out, "launcher_fds_after={}", own_fds());
     let _ = writeln!(out, "message={e}");
     let _ = writeln!(out, "kind={:?}", e.kind());
     let _ = writeln!(out, "stage={}", e.stage().map_or(0, Stage::number));
@@ -657,6 +671,7 @@ fn main() {
     *daemon.app() = probe;
     println!("launcher={me}");
     println!("launcher_before={}", own_state());
+    println!("launcher_fds_before={}", own_fds());
     let _ = std::io::stdout().flush();
 
     if stage_first > 0 {
