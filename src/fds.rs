@@ -64,9 +64,9 @@ pub(crate) fn close_inherited(keep: &KeepList, method: Method) -> Result<(), Err
     if method == Method::Auto {
         match close_gaps(keep) {
             Ok(()) => return Ok(()),
-            // ENOSYS: kernel before 5.9 (or a seccomp filter); EINVAL: a kernel that
-            // knows the number but not the call's use here.
-            Err(Errno::NOSYS) | Err(Errno::INVAL) | Err(Errno::PERM) => {}
+            // ENOSYS: kernel before 5.9, or a seccomp filter (EPERM under some). EINVAL
+            // would be ours (first above last, or flags): an error, not a fallback.
+            Err(Errno::NOSYS) | Err(Errno::PERM) => {}
             Err(e) => return Err(Error::os(Stage::CloseFiles, e, "close_range", b"")),
         }
     }

@@ -220,3 +220,46 @@ pub(crate) fn apply(ids: &ProcessIds) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parts_are_what_was_given() {
+        let ids = ProcessIds::from_parts(1000, 100, Some(&[100, 27])).unwrap();
+        assert_eq!((ids.uid(), ids.gid()), (1000, 100));
+        assert_eq!(ids.groups(), Some(&[100, 27][..]));
+        assert_eq!(ProcessIds::from_parts(5, 6, None).unwrap().groups(), None);
+    }
+
+    #[test]
+    fn with_gid_adds_the_group_once() {
+        let ids = ProcessIds::from_parts(1000, 100, Some(&[100, 27])).unwrap();
+        let other = ids.clone().with_gid(44).unwrap();
+        assert_eq!(
+            (other.gid(), other.groups()),
+            (44, Some(&[100, 27, 44][..]))
+        );
+        let same = ids.with_gid(27).unwrap();
+        assert_eq!((same.gid(), same.groups()), (27, Some(&[100, 27][..])));
+        let none = ProcessIds::from_parts(1, 2, None)
+            .unwrap()
+            .with_gid(3)
+            .unwrap();
+        assert_eq!((none.gid(), none.groups()), (3, None));
+    }
+
+    #[test]
+    fn more_than_the_capacity_is_refused() {
+        let many: heapless::Vec<libc::gid_t, 40> = (0..=GROUPS_CAPACITY as libc::gid_t).collect();
+        let e = ProcessIds::from_parts(1, 1, Some(&many)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Capacity);
+        let full: heapless::Vec<libc::gid_t, 40> = (0..GROUPS_CAPACITY as libc::gid_t).collect();
+        let e = ProcessIds::from_parts(1, 1, Some(&full))
+            .unwrap()
+            .with_gid(9999)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Capacity);
+    }
+}

@@ -146,3 +146,85 @@ fn above_the_soft_limit_the_proc_self_fd_path_still_closes() {
     let rep = support::report(&report);
     assert_eq!(rep["fds"], "0,1,2", "descriptor 1500 closed too");
 }
+
+#[test]
+fn stage_8_keeps_the_set_up_stderr_by_every_method() {
+    // Between stage 8 and stage 9, the daemon's stderr is still the report pipe: a
+    // stage-9 override's warning must reach the original process.
+    for method in ["auto", "no-close-range", "loop"] {
+        let mut reaper = Reaper::new();
+        let r = run_fields(probe().args([
+            "--close-method",
+            method,
+            "--say-err-in-stage",
+            "9:late warning",
+        ]));
+        assert_eq!(r.status, Some(0), "{method}: {}\n{}", r.stdout, r.stderr);
+        reaper.add(r.pid());
+        assert_eq!(r.field("error"), "late warning\\n", "{method}");
+    }
+}
+
+#[test]
+fn sixteen_inherited_descriptors_are_all_kept() {
+    // INHERIT_CAPACITY of them, with the pid file and the report channel besides.
+    let dir = TempDir::new("keep16");
+    let report = dir.join("report");
+    let pid_path = dir.join("k.pid");
+    let mut reaper = Reaper::new();
+    let mut args: Vec<String> = Vec::new();
+    for fd in 100..100 + pandaemonium::INHERIT_CAPACITY as i32 {
+        args.extend([
+            "--open-fd".into(),
+            fd.to_string(),
+            "--keep-fd".into(),
+            fd.to_string(),
+        ]);
+    }
+    args.extend([
+        "--pid-file".into(),
+        pid_path.to_str().unwrap().into(),
+        "--report".into(),
+        report.to_str().unwrap().into(),
+    ]);
+    let r = run_fields(probe().args(&args));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    reaper.add(r.pid());
+    let fds: Vec<i32> = support::report(&report)["fds"]
+        .split(',')
+        .map(|f| f.parse().unwrap())
+        .collect();
+    let kept: Vec<i32> = (100..100 + pandaemonium::INHERIT_CAPACITY as i32).collect();
+    assert!(kept.iter().all(|fd| fds.contains(fd)), "fds={fds:?}");
+    // 0-2, the pid file, the sixteen: nothing else.
+    assert_eq!(fds.len(), 3 + 1 + kept.len(), "fds={fds:?}");
+}
+
+#[test]
+fn the_last_resort_loop_stops_at_the_soft_limit() {
+    // Documented: without close_range and without /proc, stage 8 closes every number
+    // below the soft RLIMIT_NOFILE and no further.
+    let dir = TempDir::new("loop-limit");
+    let report = dir.join("report");
+    let mut reaper = Reaper::new();
+    let r = run_fields(probe().args([
+        "--raise-nofile",
+        "--open-fd",
+        "1500",
+        "--open-fd",
+        "700",
+        "--nofile-soft",
+        "1024",
+        "--close-method",
+        "loop",
+        "--report",
+        report.to_str().unwrap(),
+    ]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    reaper.add(r.pid());
+    assert_eq!(
+        support::report(&report)["fds"],
+        "0,1,2,1500",
+        "700 closed, 1500 above the limit"
+    );
+}

@@ -70,6 +70,10 @@ struct Probe {
     /// `--detach-in-stage N`: stage N's override calls `detach()` (refused once the
     /// process is the daemon); its answer goes to set-up stdout.
     detach_stage: u8,
+    /// `--say-err-in-stage N:TEXT`: TEXT and a newline on stderr in stage N's override,
+    /// before the stage's own work.
+    say_err_stage: u8,
+    say_err_text: Option<CString>,
     /// `--fake-detached-in-stage N`: stage N's override fails with an error of kind
     /// `Detached` (the driver's own marker), which must still count as a failure.
     fake_detached_stage: u8,
@@ -149,6 +153,11 @@ impl Probe {
             // Deliberately allocate between fork and run(): the trap must catch this.
             let v: Vec<u8> = Vec::with_capacity(64);
             std::hint::black_box(v);
+        }
+        if self.say_err_stage == n {
+            if let Some(t) = &self.say_err_text {
+                raw_write(2, t.as_bytes());
+            }
         }
         if self.fake_detached_stage == n {
             return Err(Error::new(
@@ -561,6 +570,12 @@ fn main() {
             "--poll-fail" => probe.poll_fail = true,
             "--skip-detach" => probe.skip_detach = true,
             "--detach-in-stage" => probe.detach_stage = next(&mut i).parse().unwrap(),
+            "--say-err-in-stage" => {
+                let v = next(&mut i);
+                let (n, text) = v.split_once(':').unwrap();
+                probe.say_err_stage = n.parse().unwrap();
+                probe.say_err_text = Some(CString::new(format!("{text}\n")).unwrap());
+            }
             "--fake-detached-in-stage" => probe.fake_detached_stage = next(&mut i).parse().unwrap(),
             "--own-group" => {
                 // Lead a process group of our own, as a shell job does: a SIGINT to
