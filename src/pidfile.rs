@@ -499,3 +499,53 @@ fn read_pid_fd(fd: c_int) -> Result<Option<u32>, Errno> {
     };
     Ok(parse_u32(line).filter(|&pid| pid > 0))
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::string::ToString;
+
+    /// A fresh directory for one test (removed at the end).
+    struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            let dir =
+                std::env::temp_dir().join(std::format!("pdm-unit-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        }
+        fn path(&self, name: &str) -> std::ffi::CString {
+            std::ffi::CString::new(self.0.join(name).to_str().unwrap().to_string()).unwrap()
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn read_pid_refuses_a_symlink_and_never_blocks_on_a_fifo() {
+        let dir = Dir::new("readpid");
+        std::fs::write(dir.0.join("real"), "42\n").unwrap();
+        std::os::unix::fs::symlink(dir.0.join("real"), dir.0.join("link")).unwrap();
+        let link = PidLockFile::new(&dir.path("link"), Duration::ZERO).unwrap();
+        assert_eq!(link.read_pid().unwrap_err().errno(), Some(Errno::LOOP));
+        let real = PidLockFile::new(&dir.path("real"), Duration::ZERO).unwrap();
+        assert_eq!(real.read_pid().unwrap(), Some(42));
+        // A FIFO with no writer: O_NONBLOCK opens it at once, and pread refuses it.
+        let fifo = dir.path("fifo");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let fifo = PidLockFile::new(&fifo, Duration::ZERO).unwrap();
+        let e = fifo.read_pid().unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::from_raw(libc::ESPIPE)));
+        let _ = fifo.is_active(); // returns, whatever it answers
+    }
+}

@@ -169,6 +169,70 @@ fn a_daemon_that_fails_before_sealing_an_acquired_file_removes_it() {
 }
 
 #[test]
+fn an_empty_file_the_daemon_never_touched_is_left_alone() {
+    // The daemon dies in stage 3, before stage 6: the empty file at the path is not
+    // its own (it acquired nothing, and nothing was handed over): left alone.
+    let dir = TempDir::new("killed-empty");
+    let pid_path = dir.join("e.pid");
+    std::fs::write(&pid_path, b"").unwrap();
+    let r = start_fails(&[
+        "--pid-file",
+        pid_path.to_str().unwrap(),
+        "--die-in-stage",
+        "3",
+    ]);
+    assert_eq!(r.field("kind"), "DaemonDied", "{}", r.stdout);
+    wait_exit(daemon_pid(&r));
+    assert!(pid_path.exists(), "someone else's empty file was removed");
+}
+
+#[test]
+fn a_pid_file_still_locked_by_the_daemons_child_is_kept() {
+    // The daemon forked a child (which inherits the locked descriptor) and died: the
+    // child is a live holder, so the original process leaves the file.
+    let dir = TempDir::new("killed-child");
+    let pid_path = dir.join("c.pid");
+    let r = start_fails(&[
+        "--pid-file",
+        pid_path.to_str().unwrap(),
+        "--fork-holder-in-stage",
+        &format!("8:{}", pid_path.display()),
+        "--die-in-stage",
+        "8",
+    ]);
+    assert_eq!(r.field("kind"), "DaemonDied", "{}", r.stdout);
+    assert!(pid_path.exists(), "a live holder's file was removed");
+    assert!(
+        support::is_locked(&pid_path),
+        "still locked, by the daemon's child"
+    );
+}
+
+#[test]
+fn seal_rewrites_a_handed_over_file_whole() {
+    // Acquired in the launcher; before the daemon seals it, the file gets longer
+    // content: the daemon's pid replaces it, with nothing of the old left after it.
+    let dir = TempDir::new("seal-junk");
+    let pid_path = dir.join("s.pid");
+    let mut reaper = Reaper::new();
+    let mut cmd = probe();
+    cmd.args([
+        "--acquire-first",
+        pid_path.to_str().unwrap(),
+        "--wait-in-stage",
+        &format!("5:{}", dir.path().display()),
+    ]);
+    let (launcher, daemon) = launch_and_wait_in_stage(&mut cmd, &dir, &mut reaper);
+    std::fs::write(&pid_path, b"123456789012345678\n").unwrap();
+    std::fs::write(dir.join("go"), b"").unwrap();
+    assert_eq!(launcher.wait_with_output().status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&pid_path).unwrap(),
+        format!("{daemon}\n")
+    );
+}
+
+#[test]
 fn a_pid_file_someone_else_took_over_is_left_alone() {
     // The daemon dies in stage 8; by then the file no longer names it (here: another
     // process wrote its own pid): the original process must not remove it.

@@ -74,6 +74,11 @@ struct Probe {
     /// before the stage's own work.
     say_err_stage: u8,
     say_err_text: Option<CString>,
+    /// `--fork-holder-in-stage N:PATH`: stage N's override forks a child that keeps
+    /// only its descriptor of PATH (the pid file: the lock goes with it), closes the
+    /// others (the report channel among them) and sleeps.
+    fork_holder_stage: u8,
+    fork_holder_path: Option<String>,
     /// `--fake-detached-in-stage N`: stage N's override fails with an error of kind
     /// `Detached` (the driver's own marker), which must still count as a failure.
     fake_detached_stage: u8,
@@ -117,6 +122,25 @@ impl Probe {
             }
             raw_write(1, b"resumed\n");
             raw_write(2, b"resumed\n");
+        }
+        if self.fork_holder_stage == n {
+            let keep = std::path::PathBuf::from(self.fork_holder_path.as_deref().unwrap());
+            // SAFETY: the daemon is single-threaded; the child reads /proc, closes,
+            // sleeps and exits.
+            if unsafe { libc::fork() } == 0 {
+                for fd in 0..1024 {
+                    let target = std::fs::read_link(format!("/proc/self/fd/{fd}"));
+                    if target.is_ok_and(|t| t != keep) {
+                        // SAFETY: closing a descriptor of this child's own.
+                        unsafe { libc::close(fd) };
+                    }
+                }
+                // SAFETY: sleep and _exit take integers.
+                unsafe {
+                    libc::sleep(60);
+                    libc::_exit(0)
+                }
+            }
         }
         if self.die_stage == n {
             // SAFETY: kill with integer arguments.
@@ -570,6 +594,12 @@ fn main() {
             "--poll-fail" => probe.poll_fail = true,
             "--skip-detach" => probe.skip_detach = true,
             "--detach-in-stage" => probe.detach_stage = next(&mut i).parse().unwrap(),
+            "--fork-holder-in-stage" => {
+                let v = next(&mut i);
+                let (n, path) = v.split_once(':').unwrap();
+                probe.fork_holder_stage = n.parse().unwrap();
+                probe.fork_holder_path = Some(path.to_string());
+            }
             "--say-err-in-stage" => {
                 let v = next(&mut i);
                 let (n, text) = v.split_once(':').unwrap();
