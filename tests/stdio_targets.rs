@@ -182,3 +182,29 @@ fn the_builders_closure_output_is_flushed_too() {
         "printed without a newline"
     );
 }
+
+#[test]
+fn a_relative_log_in_a_directory_the_launcher_may_not_read() {
+    require_root!();
+    // The launcher's directory is opened O_PATH: search permission is enough, as it is
+    // for opening the log by name. (As root every directory is readable: the launcher
+    // runs as nobody here.)
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("wx-dir");
+    let inner = dir.join("wx");
+    fs::create_dir(&inner).unwrap();
+    fs::set_permissions(&inner, fs::Permissions::from_mode(0o333)).unwrap();
+    let mut reaper = Reaper::new();
+    let mut cmd = probe();
+    std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+    std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+    let r = run_fields(cmd.current_dir(&inner).args([
+        "--stdout",
+        "rel.log",
+        "--write-in-run",
+        "unreadable-dir",
+    ]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let pid = reaper.add(r.pid());
+    assert!(file_gets(&inner.join("rel.log"), "unreadable-dir", pid));
+}
