@@ -10,7 +10,7 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 0 | tag: `P` daemon pid, `S` stage begins (only with a start timeout), `F` failure, `D` stage 9 done, `R` ready (read, not yet sent: for a later `notify_ready()`) |
+//! | 0 | tag: `P` daemon pid, `S` stage begins (only with a start timeout), `F` failure, `D` stage 9 done (`R`, ready, is reserved for a later `notify_ready()`) |
 //! | 1 | stage number (0: none) |
 //! | 2 | [`ErrorKind`] code |
 //! | 3 | flags: 1 errno present, 2 holder present |
@@ -36,7 +36,6 @@ const RECORD_LEN: usize = DETAIL_AT + DETAIL_CAPACITY + 4;
 const TAG_PID: u8 = b'P';
 const TAG_FAILED: u8 = b'F';
 const TAG_DONE: u8 = b'D';
-const TAG_READY: u8 = b'R';
 const TAG_STAGE: u8 = b'S';
 
 /// How long the original process waits for a daemon it killed (after a timeout, or a
@@ -162,7 +161,6 @@ enum Record {
     Stage(u8),
     Failed(Error),
     Done,
-    Ready,
 }
 
 fn decode(rec: &[u8; RECORD_LEN]) -> Option<Record> {
@@ -174,7 +172,6 @@ fn decode(rec: &[u8; RECORD_LEN]) -> Option<Record> {
     match rec[0] {
         TAG_PID => Some(Record::Pid(pid)),
         TAG_DONE => Some(Record::Done),
-        TAG_READY => Some(Record::Ready),
         TAG_STAGE => Some(Record::Stage(rec[1])),
         TAG_FAILED => {
             let kind = *KINDS.get(usize::from(rec[2]))?;
@@ -341,7 +338,7 @@ impl Status {
                     match decode(&self.rec) {
                         Some(Record::Pid(pid)) => self.outcome.pid = Some(pid),
                         Some(Record::Stage(n)) => self.stage = n,
-                        Some(Record::Done) | Some(Record::Ready) => self.final_seen = true,
+                        Some(Record::Done) => self.final_seen = true,
                         Some(Record::Failed(e)) => {
                             self.final_seen = true;
                             self.outcome.result = Err(e);
@@ -483,20 +480,46 @@ mod tests {
         assert_eq!(c.as_bytes()[CAPTURE_CAPACITY - 1], b'y');
     }
 
-    #[test]
-    fn records_round_trip() {
-        let mut e = Error::os(Stage::Redirect, Errno::NOENT, "open", b"/x");
-        e.holder = Some(77);
+    /// Sends `records` through a pipe; what the original process reads back.
+    fn round_trip(send: impl FnOnce(&Reporter)) -> Status {
         let (r, w) = sys::pipe().unwrap();
-        let rep = Reporter { fd: w };
-        rep.pid(4242);
-        rep.stage(Stage::CloseFiles);
-        rep.failed(&e);
+        send(&Reporter { fd: w });
         sys::close(w);
         let mut status = Status::new(r);
         while status.fd >= 0 {
             status.read();
         }
+        status
+    }
+
+    #[test]
+    fn every_byte_of_every_field_crosses() {
+        // Values whose four bytes all differ, the longest detail, and no holder.
+        let mut e = Error::os(Stage::CloseFiles, Errno::from_raw(0x0102_0304), "op", b"");
+        e.detail.clear();
+        e.push_detail(&[b'd'; DETAIL_CAPACITY]);
+        assert_eq!(e.detail().len(), DETAIL_CAPACITY);
+        let status = round_trip(|rep| {
+            rep.pid(0x0a0b_0c0d);
+            rep.failed(&e);
+        });
+        assert_eq!(status.outcome.pid, Some(0x0a0b_0c0d));
+        assert_eq!(status.outcome.result, Err(e), "no holder stays no holder");
+        let mut held = Error::new(Some(Stage::PidFile), ErrorKind::AlreadyRunning, "x");
+        held.holder = Some(0x1122_3344);
+        let status = round_trip(|rep| rep.failed(&held));
+        assert_eq!(status.outcome.result, Err(held));
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let mut e = Error::os(Stage::Redirect, Errno::NOENT, "open", b"/x");
+        e.holder = Some(77);
+        let status = round_trip(|rep| {
+            rep.pid(4242);
+            rep.stage(Stage::CloseFiles);
+            rep.failed(&e);
+        });
         assert_eq!(status.outcome.pid, Some(4242));
         assert_eq!(status.stage, 8);
         assert_eq!(status.outcome.result, Err(e));

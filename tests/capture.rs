@@ -56,3 +56,16 @@ fn report_says_the_output_was_cut() {
         "{stderr}"
     );
 }
+
+#[test]
+fn far_more_output_than_a_pipe_holds_neither_blocks_nor_is_kept() {
+    // 200 KB of set-up output: the original keeps reading (and dropping) it while it
+    // waits for the status records, so the daemon never blocks on a full pipe.
+    let mut reaper = Reaper::new();
+    let r = run_fields(probe().args(["--say-bytes", "200000", "--say-err", "after"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    reaper.add(r.pid());
+    assert_eq!(r.field("output").len(), CAPTURE_CAPACITY);
+    assert_eq!(r.field("output_truncated"), "true");
+    assert_eq!(r.field("error"), "after\\n");
+}

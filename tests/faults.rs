@@ -188,8 +188,10 @@ fn an_empty_file_the_daemon_never_touched_is_left_alone() {
 
 #[test]
 fn a_pid_file_still_locked_by_the_daemons_child_is_kept() {
-    // The daemon forked a child (which inherits the locked descriptor) and died: the
-    // child is a live holder, so the original process leaves the file.
+    // The daemon forked a child (which inherits the locked descriptor, and stdout and
+    // stderr, the set-up output pipes) and died: the child is a live holder, so the
+    // original process leaves the file; and it returns once the status pipe closed,
+    // without waiting for the child's end of the output pipes.
     let dir = TempDir::new("killed-child");
     let pid_path = dir.join("c.pid");
     let r = start_fails(&[

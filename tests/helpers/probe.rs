@@ -75,8 +75,8 @@ struct Probe {
     say_err_stage: u8,
     say_err_text: Option<CString>,
     /// `--fork-holder-in-stage N:PATH`: stage N's override forks a child that keeps
-    /// only its descriptor of PATH (the pid file: the lock goes with it), closes the
-    /// others (the report channel among them) and sleeps.
+    /// 0-2 and its descriptor of PATH (the pid file: the lock goes with it), closes the
+    /// others (the status pipe among them) and sleeps.
     fork_holder_stage: u8,
     fork_holder_path: Option<String>,
     /// `--fake-detached-in-stage N`: stage N's override fails with an error of kind
@@ -128,7 +128,8 @@ impl Probe {
             // SAFETY: the daemon is single-threaded; the child reads /proc, closes,
             // sleeps and exits.
             if unsafe { libc::fork() } == 0 {
-                for fd in 0..1024 {
+                // Keeps 0-2 too (set-up output still goes to the original then).
+                for fd in 3..1024 {
                     let target = std::fs::read_link(format!("/proc/self/fd/{fd}"));
                     if target.is_ok_and(|t| t != keep) {
                         // SAFETY: closing a descriptor of this child's own.
