@@ -267,10 +267,9 @@ impl Receiver {
                 }
             }
         };
-        for (fd, _, _) in &mut outputs {
+        for (fd, _, _) in &outputs {
             if *fd >= 0 {
                 sys::close(*fd);
-                *fd = -1;
             }
         }
         if let Some(e) = given_up {

@@ -247,3 +247,39 @@ fn a_start_that_fails_before_fork_leaves_no_descriptor_open() {
         r.field("launcher_fds_before")
     );
 }
+
+#[test]
+fn start_leaves_the_launchers_descriptors_as_they_were() {
+    // The report pipes (and the directory opened for a relative path) are the
+    // launcher's only while it monitors: after start() returns, whether the daemon
+    // started, failed, or was given up on, none of them is left open.
+    let dir = TempDir::new("launcher-fds");
+    let wait = format!("8:{}", dir.path().display());
+    for args in [
+        &["--stdout", "relative.log"][..],
+        &["--fail-stage", "5"][..],
+        &["--start-timeout", "200", "--wait-in-stage", &wait][..],
+        // Given up on, while a child of the daemon holds the status pipe for ever: the
+        // original stops waiting for its end (a few seconds) and closes its own.
+        &[
+            "--start-timeout",
+            "200",
+            "--fork-holder-in-stage",
+            "8:all",
+            "--wait-in-stage",
+            &wait,
+        ][..],
+    ] {
+        let r = run_fields(probe().current_dir(dir.path()).args(args));
+        assert!(
+            r.status == Some(0) || r.status == Some(3),
+            "{args:?}: {}",
+            r.stderr
+        );
+        let after = r
+            .fields
+            .get("launcher_fds_after")
+            .expect("launcher_fds_after");
+        assert_eq!(after, r.field("launcher_fds_before"), "{args:?}");
+    }
+}

@@ -76,7 +76,7 @@ struct Probe {
     say_err_text: Option<CString>,
     /// `--fork-holder-in-stage N:PATH`: stage N's override forks a child that keeps
     /// 0-2 and its descriptor of PATH (the pid file: the lock goes with it), closes the
-    /// others (the status pipe among them) and sleeps.
+    /// others (the status pipe among them) and sleeps; `N:all` keeps them all.
     fork_holder_stage: u8,
     fork_holder_path: Option<String>,
     /// `--fake-detached-in-stage N`: stage N's override fails with an error of kind
@@ -103,6 +103,28 @@ fn raw_write(fd: c_int, bytes: &[u8]) {
 
 impl Probe {
     fn hook(&mut self, n: u8) -> Result<(), Error> {
+        if self.fork_holder_stage == n {
+            let keep = std::path::PathBuf::from(self.fork_holder_path.as_deref().unwrap());
+            // SAFETY: the daemon is single-threaded; the child reads /proc, closes,
+            // sleeps and exits.
+            if unsafe { libc::fork() } == 0 {
+                // Keeps 0-2 too (set-up output still goes to the original then); with
+                // PATH `all`, keeps every descriptor (the status pipe among them).
+                let upto = if keep.as_os_str() == "all" { 3 } else { 1024 };
+                for fd in 3..upto {
+                    let target = std::fs::read_link(format!("/proc/self/fd/{fd}"));
+                    if target.is_ok_and(|t| t != keep) {
+                        // SAFETY: closing a descriptor of this child's own.
+                        unsafe { libc::close(fd) };
+                    }
+                }
+                // SAFETY: sleep and _exit take integers.
+                unsafe {
+                    libc::sleep(60);
+                    libc::_exit(0)
+                }
+            }
+        }
         if n == 2 {
             if let Some(s) = &self.say {
                 raw_write(1, s.as_bytes());
@@ -122,26 +144,6 @@ impl Probe {
             }
             raw_write(1, b"resumed\n");
             raw_write(2, b"resumed\n");
-        }
-        if self.fork_holder_stage == n {
-            let keep = std::path::PathBuf::from(self.fork_holder_path.as_deref().unwrap());
-            // SAFETY: the daemon is single-threaded; the child reads /proc, closes,
-            // sleeps and exits.
-            if unsafe { libc::fork() } == 0 {
-                // Keeps 0-2 too (set-up output still goes to the original then).
-                for fd in 3..1024 {
-                    let target = std::fs::read_link(format!("/proc/self/fd/{fd}"));
-                    if target.is_ok_and(|t| t != keep) {
-                        // SAFETY: closing a descriptor of this child's own.
-                        unsafe { libc::close(fd) };
-                    }
-                }
-                // SAFETY: sleep and _exit take integers.
-                unsafe {
-                    libc::sleep(60);
-                    libc::_exit(0)
-                }
-            }
         }
         if self.die_stage == n {
             // SAFETY: kill with integer arguments.
@@ -788,6 +790,7 @@ fn main() {
                 );
                 println!("output_truncated={}", started.output.is_truncated());
                 println!("error_truncated={}", started.error.is_truncated());
+                println!("launcher_fds_after={}", own_fds());
                 println!(
                     "monitored={}",
                     String::from_utf8_lossy(&daemon.app().monitored).escape_default()
