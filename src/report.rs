@@ -38,11 +38,6 @@ const TAG_FAILED: u8 = b'F';
 const TAG_DONE: u8 = b'D';
 const TAG_STAGE: u8 = b'S';
 
-/// How long the original process waits for a daemon it killed (after a timeout, or a
-/// failed `poll`) to close its end of the channel, in [`KILLED_PAUSE_MS`] steps.
-const KILLED_WAITS: u32 = 1000;
-const KILLED_PAUSE_MS: u32 = 5;
-
 /// Which standard stream a chunk of set-up output came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
@@ -364,8 +359,9 @@ impl Status {
 
     /// The original process gives up on the daemon (`why`): learns its pid if it has
     /// not yet (the record is in the pipe: the intermediate process wrote it before
-    /// the original reaped it), kills it, and waits a bounded time for its end of the
-    /// pipe to close.
+    /// the original reaped it) and kills it (`SIGKILL`). What it may have left is
+    /// removed next, under the pid file's lock, which goes with the daemon's last
+    /// descriptor ([`PidLockFile::remove_left`](crate::PidLockFile)).
     #[cold]
     #[inline(never)]
     fn give_up(&mut self, mut why: Error) {
@@ -377,22 +373,6 @@ impl Status {
         }
         if let Some(pid) = self.outcome.pid {
             let _ = sys::kill(pid as libc::pid_t, libc::SIGKILL);
-        }
-        if self.fd >= 0 && sys::set_nonblocking(self.fd).is_ok() {
-            let mut waits = KILLED_WAITS;
-            while self.fd >= 0 && waits > 0 {
-                match sys::read(self.fd, &mut self.rec) {
-                    Err(Errno::AGAIN) => {
-                        sys::sleep_ms(KILLED_PAUSE_MS);
-                        waits -= 1;
-                    }
-                    Ok(0) | Err(_) => {
-                        sys::close(self.fd);
-                        self.fd = -1;
-                    }
-                    Ok(_) => {}
-                }
-            }
         }
         why.holder = self.outcome.pid;
         self.outcome.result = Err(why);

@@ -412,5 +412,28 @@ mod tests {
         assert_eq!(Signal::parse("sigterm").unwrap(), Signal::TERM);
         assert_eq!(Signal::parse("Hup").unwrap(), Signal::HUP);
         assert!(Signal::parse("SIGVERYLONGNAMEXX").is_err());
+        // Sixteen bytes, the longest text looked at.
+        let sixteen = "SIGRTMIN+0000001";
+        assert_eq!(sixteen.len(), 16);
+        assert_eq!(
+            Signal::parse(sixteen).unwrap().number(),
+            libc::SIGRTMIN() + 1
+        );
+    }
+
+    #[test]
+    fn a_refused_number_is_named_as_written() {
+        assert_eq!(refused("00").detail(), "no such signal: 00");
+        assert_eq!(refused("0099").detail(), "no such signal: 0099");
+        assert_eq!(Signal::parse("0015").unwrap(), Signal::TERM);
+    }
+
+    #[test]
+    fn signals_show_by_name_or_number() {
+        assert_eq!(Signal::TERM.to_string(), "SIGTERM");
+        assert_eq!(std::format!("{:?}", Signal::HUP), "SIGHUP");
+        let rt = Signal::parse("RTMIN").unwrap();
+        assert_eq!(rt.to_string(), std::format!("signal {}", libc::SIGRTMIN()));
+        assert_eq!(rt.name(), None);
     }
 }

@@ -141,14 +141,6 @@ pub(crate) fn dup_at_least(fd: c_int, min: c_int) -> Result<c_int> {
     check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
 }
 
-/// `fcntl(F_SETFL, O_NONBLOCK)` (other status flags kept). Async-signal-safe.
-pub(crate) fn set_nonblocking(fd: c_int) -> Result<()> {
-    // SAFETY: F_GETFL and F_SETFL take ints and touch no memory.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
-}
-
 /// `fcntl(F_GETFD)`—Whether `fd` is open (`EBADF` if not). Async-signal-safe.
 pub(crate) fn fd_is_open(fd: c_int) -> bool {
     // SAFETY: F_GETFD takes no argument and touches no memory.

@@ -380,3 +380,33 @@ fn the_scope_ends_what_was_left_when_its_test_binary_is_killed() {
         support::wait_until("the killed test's processes gone", || gone(p));
     }
 }
+
+#[test]
+fn out_of_descriptors_for_the_report_pipes_is_a_clean_failure() {
+    // Stage 1's three pipes need six descriptors. Three free: the second pipe2 fails.
+    // Six free but stdin closed: a pipe end lands on 0 and can't be moved above 2. Either
+    // way the error names the call, and the launcher's own descriptors (its stdout,
+    // where these results go, among them) are as they were.
+    for (args, call) in [
+        (&["--nofile-free", "3"][..], "pipe2"),
+        (
+            &["--close-fd", "0", "--nofile-free", "6"][..],
+            "fcntl F_DUPFD_CLOEXEC",
+        ),
+    ] {
+        let r = fails(probe().args(args));
+        assert_eq!(r.field("stage"), "1", "{args:?}");
+        assert_eq!(r.field("errno"), libc::EMFILE.to_string(), "{args:?}");
+        assert!(
+            r.field("message")
+                .starts_with(&format!("stage 1 (detach): {call}: ")),
+            "{args:?}: {}",
+            r.field("message")
+        );
+        assert_eq!(
+            r.field("launcher_fds_after"),
+            r.field("launcher_fds_before"),
+            "{args:?}"
+        );
+    }
+}

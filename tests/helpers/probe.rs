@@ -642,6 +642,26 @@ fn main() {
                     std::io::Error::last_os_error()
                 );
             }
+            "--nofile-free" => {
+                // The soft limit set so that exactly N descriptor numbers are free below
+                // it: stage 1's pipes then run out of descriptors.
+                let free: usize = next(&mut i).parse().unwrap();
+                let (mut seen, mut limit) = (0, 0);
+                while seen < free {
+                    // SAFETY: F_GETFD only reads the descriptor table.
+                    if unsafe { libc::fcntl(limit, libc::F_GETFD) } == -1 {
+                        seen += 1;
+                    }
+                    limit += 1;
+                }
+                // SAFETY: getrlimit/setrlimit on our own limits, through a local.
+                unsafe {
+                    let mut lim: libc::rlimit = std::mem::zeroed();
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                    lim.rlim_cur = limit as libc::rlim_t;
+                    assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
+                }
+            }
             "--nofile-soft" => {
                 let soft: libc::rlim_t = next(&mut i).parse().unwrap();
                 // SAFETY: getrlimit/setrlimit on our own limits, through a local.
