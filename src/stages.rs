@@ -53,9 +53,8 @@ impl<'a> Stages<'_, 'a> {
         let fork = detach::decide(self.config.detach);
         // `Stdio::Fd(1)` / `Fd(2)` mean the launcher's stdout / stderr, which a detached
         // daemon's own 1 and 2 are not until stage 9 (they carry set-up output).
-        let stdio = &self.config.stdio;
-        let keep: [bool; 3] =
-            core::array::from_fn(|n| n > 0 && stdio.contains(&Some(Stdio::Fd(n as c_int))));
+        let wants = |fd: c_int| self.config.stdio.contains(&Some(Stdio::Fd(fd)));
+        let keep = [false, wants(1), wants(2)];
         match detach::detach(fork, self.state.check_threads, keep)? {
             Detached::Daemon {
                 reporter,

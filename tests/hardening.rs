@@ -228,3 +228,38 @@ fn the_last_resort_loop_stops_at_the_soft_limit() {
         "700 closed, 1500 above the limit"
     );
 }
+
+#[test]
+fn a_daemon_that_did_not_detach_gets_sigpipe_from_the_map_at_once() {
+    // Only a detached daemon keeps SIGPIPE ignored while it writes to the original
+    // process; one that did not fork has no such channel.
+    let dir = TempDir::new("never-pipe");
+    let report = dir.join("report");
+    let _daemon = support::spawn(
+        probe()
+            .args([
+                "--detach",
+                "never",
+                "--ignore-signal",
+                "PIPE",
+                "--report",
+                report.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null()),
+    );
+    let rep = support::report(&report);
+    assert_eq!(rep["sig_PIPE"], format!("{}:dfl", libc::SIGPIPE));
+    assert_eq!(rep["detached"], "false");
+}
+
+#[test]
+fn stages_know_whether_the_daemon_detached() {
+    let dir = TempDir::new("is-detached");
+    let report = dir.join("report");
+    let mut reaper = Reaper::new();
+    let r = run_fields(probe().args(["--report", report.to_str().unwrap()]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    reaper.add(r.pid());
+    assert_eq!(support::report(&report)["detached"], "true");
+}

@@ -67,6 +67,8 @@ struct Probe {
     skip_detach: bool,
     /// What `Run::monitor` was handed, in the original process (stdout chunks).
     monitored: Vec<u8>,
+    /// What `Stages::is_detached` said in stage 2 (in the report).
+    detached: bool,
     /// `--detach-in-stage N`: stage N's override calls `detach()` (refused once the
     /// process is the daemon); its answer goes to set-up stdout.
     detach_stage: u8,
@@ -263,6 +265,7 @@ impl Run for Probe {
             };
             text += &format!("umask={mask:o}\n");
             text += &format!("dumpable={dumpable}\n");
+            text += &format!("detached={}\n", self.detached);
             // A file opened now must not land on 0-2.
             // SAFETY: open with a valid path; the descriptor is closed below.
             let probe_fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
@@ -333,6 +336,7 @@ impl Run for Probe {
     }
     fn stage2(&mut self, s: &mut Stages<'_, '_>) -> Result<(), Error> {
         self.hook(2)?;
+        self.detached = s.is_detached();
         if self.detach_stage == 2 {
             let again = s.detach().map_err(|e| e.kind());
             raw_write(1, format!("detach_again={again:?}\n").as_bytes());
