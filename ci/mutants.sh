@@ -5,11 +5,12 @@
 #
 #   ci/mutants.sh                  # all the fork-path files (about 2-3 hours on 2 cores)
 #   ci/mutants.sh src/ids.rs ...   # only these
+#   MUTANTS_JOBS=2 ci/mutants.sh   # two mutants at a time (about 2 hours on 2 cores)
 #
 # Installs cargo-mutants if it is missing (`cargo install --locked cargo-mutants`).
 # `--jobserver false` keeps cargo-mutants' jobserver descriptors out of the tests, which
 # count what a daemon inherits. Results: target/mutants/mutants.out/{caught,missed,
-# timeout,unviable}.txt. Exit status 0 only when no mutant was missed or timed out.
+# timeout,unviable}.txt. Exit status 0 only when no mutant was missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,7 @@ for f in "$@"; do files+=(-f "$f"); done
 out=target/mutants
 mkdir -p "$out"
 rc=0
-cargo mutants --jobserver false --timeout 180 -o "$out" "${files[@]}" || rc=$?
+cargo mutants --jobserver false -j "${MUTANTS_JOBS:-1}" --timeout 120 -o "$out" "${files[@]}" || rc=$?
 
 dir=$out/mutants.out
 count() { [ -f "$dir/$1.txt" ] && grep -c . "$dir/$1.txt" || echo 0; }
@@ -38,8 +39,14 @@ excluded=$((all - listed))
 echo
 echo "mutants: $caught caught, $missed missed, $timeout timed out, $unviable unviable," \
   "$excluded excluded with reasons (.cargo/mutants.toml)"
-awk -v c="$caught" -v v="$((viable + excluded))" \
-  'BEGIN { if (v > 0) printf "score: %.1f %% caught (of the viable mutants and the excluded ones)\n", 100 * c / v }'
+# A timeout is a mutant that made a test hang (cargo-mutants then kills the suite): the
+# suite failed, so it is detected. The score counts the excluded mutants as not caught.
+awk -v d="$((caught + timeout))" -v v="$((viable + excluded))" \
+  'BEGIN { if (v > 0) printf "score: %.1f %% detected (caught or timed out) of the viable mutants and the excluded ones\n", 100 * d / v }'
 [ "$missed" -eq 0 ] || { echo "missed:"; cat "$dir/missed.txt"; }
-[ "$timeout" -eq 0 ] || { echo "timed out:"; cat "$dir/timeout.txt"; }
-exit "$rc"
+[ "$timeout" -eq 0 ] || { echo "timed out (detected: the suite hung):"; cat "$dir/timeout.txt"; }
+# cargo-mutants exits 2 when a mutant was missed, 3 when one timed out; only a missed
+# mutant fails this script.
+[ "$missed" -eq 0 ] || exit 1
+[ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || [ "$rc" -eq 3 ] || exit "$rc"
+exit 0
