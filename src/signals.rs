@@ -424,7 +424,8 @@ mod tests {
     #[test]
     fn a_refused_number_is_named_as_written() {
         assert_eq!(refused("00").detail(), "no such signal: 00");
-        assert_eq!(refused("0099").detail(), "no such signal: 0099");
+        // Above SIGRTMAX on every target (MIPS has 127 signals).
+        assert_eq!(refused("0200").detail(), "no such signal: 0200");
         assert_eq!(Signal::parse("0015").unwrap(), Signal::TERM);
     }
 
