@@ -16,7 +16,7 @@ use crate::sys::{self, FileId};
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: AtomicU8 = AtomicU8::new(0);
 static PATH: [AtomicU8; PID_PATH_CAPACITY + 1] = [EMPTY; PID_PATH_CAPACITY + 1];
-static FD: AtomicI32 = AtomicI32::new(-1);
+static FD: AtomicI32 = AtomicI32::new(sys::NO_FD);
 // Device and inode as 32-bit halves: 32-bit MIPS and PowerPC have no 64-bit atomics.
 static DEV: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 static INO: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
@@ -31,14 +31,14 @@ fn load64(slot: &[AtomicU32; 2]) -> u64 {
 }
 static ARMED: AtomicBool = AtomicBool::new(false);
 /// The daemon's end of the status pipe while set-up runs (-1 otherwise).
-static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
+static REPORT_FD: AtomicI32 = AtomicI32::new(sys::NO_FD);
 
-/// Records (or, with -1, clears) the daemon's status-pipe descriptor.
+/// Records (or, with `sys::NO_FD`, clears) the daemon's status-pipe descriptor.
 pub(crate) fn set_report_fd(fd: c_int) {
     REPORT_FD.store(fd, SeqCst);
 }
 
-/// The daemon's status-pipe descriptor during set-up, or -1.
+/// The daemon's status-pipe descriptor during set-up, or `sys::NO_FD`.
 pub(crate) fn report_fd() -> c_int {
     REPORT_FD.load(SeqCst)
 }
@@ -72,17 +72,12 @@ pub fn remove_pid_file() -> bool {
     if !ARMED.swap(false, SeqCst) {
         return false;
     }
+    // PATH's last slot is never written: the copy always holds a NUL.
     let mut buf = [0u8; PID_PATH_CAPACITY + 1];
-    let mut len = 0;
-    while len < PID_PATH_CAPACITY {
-        let b = PATH[len].load(SeqCst);
-        if b == 0 {
-            break;
-        }
-        buf[len] = b;
-        len += 1;
+    for (b, slot) in buf.iter_mut().zip(&PATH) {
+        *b = slot.load(SeqCst);
     }
-    let Ok(path) = CStr::from_bytes_with_nul(&buf[..=len]) else {
+    let Ok(path) = CStr::from_bytes_until_nul(&buf) else {
         return false;
     };
     let id = FileId {

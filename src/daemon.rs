@@ -129,8 +129,8 @@ impl<'a, R: Run> Daemon<'a, R> {
                 pending: None,
                 pipe: None,
                 pipe_from_map: false,
-                copies: [-1; 3],
-                cwd: -1,
+                copies: [sys::NO_FD; 3],
+                cwd: sys::NO_FD,
                 pid: None,
                 outcome: None,
                 output: Capture::default(),
@@ -154,12 +154,12 @@ impl Drop for UnwindGuard {
     #[inline(never)]
     fn drop(&mut self) {
         let fd = crate::cleanup::report_fd();
-        if fd < 0 && self.stage.is_some() {
+        if fd == sys::NO_FD && self.stage.is_some() {
             // No fork yet (or none at all): the panic is the launcher's own to unwind.
             return;
         }
         let e = Error::new(self.stage, ErrorKind::Panicked, "panicked in the daemon");
-        if fd >= 0 {
+        if fd != sys::NO_FD {
             Reporter { fd }.failed(&e);
         }
         crate::cleanup::exit(101)
@@ -452,9 +452,9 @@ fn fail(config: &mut Config<'_>, state: &mut State, e: Error) -> Error {
         reporter.failed(&e);
         sys::exit_now(1);
     }
-    if state.cwd >= 0 {
+    if state.cwd != sys::NO_FD {
         sys::close(state.cwd);
-        state.cwd = -1;
+        state.cwd = sys::NO_FD;
     }
     e
 }
@@ -476,7 +476,7 @@ impl State {
         } else if let Some(saved) = &self.pipe {
             let _ = sys::restore(libc::SIGPIPE, saved);
         }
-        crate::cleanup::set_report_fd(-1);
+        crate::cleanup::set_report_fd(sys::NO_FD);
         sys::close(reporter.fd);
     }
 

@@ -94,7 +94,7 @@ pub(crate) fn detach(fork: bool, check: bool, keep: [bool; 3]) -> Result<Detache
             reporter: None,
             forked: false,
             pipe: None,
-            copies: [-1; 3],
+            copies: [sys::NO_FD; 3],
         });
     }
     if check {
@@ -135,7 +135,7 @@ pub(crate) fn detach(fork: bool, check: bool, keep: [bool; 3]) -> Result<Detache
         sys::close(fd);
     }
     let reporter = Reporter { fd: status_w };
-    let mut copies = [-1 as c_int; 3];
+    let mut copies = [sys::NO_FD; 3];
     for n in 1..3 {
         if keep[n] {
             match sys::dup_at_least(n as c_int, 3) {

@@ -92,7 +92,7 @@ fn close_gaps(keep: &KeepList) -> Result<(), Errno> {
 
 /// Closes what `/proc/self/fd` lists; `Err` when it can't be read (not mounted).
 fn close_listed(keep: &KeepList) -> Result<(), Errno> {
-    let dir = sys::open(c"/proc/self/fd", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let dir = sys::open(c"/proc/self/fd", sys::DIRECTORY_LIST, 0)?;
     let mut buf = [0u8; 4096];
     let result = loop {
         let len = match sys::getdents64(dir, &mut buf) {

@@ -125,7 +125,7 @@ impl PidLockFile {
             path: copy,
             path_len: bytes.len(),
             timeout,
-            fd: -1,
+            fd: sys::NO_FD,
             id: None,
             sealed: None,
             handed: None,
@@ -140,7 +140,7 @@ impl PidLockFile {
 
     /// Whether this object holds the lock (acquired, sealed or not).
     pub fn is_acquired(&self) -> bool {
-        self.fd >= 0
+        self.fd != sys::NO_FD
     }
 
     /// The pid this object wrote with [`seal`](Self::seal), if it did.
@@ -167,7 +167,7 @@ impl PidLockFile {
     /// links; an OS error from `unlink` for another user's stale file we may not
     /// replace; other OS errors from `open`.
     pub fn acquire(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
-        if self.fd >= 0 {
+        if self.fd != sys::NO_FD {
             return Err(err(ErrorKind::StageOrder, self.path()));
         }
         let wait_ms = timeout
@@ -201,11 +201,10 @@ impl PidLockFile {
     /// Creates the file (`O_EXCL`: then it is ours), or opens the one already there.
     /// `None` when it vanished between the two opens.
     fn open_or_create(&self) -> Result<Option<(c_int, bool)>, Error> {
-        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
         let path = self.path();
-        match sys::open(path, flags | libc::O_CREAT | libc::O_EXCL, 0o644) {
+        match sys::open(path, sys::PID_FILE_NEW, 0o644) {
             Ok(fd) => Ok(Some((fd, true))),
-            Err(Errno::EXIST) => match sys::open(path, flags, 0) {
+            Err(Errno::EXIST) => match sys::open(path, sys::PID_FILE, 0) {
                 Ok(fd) => Ok(Some((fd, false))),
                 Err(Errno::NOENT) => Ok(None),
                 Err(e) => Err(os_err(e, "open", path)),
@@ -289,7 +288,7 @@ impl PidLockFile {
         }
         // Acquired just now (in this call): acquire has checked the path and emptied
         // the file; seal in the daemon after an acquire in the foreground checks again.
-        let fresh = self.fd < 0;
+        let fresh = self.fd == sys::NO_FD;
         if fresh {
             self.acquire(None)?;
         }
@@ -325,7 +324,7 @@ impl PidLockFile {
     ///
     /// OS errors from `unlink` (the lock is dropped all the same).
     pub fn release(&mut self) -> Result<bool, Error> {
-        if self.fd < 0 {
+        if self.fd == sys::NO_FD {
             return Ok(false);
         }
         let ours = self.id.is_some_and(|id| names(self.path(), id));
@@ -357,8 +356,7 @@ impl PidLockFile {
     /// still names it. Anything else is left alone: another start may own it by now.
     /// Not async-signal-safe: waits a little (original process only).
     pub(crate) fn remove_left(&mut self, daemon: Option<u32>) -> bool {
-        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
-        let Ok(fd) = sys::open(self.path(), flags, 0) else {
+        let Ok(fd) = sys::open(self.path(), sys::PID_FILE, 0) else {
             return false;
         };
         let ours = |fd| match (sys::fstat(fd), read_pid_fd(fd)) {
@@ -390,10 +388,10 @@ impl PidLockFile {
     /// for the original process after detaching, whose copy of the lock now belongs to
     /// the daemon.
     pub(crate) fn close(&mut self) {
-        if self.fd >= 0 {
+        if self.fd != sys::NO_FD {
             sys::close(self.fd);
         }
-        self.fd = -1;
+        self.fd = sys::NO_FD;
         self.id = None;
         self.sealed = None;
     }
@@ -404,11 +402,7 @@ impl PidLockFile {
     ///
     /// OS errors other than `ENOENT` from `open` and `read` (e.g. `ELOOP`, `EACCES`).
     pub fn read_pid(&self) -> Result<Option<u32>, Error> {
-        let fd = match sys::open(
-            self.path(),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-            0,
-        ) {
+        let fd = match sys::open(self.path(), sys::PID_FILE_PEEK, 0) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(os_err(e, "open", self.path())),
@@ -428,14 +422,10 @@ impl PidLockFile {
     ///
     /// OS errors other than `ENOENT` from `open`.
     pub fn is_active(&self) -> Result<bool, Error> {
-        if self.fd >= 0 {
+        if self.fd != sys::NO_FD {
             return Ok(true);
         }
-        let fd = match sys::open(
-            self.path(),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-            0,
-        ) {
+        let fd = match sys::open(self.path(), sys::PID_FILE_PEEK, 0) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(false),
             Err(e) => return Err(os_err(e, "open", self.path())),

@@ -232,20 +232,20 @@ impl Receiver {
             }; 3];
             polled[1].fd = outputs[0].0;
             polled[2].fd = outputs[1].0;
-            if polled.iter().all(|p| p.fd < 0) {
+            if polled.iter().all(|p| p.fd == sys::NO_FD) {
                 break None;
             }
             // Once the outcome is known (the status pipe closed), only drain what is
             // already buffered.
             let timeout = match deadline {
-                _ if status.fd < 0 => 0,
+                _ if status.fd == sys::NO_FD => 0,
                 None => -1,
                 Some((at, _)) => at
                     .saturating_sub(sys::monotonic_ms())
                     .min(c_int::MAX as u64) as c_int,
             };
             match sys::poll_in(&mut polled, timeout) {
-                Ok(0) if status.fd >= 0 => {
+                Ok(0) if status.fd != sys::NO_FD => {
                     let (_, ms) = deadline.unwrap_or((0, 0));
                     break Some(status.timed_out(ms));
                 }
@@ -253,24 +253,24 @@ impl Receiver {
                 Ok(_) => {}
                 Err(e) => break Some(Error::os(Stage::Detach, e, "poll", b"(the report channel)")),
             }
-            if polled[0].revents != 0 && status.fd >= 0 {
+            if polled[0].revents != 0 && status.fd != sys::NO_FD {
                 status.read();
             }
             for (p, (fd, stream, capture)) in polled[1..].iter().zip(&mut outputs) {
-                if p.revents != 0 && *fd >= 0 {
+                if p.revents != 0 && *fd != sys::NO_FD {
                     pump(fd, *stream, capture, &mut chunk, on_output);
                 }
             }
         };
         for (fd, _, _) in &outputs {
-            if *fd >= 0 {
+            if *fd != sys::NO_FD {
                 sys::close(*fd);
             }
         }
         if let Some(e) = given_up {
             status.give_up(e);
         }
-        if status.fd >= 0 {
+        if status.fd != sys::NO_FD {
             sys::close(status.fd);
         }
         status.outcome
@@ -313,7 +313,7 @@ impl Status {
         match sys::read(self.fd, &mut self.rec[self.have..]) {
             Ok(0) | Err(_) => {
                 sys::close(self.fd);
-                self.fd = -1;
+                self.fd = sys::NO_FD;
                 if !self.final_seen {
                     let mut e = Error::new(
                         Stage::from_number(self.stage),
@@ -365,7 +365,7 @@ impl Status {
     #[cold]
     #[inline(never)]
     fn give_up(&mut self, mut why: Error) {
-        while self.fd >= 0 && self.outcome.pid.is_none() && !self.final_seen {
+        while self.fd != sys::NO_FD && self.outcome.pid.is_none() && !self.final_seen {
             self.read();
         }
         if self.final_seen {
@@ -393,7 +393,7 @@ fn pump(
     match sys::read(*fd, chunk) {
         Ok(0) | Err(_) => {
             sys::close(*fd);
-            *fd = -1;
+            *fd = sys::NO_FD;
         }
         Ok(n) => {
             capture.push(&chunk[..n]);
@@ -405,10 +405,10 @@ fn pump(
 /// Makes the three pipes, all descriptors 3 or above (a launcher with stdio closed
 /// would otherwise get 0-2 back). Returns the daemon's ends and the original's ends.
 pub(crate) fn channel() -> Result<([c_int; 3], Receiver), Error> {
-    let mut fds = [-1 as c_int; 6];
+    let mut fds = [sys::NO_FD; 6];
     if let Err((errno, op, value)) = open_pipes(&mut fds) {
         for fd in fds {
-            if fd >= 0 {
+            if fd != sys::NO_FD {
                 sys::close(fd);
             }
         }
@@ -433,7 +433,7 @@ fn open_pipes(fds: &mut [c_int; 6]) -> Result<(), (Errno, &'static str, &'static
     for fd in fds.iter_mut() {
         // On failure above_stdio has closed the descriptor: forget it.
         *fd = sys::above_stdio(*fd).map_err(|e| {
-            *fd = -1;
+            *fd = sys::NO_FD;
             (e, "fcntl", &b"F_DUPFD_CLOEXEC"[..])
         })?;
     }
@@ -465,7 +465,7 @@ mod tests {
         send(&Reporter { fd: w });
         sys::close(w);
         let mut status = Status::new(r);
-        while status.fd >= 0 {
+        while status.fd != sys::NO_FD {
             status.read();
         }
         status

@@ -69,7 +69,7 @@ impl<'a> Stages<'_, 'a> {
                 self.state.copies = copies;
                 for target in self.config.stdio.iter_mut().flatten() {
                     if let Stdio::Fd(fd @ 1..=2) = target {
-                        if copies[*fd as usize] >= 0 {
+                        if copies[*fd as usize] != sys::NO_FD {
                             *fd = copies[*fd as usize];
                         }
                     }
@@ -83,9 +83,9 @@ impl<'a> Stages<'_, 'a> {
                 if let Some(pid_file) = &mut self.config.pid_file {
                     pid_file.hand_over();
                 }
-                if self.state.cwd >= 0 {
+                if self.state.cwd != sys::NO_FD {
                     sys::close(self.state.cwd);
-                    self.state.cwd = -1;
+                    self.state.cwd = sys::NO_FD;
                 }
                 Err(Error::bare(Some(Stage::Detach), ErrorKind::Detached))
             }
@@ -228,9 +228,9 @@ impl<'a> Stages<'_, 'a> {
     pub fn redirect(&mut self) -> Result<(), Error> {
         let result = stdio::redirect(&self.config.stdio, self.state.forked, self.state.cwd);
         for fd in self.state.copies.iter_mut().chain([&mut self.state.cwd]) {
-            if *fd >= 0 {
+            if *fd != sys::NO_FD {
                 sys::close(*fd);
-                *fd = -1;
+                *fd = sys::NO_FD;
             }
         }
         result

@@ -37,9 +37,9 @@ pub(crate) fn launcher_directory(streams: &[Option<Stdio<'_>>; 3]) -> Result<c_i
         .iter()
         .any(|s| matches!(s, Some(Stdio::Path(p)) if p.to_bytes().first() != Some(&b'/')));
     if !relative {
-        return Ok(-1);
+        return Ok(sys::NO_FD);
     }
-    sys::open(c".", libc::O_PATH | libc::O_DIRECTORY, 0)
+    sys::open(c".", sys::DIRECTORY_PATH, 0)
         .map_err(|e| Error::os(Stage::Redirect, e, "open", b". (for relative stdio paths)"))
 }
 
@@ -52,9 +52,9 @@ pub(crate) fn redirect(
     detached: bool,
     dir: c_int,
 ) -> Result<(), Error> {
-    let mut sources: [c_int; 3] = [-1; 3];
-    let mut opened: [c_int; 3] = [-1; 3];
-    let mut null: c_int = -1;
+    let mut sources: [c_int; 3] = [sys::NO_FD; 3];
+    let mut opened: [c_int; 3] = [sys::NO_FD; 3];
+    let mut null: c_int = sys::NO_FD;
     let mut result = Ok(());
     for (n, stream) in streams.iter().enumerate() {
         let target = match stream {
@@ -79,7 +79,7 @@ pub(crate) fn redirect(
     }
     if result.is_ok() {
         for (n, &fd) in sources.iter().enumerate() {
-            if fd >= 0 && fd != n as c_int {
+            if fd != sys::NO_FD && fd != n as c_int {
                 if let Err(e) = sys::dup2(fd, n as c_int) {
                     result = Err(Error::os(Stage::Redirect, e, "dup2", NAMES[n].as_bytes()));
                     break;
@@ -88,7 +88,7 @@ pub(crate) fn redirect(
         }
     }
     for fd in opened.into_iter().chain([null]) {
-        if fd > 2 {
+        if fd != sys::NO_FD {
             sys::close(fd);
         }
     }
@@ -107,16 +107,16 @@ fn open_target(
 ) -> Result<c_int, crate::Errno> {
     match target {
         Stdio::Fd(fd) => Ok(fd),
-        Stdio::Null if *null >= 0 => Ok(*null),
+        Stdio::Null if *null != sys::NO_FD => Ok(*null),
         Stdio::Null => sys::open(c"/dev/null", libc::O_RDWR, 0).inspect(|&fd| *null = fd),
         Stdio::Path(path) => {
-            let flags = if n == 0 {
-                libc::O_RDONLY
+            let flags = if n == 0 { sys::INPUT } else { sys::OUTPUT };
+            let dir = if dir != sys::NO_FD {
+                dir
             } else {
-                libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND
+                libc::AT_FDCWD
             };
-            let dir = if dir >= 0 { dir } else { libc::AT_FDCWD };
-            sys::openat(dir, path, flags | libc::O_NOCTTY, 0o666).inspect(|&fd| *opened = fd)
+            sys::openat(dir, path, flags, 0o666).inspect(|&fd| *opened = fd)
         }
     }
 }

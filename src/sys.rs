@@ -16,6 +16,29 @@ use core::mem::MaybeUninit;
 
 use crate::Errno;
 
+/// A descriptor slot that holds none (what `open(2)` returns on failure). The crate
+/// compares its slots with it by equality only: a slot holds `NO_FD` or a descriptor.
+pub(crate) const NO_FD: c_int = -1;
+
+// The open(2) flag sets of the crate, by purpose; `openat` adds `O_CLOEXEC` and
+// `O_LARGEFILE` to each.
+/// A pid file: read and write, never through a symbolic link, never blocking (on a FIFO
+/// planted in its place).
+pub(crate) const PID_FILE: c_int = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+/// A pid file that must not exist yet.
+pub(crate) const PID_FILE_NEW: c_int = PID_FILE | libc::O_CREAT | libc::O_EXCL;
+/// Someone's pid file, to read or to probe its lock: read only, no link followed, never
+/// blocking.
+pub(crate) const PID_FILE_PEEK: c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+/// Stage 9's input: read only, never the controlling terminal.
+pub(crate) const INPUT: c_int = libc::O_RDONLY | libc::O_NOCTTY;
+/// Stage 9's outputs: appended to, created if missing, never the controlling terminal.
+pub(crate) const OUTPUT: c_int = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_NOCTTY;
+/// A directory to resolve paths against, not to read.
+pub(crate) const DIRECTORY_PATH: c_int = libc::O_PATH | libc::O_DIRECTORY;
+/// A directory to list.
+pub(crate) const DIRECTORY_LIST: c_int = libc::O_RDONLY | libc::O_DIRECTORY;
+
 pub(crate) type Result<T> = core::result::Result<T, Errno>;
 
 /// `errno`—The calling thread's last error. Async-signal-safe.
