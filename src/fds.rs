@@ -117,7 +117,7 @@ fn close_listed(keep: &KeepList) -> Result<(), Errno> {
 /// The names in a buffer of `linux_dirent64` records
 /// (`u64 ino; i64 off; u16 reclen; u8 type; char name[]`), read byte-wise so the
 /// buffer needs no alignment and no `unsafe`.
-fn dirent_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn dirent_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut at = 0usize;
     core::iter::from_fn(move || {
         let header = buf.get(at..at + 19)?;

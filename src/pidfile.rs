@@ -87,7 +87,7 @@ enum LockFailed {
 
 #[cold]
 #[inline(never)]
-fn os_err(errno: Errno, op: &str, path: &CStr) -> Error {
+pub(crate) fn os_err(errno: Errno, op: &str, path: &CStr) -> Error {
     Error::os(Stage::PidFile, errno, op, path.to_bytes())
 }
 

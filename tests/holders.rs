@@ -1,0 +1,120 @@
+//! `PidLockFile::holders`: the processes that hold a pid file's lock, whatever pid the
+//! file names, for each kind of lock (OFD, POSIX `fcntl`, `flock`), and only those.
+
+mod support;
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use pandaemonium::PidLockFile;
+use support::{host, spawn, wait_until, TempDir};
+
+fn pid_file(path: &Path) -> PidLockFile {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    PidLockFile::new(&c, Duration::ZERO).unwrap()
+}
+
+fn holders(path: &Path) -> Vec<u32> {
+    pid_file(path).holders().unwrap().pids().to_vec()
+}
+
+fn ppid(pid: u32) -> u32 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_ofd_lock_of_this_process_makes_it_the_holder() {
+    let dir = TempDir::new("holders-ofd");
+    let path = dir.join("p.pid");
+    let mut ours = pid_file(&path);
+    assert_eq!(holders(&path), Vec::<u32>::new(), "missing file");
+    ours.acquire(None).unwrap();
+    assert_eq!(holders(&path), vec![std::process::id()]);
+    ours.release().unwrap();
+    assert_eq!(holders(&path), Vec::<u32>::new());
+}
+
+#[test]
+fn flock_holders_are_the_command_and_its_child() {
+    let dir = TempDir::new("holders-flock");
+    let path = dir.join("p.pid");
+    fs::write(&path, "1\n").unwrap();
+    let flock = spawn(host("flock").arg(&path).args(["sleep", "300"]));
+    let parent = flock.pid() as u32;
+    wait_until("flock and its sleep hold the lock", || {
+        holders(&path).len() == 2
+    });
+    let found = holders(&path);
+    assert!(found.contains(&parent), "{found:?} lacks flock {parent}");
+    let child = *found.iter().find(|&&p| p != parent).unwrap();
+    assert_eq!(ppid(child), parent, "the other holder is flock's child");
+    assert!(!found.contains(&1), "the pid in the file (1) holds nothing");
+}
+
+#[test]
+fn a_posix_lock_holder_is_found() {
+    let dir = TempDir::new("holders-posix");
+    let path = dir.join("p.pid");
+    fs::write(&path, "").unwrap();
+    let py = spawn(
+        host("python3")
+            .arg("-c")
+            .arg(
+                "import fcntl, sys, time\n\
+         f = open(sys.argv[1], 'r+')\n\
+         fcntl.lockf(f, fcntl.LOCK_EX)\n\
+         time.sleep(300)\n",
+            )
+            .arg(&path),
+    );
+    let pid = py.pid() as u32;
+    wait_until("python's lockf", || holders(&path) == [pid]);
+}
+
+#[test]
+fn an_open_descriptor_without_a_lock_is_not_a_holder() {
+    let dir = TempDir::new("holders-open");
+    let path = dir.join("p.pid");
+    fs::write(&path, "").unwrap();
+    let reader = spawn(
+        host("sh")
+            .args(["-c", "exec 3<\"$1\"; exec sleep 300", "sh"])
+            .arg(&path),
+    );
+    let pid = reader.pid();
+    wait_until("sleep has the file open", || {
+        support::open_files(pid)
+            .values()
+            .any(|t| Path::new(t) == path)
+    });
+    assert_eq!(holders(&path), Vec::<u32>::new());
+    // A lock taken elsewhere meanwhile: only its holders count.
+    let flock = spawn(host("flock").arg(&path).args(["sleep", "300"]));
+    wait_until("flock and its sleep hold the lock", || {
+        holders(&path).len() == 2
+    });
+    assert!(holders(&path).contains(&(flock.pid() as u32)));
+    assert!(!holders(&path).contains(&(pid as u32)));
+}
+
+#[test]
+fn the_child_of_a_program_that_exited_holds_the_lock() {
+    let dir = TempDir::new("holders-orphan");
+    let path = dir.join("p.pid");
+    fs::write(&path, "").unwrap();
+    // flock runs sh, which starts sleep and exits; flock then exits too. sleep keeps
+    // the inherited descriptor, and with it the lock.
+    let out = support::run(host("flock").arg(&path).args([
+        "sh",
+        "-c",
+        "sleep 300 >/dev/null 2>&1 & echo $!",
+    ]));
+    assert!(out.status.success(), "{out:?}");
+    let sleep: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    wait_until("only sleep holds the lock", || holders(&path) == [sleep]);
+}
