@@ -26,7 +26,7 @@ for f in "$@"; do files+=(-f "$f"); done
 out=target/mutants
 mkdir -p "$out"
 rc=0
-cargo mutants --jobserver false -j "${MUTANTS_JOBS:-1}" --timeout 120 -o "$out" "${files[@]}" || rc=$?
+cargo mutants --jobserver false --profile mutation -j "${MUTANTS_JOBS:-1}" --timeout 120 -o "$out" "${files[@]}" || rc=$?
 
 dir=$out/mutants.out
 count() { [ -f "$dir/$1.txt" ] && grep -c . "$dir/$1.txt" || echo 0; }
