@@ -13,7 +13,7 @@ use core::ffi::CStr;
 use crate::decimal::{parse_u32, Dec};
 use crate::pidfile::os_err;
 use crate::sys::{self, FileId};
-use crate::{Errno, Error, PidLockFile};
+use crate::{Errno, Error, ErrorKind, PidLockFile, Signal};
 
 /// How many holders [`PidLockFile::holders`] lists; more are counted as
 /// [`Holders::truncated`].
@@ -118,6 +118,85 @@ impl PidLockFile {
         }
         sys::close(proc);
         Ok(found)
+    }
+}
+
+impl PidLockFile {
+    /// Whether process `pid` holds a lock on the file (through a descriptor of its own):
+    /// [`holders`](Self::holders) for one process. `Ok(false)` when it is gone or the
+    /// file is missing.
+    ///
+    /// # Errors
+    ///
+    /// `EACCES` (or `EPERM`) when this user may not inspect the process (another
+    /// user's, or one that made itself non-dumpable, as a daemon does in stage 2), and
+    /// OS errors from `lstat` of the file other than `ENOENT`.
+    pub fn is_held_by(&self, pid: u32) -> Result<bool, Error> {
+        let path = self.path();
+        let id = match sys::lstat(path) {
+            Ok(st) => st.id,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(os_err(e, "lstat", path)),
+        };
+        match holds(pid, id) {
+            Ok(held) => Ok(held),
+            Err(Errno::NOENT | Errno::SRCH) => Ok(false),
+            Err(e) => {
+                let mut path = [0u8; 64];
+                Err(os_err(e, "open", proc_path(&mut path, pid, "fd", None)))
+            }
+        }
+    }
+
+    /// Sends `sig` to `pid` only if it holds the file's lock: `Ok(false)`, and no
+    /// signal, when it does not (any more), or is gone. The check and the signal go
+    /// through a pidfd where the kernel has them (Linux 5.3), so a pid that dies and is
+    /// reused between the two is never signalled; elsewhere, `kill(2)` right after the
+    /// check. Not async-signal-safe.
+    ///
+    /// # Errors
+    ///
+    /// OS errors from `lstat` of the file other than `ENOENT`, and from the signal
+    /// (`EPERM`: another user's process).
+    pub fn signal_holder(&self, pid: u32, sig: Signal) -> Result<bool, Error> {
+        let path = self.path();
+        let id = match sys::lstat(path) {
+            Ok(st) => st.id,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(os_err(e, "lstat", path)),
+        };
+        let Ok(target) = libc::pid_t::try_from(pid) else {
+            return Ok(false);
+        };
+        let pidfd = match sys::pidfd_open(target) {
+            Err(Errno::SRCH) => return Ok(false),
+            other => other,
+        };
+        let sent = if holds(pid, id) != Ok(true) {
+            Ok(false)
+        } else {
+            let sent = match pidfd {
+                Ok(fd) => sys::pidfd_send_signal(fd, sig.number()),
+                Err(_) => sys::kill(target, sig.number()),
+            };
+            match sent {
+                Ok(()) => Ok(true),
+                Err(Errno::SRCH) => Ok(false),
+                Err(e) => {
+                    let mut err = Error::bare(None, ErrorKind::Os);
+                    err.errno = Some(e);
+                    err.push_detail(b"kill ");
+                    err.push_detail(sig.name().unwrap_or("signal").as_bytes());
+                    err.push_detail(b" ");
+                    err.push_detail(Dec::new(i64::from(pid)).as_bytes());
+                    Err(err)
+                }
+            }
+        };
+        if let Ok(fd) = pidfd {
+            sys::close(fd);
+        }
+        sent
     }
 }
 

@@ -497,6 +497,31 @@ pub(crate) fn kill(pid: libc::pid_t, sig: c_int) -> Result<()> {
     check(unsafe { libc::kill(pid, sig) }).map(drop)
 }
 
+/// `pidfd_open(2)` (Linux 5.3): a descriptor that names process `pid` itself, not
+/// whichever process gets its number next. `ENOSYS` on older kernels (and qemu-user
+/// builds without it). Close-on-exec.
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> Result<c_int> {
+    // SAFETY: pidfd_open takes a pid and a flags word and touches no memory.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    check(ret as c_int)
+}
+
+/// `pidfd_send_signal(2)`: `kill` through a pidfd, so a reused pid is never signalled
+/// (`ESRCH` once the process is gone).
+pub(crate) fn pidfd_send_signal(pidfd: c_int, sig: c_int) -> Result<()> {
+    // SAFETY: a null siginfo is allowed (the kernel fills in a kill-like one).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            core::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    check(ret as c_int).map(drop)
+}
+
 /// `waitpid(2)` for one child, retried on `EINTR`: the raw wait status.
 pub(crate) fn waitpid(pid: libc::pid_t) -> Result<c_int> {
     let mut status: c_int = 0;

@@ -8,60 +8,17 @@
 
 mod support;
 
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use pandaemonium::{Errno, Error, Stage};
 use support::{alive, fd_target, fds, wait_exit, wait_until, TempDir};
 
-const TOOL: &str = env!("CARGO_BIN_EXE_pandaemonium");
-
-/// A command for the tool.
-fn tool<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Command {
-    let mut cmd = support::helper(TOOL);
-    // A PATH every user can search: like execvp, the tool answers EACCES, not ENOENT,
-    // when an unsearchable PATH entry hid the program (root's PATH, run as nobody).
-    cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin").args(args);
-    cmd
-}
-
-/// The tool's exit status and output.
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn run<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Out {
-    let out = support::run(&mut tool(args));
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Runs the tool and checks its exit status, showing its output when it differs.
-fn expect<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(code: i32, args: I) -> Out {
-    let args: Vec<String> = args
-        .into_iter()
-        .map(|a| a.as_ref().to_string_lossy().into_owned())
-        .collect();
-    let out = run(&args);
-    assert_eq!(
-        out.code,
-        Some(code),
-        "pandaemonium {args:?}\nstdout: {}\nstderr: {}",
-        out.stdout,
-        out.stderr
-    );
-    out
-}
+use support::tool::{expect, run, tool, TOOL};
 
 /// The pids in a pid file: the first line and, under `--supervise`, the second.
 fn pids(path: &Path) -> (Option<i32>, Option<i32>) {
@@ -843,7 +800,8 @@ fn status_and_stop_exit_codes() {
     assert!(out.stderr.contains(&eloop), "{}", out.stderr);
     expect(1, ["stop", "--pid-file", s(&link)]);
     assert!(pid_file.exists(), "a symlink's target is left alone");
-    // 1 (stop): the lock outlives SIGKILL, held by a child that inherited it.
+    // 0 (stop): the lock's holders are PROGRAM and a child that inherited it, both
+    // ignoring TERM: SIGKILL ends them both.
     let child_pid = dir.join("child.pid");
     let script = format!(
         "trap '' TERM; /bin/sleep 1000 & echo $! > '{}'; wait",
@@ -854,17 +812,16 @@ fn status_and_stop_exit_codes() {
         fs::read_to_string(&child_pid).is_ok_and(|t| t.ends_with('\n'))
     });
     let child = pid_in(&child_pid);
-    let out = expect(1, ["stop", "--pid-file", s(&pid_file), "--timeout", "0.2"]);
+    let out = expect(0, ["stop", "--pid-file", s(&pid_file), "--timeout", "0.2"]);
     assert!(
-        out.stderr.contains("still locked after SIGKILL"),
+        out.stderr.contains(&format!(
+            "after SIGTERM to pid {pid}, {child}; sending SIGKILL"
+        )),
         "{}",
         out.stderr
     );
     assert_eq!(wait_exit(pid), Some(128 + libc::SIGKILL));
-    expect(0, ["status", "--pid-file", s(&pid_file)]);
-    kill(child, libc::SIGKILL);
-    wait_exit(child);
-    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    wait_until("the child killed too", || !alive(child));
     expect(3, ["status", "--pid-file", s(&pid_file)]);
 }
 
@@ -872,30 +829,108 @@ fn status_and_stop_exit_codes() {
 fn supervise_holds_the_lock_and_forwards_signals() {
     let dir = TempDir::new("tool-supervise");
     let pid_file = dir.join("p.pid");
-    for sig in [libc::SIGUSR1, libc::SIGHUP, libc::SIGTERM] {
+    for sig in [libc::SIGUSR1, libc::SIGHUP, libc::SIGTERM, libc::SIGQUIT] {
         let program = start(&pid_file, &["--supervise"], &["/bin/sleep", "1000"]);
         let supervisor = pids(&pid_file).1.expect("the supervisor's pid on line 2");
         assert_eq!(comm(program), "sleep");
         assert_eq!(ppid(program), supervisor);
-        // The supervisor holds the lock; PROGRAM (exec'd, so dumpable again and readable
-        // as any user) does not have the file open.
-        assert!(!fds(program)
-            .iter()
-            .any(|&fd| fd_target(program, fd) == s(&pid_file)));
+        // The supervisor and PROGRAM (exec'd, so dumpable again and readable as any
+        // user) both hold the lock.
+        assert!(support::holds_lock(program, &pid_file));
+        let out = expect(0, ["status", "--pid-file", s(&pid_file)]);
         if support::inspectable(supervisor) {
             assert!(support::holds_lock(supervisor, &pid_file));
+            assert_eq!(out.stdout, format!("{program} {supervisor}\n"));
         } else {
             // As a user other than root the supervisor (not exec'd, so non-dumpable since
-            // stage 2) hides its descriptors: the file is locked, and not by PROGRAM.
-            assert!(support::is_locked(&pid_file));
+            // stage 2) hides its descriptors: status shows the holder it can see.
+            assert_eq!(out.stdout, format!("{program}\n"));
         }
-        let out = expect(0, ["status", "--pid-file", s(&pid_file)]);
-        assert_eq!(out.stdout, format!("{program}\n"));
         kill(supervisor, sig);
         // PROGRAM died of the forwarded signal; the supervisor ends with its status.
         assert_eq!(wait_exit(supervisor), Some(128 + sig), "signal {sig}");
         assert!(!pid_file.exists());
     }
+}
+
+#[test]
+fn supervise_forwards_winch() {
+    let dir = TempDir::new("tool-winch");
+    let pid_file = dir.join("p.pid");
+    let seen = dir.join("seen");
+    let ready = dir.join("ready");
+    let script = format!(
+        "trap 'echo winch > {}' WINCH; : > {}; while :; do /bin/sleep 0.05; done",
+        s(&seen),
+        s(&ready)
+    );
+    start(&pid_file, &["--supervise"], &["/bin/sh", "-c", &script]);
+    let supervisor = pids(&pid_file).1.unwrap();
+    wait_until("PROGRAM's trap is set", || ready.exists());
+    kill(supervisor, libc::SIGWINCH);
+    wait_until("PROGRAM's WINCH trap", || seen.exists());
+    assert!(alive(supervisor), "WINCH does not stop the supervisor");
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    wait_exit(supervisor);
+}
+
+#[test]
+#[cfg_attr(
+    qemu,
+    ignore = "qemu-user shows its own signal state in /proc (host numbers, all fatal signals caught)"
+)]
+fn supervise_lives_through_stray_signals() {
+    let dir = TempDir::new("tool-strays");
+    let pid_file = dir.join("p.pid");
+    let program = start(&pid_file, &["--supervise"], &["/bin/sleep", "1000"]);
+    let supervisor = pids(&pid_file).1.unwrap();
+    let strays = [
+        libc::SIGALRM,
+        libc::SIGPIPE,
+        libc::SIGVTALRM,
+        libc::SIGTSTP,
+        libc::SIGRTMIN(),
+    ];
+    for sig in strays {
+        assert!(ignores(supervisor, sig), "signal {sig} is ignored");
+        kill(supervisor, sig);
+    }
+    expect(0, ["status", "--pid-file", s(&pid_file)]);
+    assert!(alive(supervisor) && alive(program));
+    // PROGRAM got their defaults back.
+    for sig in strays {
+        assert!(!ignores(program, sig), "PROGRAM ignores signal {sig}");
+    }
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    assert_eq!(wait_exit(supervisor), Some(128 + libc::SIGTERM));
+}
+
+#[test]
+fn program_ends_with_a_supervisor_killed_by_sigkill() {
+    let dir = TempDir::new("tool-svkill");
+    let pid_file = dir.join("p.pid");
+    let program = start(&pid_file, &["--supervise"], &["/bin/sleep", "1000"]);
+    let supervisor = pids(&pid_file).1.unwrap();
+    kill(supervisor, libc::SIGKILL);
+    wait_until("PROGRAM ended by its parent-death signal", || {
+        !alive(program)
+    });
+    assert!(!support::is_locked(&pid_file), "nobody holds the lock");
+    expect(1, ["status", "--pid-file", s(&pid_file)]);
+    // A program that ignores TERM outlives it, but holds the lock: shown and stoppable.
+    let program = start(
+        &pid_file,
+        &["--supervise"],
+        &["/bin/sh", "-c", "trap '' TERM; exec /bin/sleep 1000"],
+    );
+    let supervisor = pids(&pid_file).1.unwrap();
+    wait_until("TERM ignored", || ignores(program, libc::SIGTERM));
+    kill(supervisor, libc::SIGKILL);
+    wait_until("the supervisor gone", || !alive(supervisor));
+    let out = expect(0, ["status", "--pid-file", s(&pid_file)]);
+    assert_eq!(out.stdout, format!("{program}\n"));
+    expect(0, ["stop", "--pid-file", s(&pid_file), "--timeout", "0.2"]);
+    wait_until("PROGRAM stopped", || !alive(program));
 }
 
 #[test]

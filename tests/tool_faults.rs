@@ -5,7 +5,7 @@ mod support;
 
 use support::{wait_until, Reaper, TempDir};
 
-const TOOL: &str = env!("CARGO_BIN_EXE_pandaemonium");
+use support::tool::TOOL;
 
 fn sig_ignored(pid: i32, sig: i32) -> bool {
     let ign = u64::from_str_radix(&support::status(pid)["SigIgn"], 16).unwrap();

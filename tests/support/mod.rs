@@ -14,6 +14,8 @@ use std::process::{
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+pub mod tool;
+
 /// The runner `ci/` sets for a foreign target (e.g. `qemu-ppc -L /usr/powerpc-linux-gnu`):
 /// it goes before our own (target) binaries, never before host programs.
 pub fn runner() -> Option<String> {

@@ -9,7 +9,8 @@
 //!   PROGRAM holds its own pid file's lock for its whole life (the descriptor is open in
 //!   PROGRAM, and in any child that inherits it: the lock goes with the last of them);
 //! - stage 7, supervising: blocks the signals the supervisor takes with
-//!   `sigtimedwait`, at once, so none is lost or acted on by default before `run()`.
+//!   `sigtimedwait`, at once, so none is lost or acted on by default before `run()`,
+//!   and ignores the other catchable ones ([`supervise::ignore_strays`]).
 
 use core::ffi::{c_int, CStr};
 
@@ -95,6 +96,7 @@ impl Run for Launch<'_> {
         if self.supervise.is_some() {
             sys::block(&supervise::WAITED)
                 .map_err(|e| Error::os(Stage::Signals, e, "sigprocmask", b""))?;
+            supervise::ignore_strays();
         }
         Ok(())
     }

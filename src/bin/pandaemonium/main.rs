@@ -43,7 +43,7 @@ usage: pandaemonium start [--pid-file PATH] [--chdir DIR] [--umask OCTAL]
        pandaemonium status --pid-file PATH
        pandaemonium --help | --version
 start: 0 PROGRAM runs, 1 it did not start. stop (TERM, then KILL after 10 s):
-0 stopped or not running, 1 not stopped. status: 0 running (prints the pid),
+0 stopped or not running, 1 not stopped. status: 0 running (prints the pids),
 1 dead but the pid file exists, 3 not running, 4 unknown. Usage errors: 2.
 ";
 

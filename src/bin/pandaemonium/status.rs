@@ -2,13 +2,20 @@
 //!
 //! | status | meaning | output |
 //! |---|---|---|
-//! | 0 | running: a live process holds the lock | the pid, on stdout |
+//! | 0 | running: a live process holds the lock | the holders' pids, on stdout |
 //! | 1 | dead, but the pid file exists (nobody holds its lock) | a line on stderr |
 //! | 3 | not running: no pid file | a line on stderr |
 //! | 4 | unknown: the file can't be read (permissions, a symlink...) | a line on stderr |
 //!
+//! The pids printed are the lock's holders (`PidLockFile::holders`, from `/proc`), the
+//! one the file names first when it is one of them, on one line; a pid in the file that
+//! holds nothing (the program forked and exited, leaving the lock to its child) is
+//! named on stderr. Without `/proc`, or when the holders are another user's processes,
+//! the pid the file names is printed, and stderr says why.
+//!
 //! Read-only: it never takes the lock, so it can't make a concurrent start fail.
 
+use core::ffi::CStr;
 use core::time::Duration;
 
 use pandaemonium::PidLockFile;
@@ -34,20 +41,23 @@ pub fn main(cur: &mut Cursor) -> i32 {
             m.detail(&e);
             4
         }
-        Ok(true) => match pidfile::read_settled(path) {
-            Ok(pidfile::Pids {
-                program: Some(pid), ..
-            }) => {
-                Msg::new().n(u64::from(pid)).to(1);
+        Ok(true) => match pid_file.holders() {
+            Ok(h) if !h.is_empty() => {
+                print_holders(path, h.pids());
                 return 0;
             }
             Ok(_) => {
-                m.c(path).s(": running, but names no pid");
-                0
+                m.c(path)
+                    .s(": its lock's holders can't be inspected by this user; the pid it names:");
+                m.to(2);
+                return named(path);
             }
             Err(e) => {
-                m.c(path).s(": running; ").errno(e);
-                0
+                m.s("no holders from /proc (")
+                    .detail(&e)
+                    .s("); the pid the file names:");
+                m.to(2);
+                return named(path);
             }
         },
         Ok(false) => match pidfile::exists(path) {
@@ -74,4 +84,53 @@ pub fn main(cur: &mut Cursor) -> i32 {
     };
     m.to(2);
     code
+}
+
+/// Prints the holders, the one the file names first when it is one of them, and says
+/// on stderr when the file names a pid that holds nothing.
+fn print_holders(path: &CStr, holders: &[u32]) {
+    let first = pidfile::read(path)
+        .ok()
+        .and_then(|p| p.program)
+        .filter(|&p| p > 0);
+    let mut line = Msg::new();
+    let ordered = first
+        .filter(|p| holders.contains(p))
+        .into_iter()
+        .chain(holders.iter().copied().filter(|&p| Some(p) != first));
+    for (i, pid) in ordered.enumerate() {
+        line.s(if i == 0 { "" } else { " " }).n(u64::from(pid));
+    }
+    line.to(1);
+    if let Some(pid) = first.filter(|p| !holders.contains(p)) {
+        Msg::error()
+            .s("status: ")
+            .c(path)
+            .s(" names pid ")
+            .n(u64::from(pid))
+            .s(", which does not hold its lock")
+            .to(2);
+    }
+}
+
+/// Running, without holders to go by: prints the pid the file names.
+fn named(path: &CStr) -> i32 {
+    let mut m = Msg::error();
+    m.s("status: ");
+    match pidfile::read_settled(path) {
+        Ok(pidfile::Pids {
+            program: Some(pid), ..
+        }) => {
+            Msg::new().n(u64::from(pid)).to(1);
+            return 0;
+        }
+        Ok(_) => {
+            m.c(path).s(": running, but names no pid");
+        }
+        Err(e) => {
+            m.c(path).s(": running; ").errno(e);
+        }
+    }
+    m.to(2);
+    0
 }

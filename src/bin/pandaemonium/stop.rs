@@ -1,15 +1,23 @@
 //! `pandaemonium stop --pid-file PATH [--signal NAME|NUM] [--timeout SECS]`.
 //!
-//! Liveness is the pid file's lock, never the pid in it: the signal is sent only while
-//! a live process holds the lock (checked right before each `kill`), so a stale file
-//! whose pid has been reused by a stranger makes us signal no one. Then we wait up to
-//! the timeout for the lock to go, and send SIGKILL; a stale file left behind is
-//! removed (under its lock). Exit status: 0 stopped or not running, 1 could not stop.
+//! Liveness is the pid file's lock, never the pid in it, and the processes signalled
+//! are the lock's holders (`PidLockFile::holders`: every process with a descriptor that
+//! holds an OFD, POSIX or `flock` lock on the file, from `/proc`): the child a program
+//! left holding the lock when it forked and exited is found and stopped, and a pid in
+//! the file that holds nothing (dead, or reused by a stranger) is never signalled. Each
+//! signal goes through `PidLockFile::signal_holder`, which checks again and signals
+//! through a pidfd. Then we wait up to the timeout for the lock to go, and send SIGKILL
+//! to whatever still holds it; a stale file left behind is removed (under its lock).
+//! Exit status: 0 stopped or not running, 1 could not stop.
 //!
 //! With `--supervise` the file's second line names the supervisor. The signals it
-//! passes on (TERM, INT, HUP, USR1, USR2) go to it, so it stops PROGRAM rather than
-//! restart it; any other goes to PROGRAM. SIGKILL goes to the supervisor first (so it
-//! can restart nothing), then to PROGRAM.
+//! passes on (TERM, INT, HUP, QUIT, USR1, USR2, WINCH) go to it alone, so it stops
+//! PROGRAM rather than restart it; any other goes to every holder. SIGKILL goes to the
+//! supervisor first (so it can restart nothing), then to the other holders.
+//!
+//! Without `/proc` (or when the holders are another user's processes, which this user
+//! may not inspect), `stop` says so and signals the pid the file names, while the file
+//! is locked, as pid files have always been used.
 
 use core::ffi::CStr;
 use core::time::Duration;
@@ -101,6 +109,167 @@ fn stop(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
     if !held(pid_file)? {
         return Ok(());
     }
+    let holders = match pid_file.holders() {
+        Ok(h) if !h.is_empty() => h,
+        Ok(_) if !held(pid_file)? => return Ok(()), // it went meanwhile
+        Ok(_) => {
+            Msg::error()
+                .s("stop: ")
+                .c(opts.path)
+                .s(": its lock's holders can't be inspected by this user; signalling the pid it names")
+                .to(2);
+            return stop_named(opts, pid_file);
+        }
+        Err(e) => {
+            Msg::error()
+                .s("stop: no holders from /proc (")
+                .detail(&e)
+                .s("); signalling the pid the file names")
+                .to(2);
+            return stop_named(opts, pid_file);
+        }
+    };
+    let named = pidfile::read(opts.path).unwrap_or_default();
+    if let Some(pid) = named.program.filter(|&p| !holders.contains(p)) {
+        Msg::error()
+            .s("stop: ")
+            .c(opts.path)
+            .s(" names pid ")
+            .n(u64::from(pid))
+            .s(", which does not hold its lock: not signalled")
+            .to(2);
+    }
+    let sig = opts.signal;
+    let supervisor = named
+        .supervisor
+        .and_then(|sv| supervisor_of(opts, pid_file, &holders, sv));
+    let sent = match supervisor {
+        Some(sv) if supervise::FORWARDED.contains(&sig.number()) => {
+            signal_supervisor(pid_file, sv, sig)?
+        }
+        _ => signal_all(pid_file, holders.pids(), sig)?,
+    };
+    if released(pid_file, opts.timeout_ms)? {
+        return Ok(());
+    }
+    let mut m = Msg::error();
+    m.s("stop: ")
+        .c(opts.path)
+        .s(" still locked ")
+        .secs(opts.timeout_ms)
+        .s(" s after ");
+    m.signal(sig.number()).s(" to pid");
+    pid_list(&mut m, &sent);
+    m.s("; sending SIGKILL").to(2);
+    // The supervisor first, so that it restarts nothing; then every holder left.
+    if let Some(sv) = supervisor {
+        signal_supervisor(pid_file, sv, Signal::KILL)?;
+    }
+    if let Ok(left) = pid_file.holders() {
+        signal_all(pid_file, left.pids(), Signal::KILL)?;
+    }
+    if released(pid_file, opts.timeout_ms.max(KILL_WAIT_MS))? {
+        return Ok(());
+    }
+    let mut m = Msg::error();
+    m.s("stop: ").c(opts.path).s(": still locked after SIGKILL");
+    if let Ok(left) = pid_file.holders() {
+        m.s(", by pid");
+        pid_list(&mut m, left.pids());
+    }
+    m.to(2);
+    Err(())
+}
+
+/// The supervisor the file names on its second line, if it is one: a holder of the
+/// lock, or a process this user may not inspect (the supervisor made itself
+/// non-dumpable in stage 2, which hides its descriptors from a user other than root),
+/// then taken on the file's word while the file is locked, and said so.
+fn supervisor_of(
+    opts: &Stop,
+    pid_file: &PidLockFile,
+    holders: &pandaemonium::Holders,
+    sv: u32,
+) -> Option<Supervisor> {
+    if holders.contains(sv) {
+        return Some(Supervisor {
+            pid: sv,
+            verified: true,
+        });
+    }
+    let hidden = matches!(pid_file.is_held_by(sv), Err(e)
+        if matches!(e.errno(), Some(Errno::ACCES | Errno::PERM)));
+    if !hidden {
+        return None;
+    }
+    Msg::error()
+        .s("stop: ")
+        .c(opts.path)
+        .s(" names supervisor pid ")
+        .n(u64::from(sv))
+        .s(", which this user can't inspect: signalled while the file is locked")
+        .to(2);
+    Some(Supervisor {
+        pid: sv,
+        verified: false,
+    })
+}
+
+/// The supervisor's pid, and whether it was seen holding the lock.
+#[derive(Clone, Copy)]
+struct Supervisor {
+    pid: u32,
+    verified: bool,
+}
+
+/// Signals the supervisor: as a holder, or on the file's word while it is locked.
+fn signal_supervisor(
+    pid_file: &PidLockFile,
+    sv: Supervisor,
+    sig: Signal,
+) -> Result<heapless::Vec<u32, { pandaemonium::HOLDERS_CAPACITY }>, ()> {
+    if sv.verified {
+        return signal_all(pid_file, &[sv.pid], sig);
+    }
+    let mut sent = heapless::Vec::new();
+    if signal(pid_file, sv.pid, sig)? {
+        let _ = sent.push(sv.pid);
+    }
+    Ok(sent)
+}
+
+/// Sends `sig` to each of `pids` that still holds the lock; the pids signalled.
+fn signal_all(
+    pid_file: &PidLockFile,
+    pids: &[u32],
+    sig: Signal,
+) -> Result<heapless::Vec<u32, { pandaemonium::HOLDERS_CAPACITY }>, ()> {
+    let mut sent = heapless::Vec::new();
+    for &pid in pids {
+        match pid_file.signal_holder(pid, sig) {
+            Ok(true) => {
+                let _ = sent.push(pid);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                Msg::error().s("stop: ").detail(&e).to(2);
+                return Err(());
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// ` 12, 34` after a message.
+fn pid_list(m: &mut Msg, pids: &[u32]) {
+    for (i, &pid) in pids.iter().enumerate() {
+        m.s(if i == 0 { " " } else { ", " }).n(u64::from(pid));
+    }
+}
+
+/// Without holders to go by: signals the pid the file names while the file is locked
+/// (checked right before each `kill`).
+fn stop_named(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
     let pids = pidfile::read_settled(opts.path).map_err(|e| {
         Msg::error().s("stop: ").c(opts.path).s(": ").errno(e).to(2);
     })?;

@@ -1,11 +1,16 @@
 //! `--supervise` (FreeBSD daemon(8) `-p`/`-r`): the daemon stays as a small parent.
 //!
-//! The supervisor holds the pid file's lock (its descriptor stays close-on-exec, so
-//! PROGRAM never holds it) and writes `PROGRAM_PID\nSUPERVISOR_PID\n` into it. It
-//! blocks TERM, INT, HUP, USR1, USR2 and CHLD (stage 7) and takes them one at a time
-//! with `sigtimedwait`: no handler, no flag, nothing async. TERM and INT are passed on
-//! and mean "stop": PROGRAM is not restarted and the supervisor ends with it; HUP,
-//! USR1 and USR2 are passed on only.
+//! The supervisor holds the pid file's lock and writes `PROGRAM_PID\nSUPERVISOR_PID\n`
+//! into it; PROGRAM inherits the locked descriptor and holds the lock too. The two live
+//! and die together: PROGRAM gets SIGTERM when the supervisor dies (even of SIGKILL),
+//! and while either lives the lock is held, so `status` shows it and `stop` stops it.
+//!
+//! The supervisor blocks TERM, INT, HUP, QUIT, USR1, USR2, WINCH and CHLD (stage 7)
+//! and takes them one at a time with `sigtimedwait`: no handler, no flag, nothing
+//! async. Every other catchable signal but the faults is ignored, so no stray one
+//! (ALRM, PIPE, a real-time signal) ends it. TERM, INT and QUIT are passed on and mean
+//! "stop": PROGRAM is not restarted and the supervisor ends with it; HUP, USR1, USR2
+//! and WINCH are passed on only.
 //!
 //! When PROGRAM ends on its own, `--restart` restarts it if it died abnormally, in
 //! systemd's `Restart=on-failure` sense: anything but exit status 0 and death by HUP,
@@ -24,24 +29,53 @@ use crate::out::Msg;
 use crate::report::{self, Received, Record};
 use crate::{pidfile, sys};
 
-/// The signals passed on to PROGRAM.
-pub const FORWARDED: [c_int; 5] = [
+/// The signals passed on to PROGRAM: those a program expects to be told.
+pub const FORWARDED: [c_int; 7] = [
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGHUP,
+    libc::SIGQUIT,
     libc::SIGUSR1,
     libc::SIGUSR2,
+    libc::SIGWINCH,
 ];
 
 /// The signals the supervisor blocks and waits for.
-pub const WAITED: [c_int; 6] = [
+pub const WAITED: [c_int; 8] = [
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGHUP,
+    libc::SIGQUIT,
     libc::SIGUSR1,
     libc::SIGUSR2,
+    libc::SIGWINCH,
     libc::SIGCHLD,
 ];
+
+/// The signals that mean "stop": PROGRAM is not restarted after them.
+const STOPPING: [c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
+
+/// Signals the supervisor neither waits for nor ignores: the faults, which only its own
+/// bug raises (ignoring them would loop on the faulting instruction).
+const FAULTS: [c_int; 6] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
+
+/// Stage 7, supervising: ignores every catchable signal it does not wait for (ALRM,
+/// PIPE, the terminal and real-time signals...), so that no stray signal ends the
+/// supervisor and leaves PROGRAM unsupervised. PROGRAM gets every default back.
+pub fn ignore_strays() {
+    for sig in 1..=sys::sigrtmax() {
+        if !WAITED.contains(&sig) && !FAULTS.contains(&sig) {
+            sys::ignore(sig);
+        }
+    }
+}
 
 /// The longest back-off between restarts (unless DELAY itself is longer).
 pub const MAX_DELAY_MS: u64 = 60_000;
@@ -86,7 +120,7 @@ pub fn run(
         restart_at: None,
         stopping: false,
     };
-    let failed = match spawn(program) {
+    let failed = match spawn(program, sv.lock(), sv.me) {
         Err(e) => {
             Msg::error()
                 .s("exec ")
@@ -124,6 +158,11 @@ pub fn run(
 }
 
 impl Supervisor<'_, '_> {
+    /// The pid file's locked descriptor, which PROGRAM inherits.
+    fn lock(&self) -> Option<c_int> {
+        self.pid_file.map(|(fd, _)| fd)
+    }
+
     fn write_pids(&self, program: u32) -> Result<(), Errno> {
         match self.pid_file {
             Some((fd, path)) => pidfile::write_pids(fd, path, program, self.me),
@@ -143,7 +182,7 @@ impl Supervisor<'_, '_> {
                     }
                 }
                 Some(sig) => {
-                    if sig == libc::SIGTERM || sig == libc::SIGINT {
+                    if STOPPING.contains(&sig) {
                         self.stopping = true;
                     }
                     match self.running {
@@ -208,7 +247,7 @@ impl Supervisor<'_, '_> {
     }
 
     fn respawn(&mut self) {
-        match spawn(self.program) {
+        match spawn(self.program, self.lock(), self.me) {
             Ok(pid) => {
                 self.running = Some(pid);
                 self.started_at = sys::monotonic_ms();
@@ -243,7 +282,13 @@ fn clean(death: sys::Death) -> bool {
 
 /// Forks and execs PROGRAM; its pid once `execve` succeeded (a CLOEXEC pipe tells, as
 /// for the original process), or why it failed.
-fn spawn(program: &Program<'_>) -> Result<u32, Errno> {
+///
+/// PROGRAM inherits the pid file's locked descriptor (`lock`), so it holds the lock too:
+/// were the supervisor to die unnoticed, `status` would still show PROGRAM, `stop`
+/// would still stop it and no second `start` would run beside it. And it gets SIGTERM
+/// when the supervisor dies (`PR_SET_PDEATHSIG`, then `getppid` checked against
+/// `supervisor`: a supervisor that died before the `prctl` sends nothing).
+fn spawn(program: &Program<'_>, lock: Option<c_int>, supervisor: u32) -> Result<u32, Errno> {
     let (read_end, write_end) = sys::pipe()?;
     #[allow(unsafe_code)]
     // SAFETY: the tool is single-threaded, and the child below calls only
@@ -258,12 +303,19 @@ fn spawn(program: &Program<'_>) -> Result<u32, Errno> {
         Ok(0) => {
             sys::close(read_end);
             // Default dispositions first (the core's SIGTERM handler would remove the
-            // supervisor's pid file), then the signals the supervisor blocks.
-            for sig in WAITED {
+            // supervisor's pid file; ignored ones would survive exec), then the signals
+            // the supervisor blocks.
+            for sig in 1..=sys::sigrtmax() {
                 sys::default_disposition(sig);
             }
-            // Ignored dispositions survive exec: PROGRAM gets SIGPIPE's default back.
-            sys::default_disposition(libc::SIGPIPE);
+            if sys::parent_death_signal(libc::SIGTERM).is_err() || sys::getppid() != supervisor {
+                sys::exit_now(1);
+            }
+            if let Some(fd) = lock {
+                if sys::set_cloexec(fd, false).is_err() {
+                    sys::exit_now(1);
+                }
+            }
             let _ = sys::unblock_all();
             let e = program.exec();
             report::send(write_end, Record::ExecFailed(e));

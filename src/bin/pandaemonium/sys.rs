@@ -398,13 +398,41 @@ pub fn unblock_all() -> Result<()> {
     sigprocmask(libc::SIG_SETMASK, &[])
 }
 
-/// Restores `sig`'s default disposition. Async-signal-safe.
-pub fn default_disposition(sig: c_int) {
+/// Sets `sig`'s disposition to `SIG_DFL` or `SIG_IGN` (errors ignored: `KILL`, `STOP`
+/// and the C library's reserved numbers refuse). Async-signal-safe.
+fn set_disposition(sig: c_int, how: libc::sighandler_t) {
     // SAFETY: all-zero bytes are a valid struct sigaction (SIG_DFL, empty mask).
     let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
-    sa.sa_sigaction = libc::SIG_DFL;
+    sa.sa_sigaction = how;
     // SAFETY: sa is a valid struct sigaction; the old action is not asked for.
     unsafe { libc::sigaction(sig, &sa, core::ptr::null_mut()) };
+}
+
+/// Restores `sig`'s default disposition. Async-signal-safe.
+pub fn default_disposition(sig: c_int) {
+    set_disposition(sig, libc::SIG_DFL);
+}
+
+/// Ignores `sig`. Async-signal-safe.
+pub fn ignore(sig: c_int) {
+    set_disposition(sig, libc::SIG_IGN);
+}
+
+/// The highest signal number (`SIGRTMAX`).
+pub fn sigrtmax() -> c_int {
+    libc::SIGRTMAX()
+}
+
+/// `prctl(PR_SET_PDEATHSIG, sig)`: `sig` comes when the parent ends. Async-signal-safe.
+pub fn parent_death_signal(sig: c_int) -> Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) }).map(drop)
+}
+
+/// `getppid(2)`. Async-signal-safe.
+pub fn getppid() -> u32 {
+    // SAFETY: getppid has no arguments and cannot fail.
+    unsafe { libc::getppid() as u32 }
 }
 
 /// `sigtimedwait(2)` for the (blocked) `sigs`: the signal taken, or `None` after

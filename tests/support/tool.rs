@@ -1,0 +1,52 @@
+//! Running the `pandaemonium` tool as a shell script would: its exit status and
+//! output, in the test's scope.
+
+use std::ffi::OsStr;
+use std::process::Command;
+
+/// The tool, as `cargo test` built it.
+pub const TOOL: &str = env!("CARGO_BIN_EXE_pandaemonium");
+
+/// A command for the tool.
+pub fn tool<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Command {
+    let mut cmd = super::helper(TOOL);
+    // A PATH every user can search: like execvp, the tool answers EACCES, not ENOENT,
+    // when an unsearchable PATH entry hid the program (root's PATH, run as nobody).
+    cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin").args(args);
+    cmd
+}
+
+/// The tool's exit status and output.
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the tool to completion.
+pub fn run<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Out {
+    let out = super::run(&mut tool(args));
+    Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the tool and checks its exit status, showing its output when it differs.
+pub fn expect<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(code: i32, args: I) -> Out {
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    let out = run(&args);
+    assert_eq!(
+        out.code,
+        Some(code),
+        "pandaemonium {args:?}\nstdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    out
+}
