@@ -481,8 +481,8 @@ impl State {
     }
 
     /// The original process: collect output and the outcome, reap the intermediate;
-    /// when the daemon died (or was given up on and killed) without cleaning up, remove
-    /// the pid file it left.
+    /// when the daemon failed, died (or was given up on and killed) without cleaning
+    /// up, remove the pid file it left.
     fn monitor(&mut self, app: &mut dyn Driven, config: &mut Config<'_>) {
         let Some((receiver, child)) = self.pending.take() else {
             return;
@@ -500,7 +500,10 @@ impl State {
             &mut |stream, data| app.monitor(stream, data),
             deadline,
         );
-        if outcome.left_behind {
+        // A daemon that failed removes its pid file itself, unless it could not (it
+        // switched to a user who may not unlink in the pid file's directory, from a
+        // file acquired here before the fork): then it is left to us too.
+        if outcome.left_behind || outcome.result.is_err() {
             if let Some(pid_file) = &mut config.pid_file {
                 pid_file.remove_left(outcome.pid);
             }

@@ -9,7 +9,7 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -612,6 +612,76 @@ fn user_and_group() {
         expect(0, ["stop", "--pid-file", s(&pid_file)]);
         wait_exit(pid);
     }
+}
+
+/// The pid file is acquired by the caller, still root, before the user switch (as
+/// start-stop-daemon --chuid writes it): a pid file in a directory only root may write
+/// works with `--user nobody`; a start that fails leaves nothing there; the file the
+/// unprivileged program could not remove is taken over by the next start.
+#[test]
+fn user_switch_with_a_pid_file_in_a_root_only_directory() {
+    require_root!();
+    let dir = TempDir::new("tool-run");
+    let run = dir.join("run");
+    fs::create_dir(&run).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+    let pid_file = run.join("n.pid");
+    for opts in [
+        &["--user", "nobody"][..],
+        &["--user", "nobody", "--supervise"],
+    ] {
+        let pid = start(&pid_file, opts, &["/bin/sleep", "1000"]);
+        assert_eq!(support::status(pid)["Uid"], "65534\t65534\t65534\t65534");
+        let meta = fs::metadata(&pid_file).unwrap();
+        assert_eq!(meta.uid(), 0, "{opts:?}: created by root");
+        assert!(
+            support::holds_lock(pid, &pid_file),
+            "{opts:?}: PROGRAM holds the lock"
+        );
+        expect(0, ["status", "--pid-file", s(&pid_file)]);
+        expect(0, ["stop", "--pid-file", s(&pid_file)]);
+        wait_until("stopped", || !alive(pid));
+        assert!(
+            !pid_file.exists(),
+            "{opts:?}: stop removes what nobody could not"
+        );
+    }
+    // A failed start (after the fork, as nobody) leaves nothing behind.
+    let out = expect(
+        1,
+        [
+            "start",
+            "--pid-file",
+            s(&pid_file),
+            "--user",
+            "nobody",
+            "--chdir",
+            "/nonexistent",
+            "--",
+            "/bin/sleep",
+            "1000",
+        ],
+    );
+    assert!(
+        out.stderr.contains("stage 5 (working directory)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!pid_file.exists(), "the failed start left {}", s(&pid_file));
+    // PROGRAM ends by itself: as nobody it can't remove the file; the next start takes
+    // it over.
+    let pid = start(
+        &pid_file,
+        &["--user", "nobody"],
+        &["/bin/sh", "-c", "exit 0"],
+    );
+    wait_until("PROGRAM ended", || !alive(pid));
+    wait_until("its lock gone", || !support::is_locked(&pid_file));
+    assert!(pid_file.exists(), "left behind by an unprivileged PROGRAM");
+    let pid = start(&pid_file, &["--user", "nobody"], &["/bin/sleep", "1000"]);
+    assert_eq!(pid_in(&pid_file), pid);
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    wait_until("stopped", || !alive(pid));
 }
 
 #[test]

@@ -83,6 +83,16 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
         Msg::error().error_of(&e).to(2);
         return 1;
     }
+    // The pid file is acquired and locked here, by the caller (still root with
+    // `--user`, as start-stop-daemon --chuid writes its pid file): the daemon inherits
+    // the lock and seals the file in stage 6, after the user switch, so `/run/NAME.pid`
+    // works for a daemon that could not create it.
+    if let Some(pid_file) = config.pid_file_mut() {
+        if let Err(e) = pid_file.acquire(None) {
+            Msg::error().error_of(&e).to(2);
+            return 1;
+        }
+    }
     let supervise = opts.supervise.then_some(opts.restart);
     let app = Launch::new(program, write_end, supervise, opts.pid_path, opts.ids);
     let mut daemon = Daemon::with_config(app, config);
