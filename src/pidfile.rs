@@ -435,6 +435,50 @@ impl PidLockFile {
         held.map_err(|e| os_err(e, "lock query", self.path()))
     }
 
+    /// Removes the file if nobody holds a lock on it (a stale file: its daemon died
+    /// without removing it, or could not); returns whether it did. Never makes a
+    /// concurrent start fail: it holds only a shared `flock`, for an instant, which a
+    /// starting [`acquire`](Self::acquire) waits out, and a start that locked the file
+    /// just before the removal sees it gone and creates a new one. Not for a file this
+    /// object holds (`Ok(false)`).
+    ///
+    /// # Errors
+    ///
+    /// OS errors other than `ENOENT` from `open`, the lock query and `unlink` (the
+    /// file's directory not writable by this user: `EACCES`).
+    pub fn remove_if_stale(&self) -> Result<bool, Error> {
+        if self.fd != sys::NO_FD {
+            return Ok(false);
+        }
+        let path = self.path();
+        let fd = match sys::open(path, sys::PID_FILE_PEEK, 0) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(os_err(e, "open", path)),
+        };
+        // The shared flock first, held until the unlink is done: a start that takes
+        // its locks after our query can finish them only after the removal, and then
+        // finds the path no longer names its file.
+        let removed = match sys::lock::try_shared(fd) {
+            Err(Errno::AGAIN) => Ok(false),
+            Err(e) => Err(os_err(e, "lock query", path)),
+            Ok(()) => match sys::lock::record_locked(fd) {
+                Ok(true) => Ok(false),
+                Err(e) => Err(os_err(e, "lock query", path)),
+                Ok(false) => match sys::fstat(fd) {
+                    Ok(st) if names(path, st.id) => match sys::unlink(path) {
+                        Ok(()) => Ok(true),
+                        Err(Errno::NOENT) => Ok(false),
+                        Err(e) => Err(os_err(e, "unlink", path)),
+                    },
+                    _ => Ok(false), // replaced meanwhile: not the file we looked at
+                },
+            },
+        };
+        sys::close(fd);
+        removed
+    }
+
     /// Makes the SIGTERM clean-up and [`crate::exit`] able to remove this file.
     pub(crate) fn register_cleanup(&self) {
         if let Some(id) = self.id {

@@ -615,9 +615,11 @@ pub(crate) fn getdents64(fd: c_int, buf: &mut [u8]) -> Result<usize> {
 pub(crate) mod lock {
     use super::*;
 
-    /// How many times a contested `flock` is retried, [`FLOCK_PAUSE_MS`] apart: a
-    /// holder query ([`is_held`]) takes a shared `flock` for an instant.
-    const FLOCK_TRIES: u32 = 20;
+    /// How many times a `flock` contested by shared holders only is retried,
+    /// [`FLOCK_PAUSE_MS`] apart (two seconds in all): a holder query ([`is_held`]) and
+    /// a stale-file removal ([`try_shared`]) hold a shared `flock` for an instant, and
+    /// a start must not fail because of them. An exclusive holder fails at once.
+    const FLOCK_TRIES: u32 = 2000;
     const FLOCK_PAUSE_MS: u32 = 1;
 
     fn whole_file(kind: c_int) -> libc::flock {
@@ -655,7 +657,10 @@ pub(crate) mod lock {
         let mut tries = core::hint::black_box(FLOCK_TRIES);
         loop {
             match flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
-                Err(Errno::AGAIN) if tries > 1 => {
+                // Held: exclusively (a live holder), or shared only (a query or a
+                // removal, for an instant: then a shared lock of ours is granted).
+                Err(Errno::AGAIN) if tries > 1 && try_shared(fd).is_ok() => {
+                    unlock(fd);
                     tries -= 1;
                     sleep_ms(FLOCK_PAUSE_MS);
                 }
@@ -664,21 +669,41 @@ pub(crate) mod lock {
         }
     }
 
+    /// Takes a shared `flock` without waiting: `Err(EAGAIN)` while another open file
+    /// holds it exclusively. Held until [`unlock`] or the last close; a starting
+    /// [`try_exclusive`] waits for it. Async-signal-safe.
+    pub(crate) fn try_shared(fd: c_int) -> Result<()> {
+        flock(fd, libc::LOCK_SH | libc::LOCK_NB)
+    }
+
+    /// Drops this open file's `flock`. Async-signal-safe.
+    pub(crate) fn unlock(fd: c_int) {
+        let _ = flock(fd, libc::LOCK_UN);
+    }
+
+    /// Whether another open file holds an OFD or POSIX `fcntl` lock on `fd`'s file
+    /// (`F_OFD_GETLK`; kernels without OFD locks answer "no").
+    pub(crate) fn record_locked(fd: c_int) -> Result<bool> {
+        let mut fl = whole_file(libc::F_WRLCK);
+        // SAFETY: fl is a valid, writable struct flock for the duration of the call.
+        match check(unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut fl) }) {
+            Ok(_) => Ok(fl.l_type as c_int != libc::F_UNLCK),
+            Err(Errno::INVAL) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether some other open file holds a lock of any kind on `fd`'s file, without
     /// taking it: `F_OFD_GETLK` answers for OFD and `fcntl` locks; only when it says
     /// "free" is a shared `flock` tried and dropped at once (a start racing with that
     /// instant retries its own `flock`, see [`try_exclusive`]).
     pub(crate) fn is_held(fd: c_int) -> Result<bool> {
-        let mut fl = whole_file(libc::F_WRLCK);
-        // SAFETY: fl is a valid, writable struct flock for the duration of the call.
-        match check(unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut fl) }) {
-            Ok(_) if fl.l_type as c_int != libc::F_UNLCK => return Ok(true),
-            Ok(_) | Err(Errno::INVAL) => {}
-            Err(e) => return Err(e),
+        if record_locked(fd)? {
+            return Ok(true);
         }
-        match flock(fd, libc::LOCK_SH | libc::LOCK_NB) {
+        match try_shared(fd) {
             Ok(()) => {
-                let _ = flock(fd, libc::LOCK_UN);
+                unlock(fd);
                 Ok(false)
             }
             Err(Errno::AGAIN) => Ok(true),

@@ -118,3 +118,53 @@ fn the_child_of_a_program_that_exited_holds_the_lock() {
     let sleep: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     wait_until("only sleep holds the lock", || holders(&path) == [sleep]);
 }
+
+#[test]
+fn remove_if_stale_keeps_a_file_held_by_flock_or_posix_locks() {
+    let dir = TempDir::new("holders-stale");
+    let (by_flock, by_lockf) = (dir.join("f.pid"), dir.join("l.pid"));
+    assert!(!pid_file(&by_flock).remove_if_stale().unwrap(), "missing");
+    fs::write(&by_flock, "999999\n").unwrap();
+    fs::write(&by_lockf, "999999\n").unwrap();
+    let flock = spawn(host("flock").arg(&by_flock).args(["sleep", "300"]));
+    let py = spawn(
+        host("python3")
+            .arg("-c")
+            .arg(
+                "import fcntl, sys, time\n\
+                 f = open(sys.argv[1], 'r+')\n\
+                 fcntl.lockf(f, fcntl.LOCK_EX)\n\
+                 time.sleep(300)\n",
+            )
+            .arg(&by_lockf),
+    );
+    wait_until("flock's lock", || {
+        holders(&by_flock).contains(&(flock.pid() as u32))
+    });
+    wait_until("python's lockf", || holders(&by_lockf) == [py.pid() as u32]);
+    for path in [&by_flock, &by_lockf] {
+        assert!(!pid_file(path).remove_if_stale().unwrap(), "{path:?}");
+        assert!(path.exists(), "{path:?}");
+    }
+}
+
+#[test]
+fn remove_if_stale_removes_a_stale_file_and_leaves_a_held_one() {
+    let dir = TempDir::new("holders-stale2");
+    let path = dir.join("p.pid");
+    fs::write(&path, "999999\n").unwrap();
+    assert!(pid_file(&path).remove_if_stale().unwrap());
+    assert!(!path.exists());
+    let mut ours = pid_file(&path);
+    ours.acquire(None).unwrap();
+    assert!(
+        !pid_file(&path).remove_if_stale().unwrap(),
+        "held by our OFD lock"
+    );
+    assert!(
+        !ours.remove_if_stale().unwrap(),
+        "not for the holder itself"
+    );
+    assert!(path.exists());
+    ours.release().unwrap();
+}

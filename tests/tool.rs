@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use pandaemonium::{Errno, Error, Stage};
-use support::{alive, fd_target, fds, wait_exit, wait_until, TempDir};
+use support::{alive, fd_target, fds, host, wait_exit, wait_until, TempDir};
 
 use support::tool::{expect, run, tool, TOOL};
 
@@ -797,6 +797,110 @@ fn race_of_30_starts_yields_exactly_one_program() {
     expect(0, ["stop", "--pid-file", s(&pid_file)]);
     wait_exit(pid.unwrap());
     assert_eq!(running(&program), Vec::<i32>::new());
+}
+
+/// `stop` removes a stale pid file; a `start` racing it must never fail because of that
+/// removal (it holds a shared `flock` only, which `start` waits out), and no daemon is
+/// left without the lock.
+#[test]
+fn stale_file_removal_never_fails_a_racing_start() {
+    let dir = TempDir::new("tool-stale-race");
+    let pid_file = dir.join("p.pid");
+    // A command line of this run alone, to count what is left of it.
+    let secs = format!("1{:06}", std::process::id());
+    for round in 0..50 {
+        fs::write(&pid_file, "999999\n").unwrap(); // stale: nobody holds it
+        let starting = support::spawn(
+            tool([
+                "start",
+                "--pid-file",
+                s(&pid_file),
+                "--",
+                "/bin/sleep",
+                &secs,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        );
+        let mut stopping = support::spawn(
+            tool(["stop", "--pid-file", s(&pid_file)])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        assert_eq!(stopping.wait().code(), Some(0), "round {round}: stop");
+        // The start may lose to the stop (which signals whatever holds the lock, the
+        // starting daemon too); it must never fail as "already running".
+        let out = starting.wait_with_output();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("already running"), "round {round}: {err}");
+        // Whatever started runs holding the lock, or the stop ended it.
+        expect(0, ["stop", "--pid-file", s(&pid_file)]);
+        assert!(
+            !support::is_locked(&pid_file) && !pid_file.exists(),
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        running(&["/bin/sleep", &secs]),
+        Vec::<i32>::new(),
+        "no orphan"
+    );
+}
+
+/// A shared `flock` held for a moment (what a lock query or a stale-file removal takes)
+/// does not make `start` fail: it waits it out, holding its own OFD lock meanwhile.
+#[test]
+fn a_start_waits_out_a_passing_shared_flock() {
+    let dir = TempDir::new("tool-shared-flock");
+    let pid_file = dir.join("p.pid");
+    let ready = dir.join("ready");
+    let go = dir.join("go");
+    fs::write(&pid_file, "").unwrap();
+    let script = format!(
+        ": > '{}'; while [ ! -e '{}' ]; do /bin/sleep 0.01; done",
+        s(&ready),
+        s(&go)
+    );
+    let _query = support::spawn(
+        host("flock")
+            .args(["-s", s(&pid_file), "/bin/sh", "-c", &script])
+            .stdin(Stdio::null()),
+    );
+    wait_until("the shared flock", || ready.exists());
+    let mut starting = support::spawn(
+        tool([
+            "start",
+            "--pid-file",
+            s(&pid_file),
+            "--",
+            "/bin/sleep",
+            "1000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped()),
+    );
+    let launcher = starting.pid();
+    wait_until(
+        "the start has its OFD lock, and waits for the flock",
+        || support::holds_lock(launcher, &pid_file) || starting.try_wait().is_some(),
+    );
+    // The start retries for at least two seconds (2000 pauses of at least 1 ms): let
+    // it retry for a fifth of that before the query goes (a start that gave up after
+    // a few milliseconds, as it once did, has failed by then).
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    fs::write(&go, "").unwrap();
+    let out = starting.wait_with_output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = pid_in(&pid_file);
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    wait_until("stopped", || !alive(pid));
 }
 
 #[test]

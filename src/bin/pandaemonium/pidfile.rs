@@ -93,16 +93,11 @@ pub fn exists(path: &CStr) -> Result<bool, Errno> {
     }
 }
 
-/// Removes a stale pid file: takes its lock (so a live holder's file is never
-/// touched), then releases it, which removes the file. Does nothing when the file is
-/// missing or someone holds the lock. Errors are ignored (e.g. no permission).
+/// Removes a stale pid file ([`PidLockFile::remove_if_stale`]: never while a process
+/// holds it, never making a concurrent start fail). Errors are ignored (e.g. no
+/// permission).
 pub fn remove_stale(path: &'static CStr) {
-    if !matches!(exists(path), Ok(true)) {
-        return;
-    }
-    if let Ok(mut pid_file) = PidLockFile::new(path, Duration::ZERO) {
-        if pid_file.acquire(None).is_ok() {
-            let _ = pid_file.release();
-        }
+    if let Ok(pid_file) = PidLockFile::new(path, Duration::ZERO) {
+        let _ = pid_file.remove_if_stale();
     }
 }
