@@ -115,6 +115,34 @@ fn help_and_version() {
     );
 }
 
+/// A value of any length keeps the reason in the message: the value is shortened in
+/// the middle, never the line at its end.
+#[test]
+fn usage_errors_keep_their_reason_whatever_the_length() {
+    let long_path = format!("/{}", "a".repeat(4095));
+    let long_option = format!("--{}", "x".repeat(3000));
+    for (args, reason) in [
+        (
+            vec!["start", "--pid-file", &long_path, "--", "/bin/true"],
+            ": longer than 255 bytes (see pandaemonium --help)\n",
+        ),
+        (
+            vec!["status", "--pid-file", &long_path],
+            ": longer than 255 bytes (see pandaemonium --help)\n",
+        ),
+        (
+            vec!["start", &long_option, "--", "/bin/true"],
+            " (see pandaemonium --help)\n",
+        ),
+    ] {
+        let out = expect(2, &args);
+        assert!(out.stderr.ends_with(reason), "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.contains("..."), "shortened in the middle");
+        assert!(out.stderr.len() < 512, "{}", out.stderr.len());
+    }
+}
+
 #[test]
 fn usage_errors_exit_2_with_one_line_before_any_fork() {
     let dir = TempDir::new("tool-usage");

@@ -50,7 +50,7 @@ impl Cursor {
         }
         let Some(rest) = bytes.strip_prefix(b"--") else {
             if bytes.len() > 1 && bytes[0] == b'-' {
-                return Err(Msg::error().s("unknown option ").c(arg).usage());
+                return Err(Msg::error().s("unknown option ").v(arg.to_bytes()).usage());
             }
             return Ok(Some(Item::Operand(at)));
         };
@@ -83,7 +83,7 @@ impl Cursor {
             }
             None => Err(Msg::error()
                 .s("option --")
-                .b(name)
+                .v(name)
                 .s(" needs a value")
                 .usage()),
         }
@@ -97,7 +97,7 @@ pub fn no_value(name: &[u8], inline: Option<&'static CStr>) -> Parsed<()> {
         None => Ok(()),
         Some(_) => Err(Msg::error()
             .s("option --")
-            .b(name)
+            .v(name)
             .s(" takes no value")
             .usage()),
     }
@@ -107,7 +107,7 @@ pub fn no_value(name: &[u8], inline: Option<&'static CStr>) -> Parsed<()> {
 #[cold]
 #[inline(never)]
 pub fn unknown(name: &[u8]) -> i32 {
-    Msg::error().s("unknown option --").b(name).usage()
+    Msg::error().s("unknown option --").v(name).usage()
 }
 
 /// The start of the usage error for a value option `--name` refuses: `--name VALUE: `.
@@ -115,7 +115,7 @@ pub fn unknown(name: &[u8]) -> i32 {
 #[inline(never)]
 pub fn bad(name: &str, value: &CStr) -> Msg {
     let mut m = Msg::error();
-    m.s("--").s(name).s(" ").c(value).s(": ");
+    m.s("--").s(name).s(" ").v(value.to_bytes()).s(": ");
     m
 }
 
@@ -145,7 +145,7 @@ pub fn unexpected(command: &str, cur: &Cursor) -> i32 {
     Msg::error()
         .s(command)
         .s(": unexpected argument ")
-        .c(what)
+        .v(what.to_bytes())
         .usage()
 }
 

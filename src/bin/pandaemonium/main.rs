@@ -72,7 +72,10 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const 
             out::text(1, concat!("pandaemonium ", env!("CARGO_PKG_VERSION"), "\n"));
             0
         }
-        _ => Msg::error().s("unknown command ").c(command).usage(),
+        _ => Msg::error()
+            .s("unknown command ")
+            .v(command.to_bytes())
+            .usage(),
     }
 }
 

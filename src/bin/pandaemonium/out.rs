@@ -34,6 +34,9 @@ pub fn digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
+/// The longest user value a message shows whole ([`Msg::v`]).
+pub const VALUE_MAX: usize = 160;
+
 impl Msg {
     /// An empty line.
     #[inline(never)]
@@ -60,6 +63,20 @@ impl Msg {
         self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
         self.len += take;
         self
+    }
+
+    /// A value the user gave (a path, an option, an operand), shortened in the middle
+    /// past [`VALUE_MAX`] bytes, so that what follows it (the reason) always fits.
+    #[inline(never)]
+    pub fn v(&mut self, value: &[u8]) -> &mut Self {
+        if value.len() <= VALUE_MAX {
+            return self.b(value);
+        }
+        let head = VALUE_MAX / 2;
+        let tail = VALUE_MAX - head - 3;
+        self.b(&value[..head])
+            .b(b"...")
+            .b(&value[value.len() - tail..])
     }
 
     /// Text.

@@ -45,7 +45,12 @@ pub fn main(cur: &mut Cursor) -> i32 {
     let path = match exec::resolve(name, &mut path_buf) {
         Ok(path) => path,
         Err(e) => {
-            Msg::error().s("exec ").c(name).s(": ").errno(e).to(2);
+            Msg::error()
+                .s("exec ")
+                .v(name.to_bytes())
+                .s(": ")
+                .errno(e)
+                .to(2);
             return 1;
         }
     };
@@ -116,7 +121,9 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
         Received::Record(Record::Started) => return 0,
         Received::Eof if supervise.is_none() => return 0,
         Received::Eof => m.s("the supervisor ended before PROGRAM started"),
-        Received::Record(Record::ExecFailed(e)) => m.s("exec ").c(program.name).s(": ").errno(e),
+        Received::Record(Record::ExecFailed(e)) => {
+            m.s("exec ").v(program.name.to_bytes()).s(": ").errno(e)
+        }
         Received::Record(Record::PidFileFailed(e)) => {
             m.s("writing PROGRAM's pid into the pid file: ").errno(e)
         }
@@ -192,7 +199,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     _ => Config::stderr,
                 };
                 set(config, Stdio::Path(v))
-                    .map_err(|_| Msg::error().s("--").b(name).s(": empty path").usage())?;
+                    .map_err(|_| Msg::error().s("--").v(name).s(": empty path").usage())?;
             }
             b"keep-fd" => {
                 let v = cur.value(name, inline)?;
