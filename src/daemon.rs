@@ -529,17 +529,18 @@ impl State {
         out::write(2, self.error.as_bytes());
         for (capture, what) in [(&self.output, "stdout"), (&self.error, "stderr")] {
             if capture.is_truncated() {
-                out::line(
-                    2,
-                    &format_args!(
-                        "(the daemon's set-up {what} was cut at {CAPTURE_CAPACITY} bytes)"
-                    ),
-                );
+                out::line(2, |out| {
+                    out("(the daemon's set-up ");
+                    out(what);
+                    out(" was cut at ");
+                    out(crate::decimal::Dec::new(CAPTURE_CAPACITY as i64).as_str());
+                    out(" bytes)");
+                });
             }
         }
         match &self.outcome {
             Some(Err(e)) => {
-                out::line(2, e);
+                out::error_line(2, e);
                 out::exit(1)
             }
             _ => out::exit(0),

@@ -18,6 +18,12 @@ impl Dec {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[self.start as usize..]
     }
+
+    /// The digits, as text.
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and '-' are ever written.
+        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
 }
 
 /// Writes `n` at the end of `buf` (20 bytes hold any `i64`) and returns where it

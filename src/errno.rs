@@ -64,10 +64,21 @@ impl fmt::Debug for Errno {
     }
 }
 
+impl Errno {
+    /// Writes what `Display` shows, `No such file or directory (os error 2)`, piece by
+    /// piece into `out`, without `core::fmt` (for `no_std` programs that print with
+    /// `write(2)`; [`Error::write_to`](crate::Error::write_to) has an example).
+    pub fn write_to(self, out: &mut dyn FnMut(&str)) {
+        let mut buf = [0u8; 128];
+        out(crate::sys::strerror(self.0, &mut buf));
+        out(" (os error ");
+        out(crate::decimal::Dec::new(i64::from(self.0)).as_str());
+        out(")");
+    }
+}
+
 impl fmt::Display for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; 128];
-        let text = crate::sys::strerror(self.0, &mut buf);
-        write!(f, "{} (os error {})", text, self.0)
+        crate::error::write_fmt(f, |out| self.write_to(out))
     }
 }

@@ -193,34 +193,72 @@ impl fmt::Debug for Error {
     }
 }
 
-impl fmt::Display for Error {
-    /// `stage 5 (working directory): chdir /nonexistent: No such file or directory (os error 2)`
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Error {
+    /// Writes the message `Display` shows piece by piece into `out`, without
+    /// `core::fmt`: for `no_std` programs that print with `write(2)` and would rather
+    /// not link the formatting machinery (the `pandaemonium` tool does).
+    ///
+    /// ```
+    /// use pandaemonium::{Errno, Error, Stage};
+    /// let e = Error::os(Stage::PidFile, Errno::ACCES, "open", b"/run/x.pid");
+    /// let mut line = heapless::String::<256>::new();
+    /// e.write_to(&mut |piece| {
+    ///     let _ = line.push_str(piece);
+    /// });
+    /// assert_eq!(line.as_str(), format!("{e}"));
+    /// assert!(line.starts_with("stage 6 (pid file): open /run/x.pid: "));
+    /// ```
+    pub fn write_to(&self, out: &mut dyn FnMut(&str)) {
         if let Some(stage) = self.stage {
-            write!(f, "{stage}: ")?;
+            stage.write_to(out);
+            out(": ");
         }
-        f.write_str(&self.detail)?;
-        match self.kind {
-            ErrorKind::AlreadyRunning => match self.holder {
-                Some(pid) => write!(f, ": already running (pid {pid})")?,
-                None => f.write_str(": already running")?,
-            },
-            ErrorKind::DaemonDied | ErrorKind::Timeout => {
-                if let Some(pid) = self.holder {
-                    write!(f, " (pid {pid})")?;
-                }
+        out(&self.detail);
+        let number = |n: u32| crate::decimal::Dec::new(i64::from(n));
+        match (self.kind, self.holder) {
+            (ErrorKind::AlreadyRunning, Some(pid)) => {
+                out(": already running (pid ");
+                out(number(pid).as_str());
+                out(")");
             }
-            ErrorKind::Threaded => {
-                if let Some(n) = self.holder {
-                    write!(f, " ({n} threads)")?;
-                }
+            (ErrorKind::AlreadyRunning, None) => out(": already running"),
+            (ErrorKind::DaemonDied | ErrorKind::Timeout, Some(pid)) => {
+                out(" (pid ");
+                out(number(pid).as_str());
+                out(")");
+            }
+            (ErrorKind::Threaded, Some(n)) => {
+                out(" (");
+                out(number(n).as_str());
+                out(" threads)");
             }
             _ => {}
         }
         if let Some(errno) = self.errno {
-            write!(f, ": {errno}")?;
+            out(": ");
+            errno.write_to(out);
         }
-        Ok(())
+    }
+}
+
+/// `Display` through a `write_to`: the pieces go to `f`, the first error stops them.
+pub(crate) fn write_fmt(
+    f: &mut fmt::Formatter<'_>,
+    write_to: impl FnOnce(&mut dyn FnMut(&str)),
+) -> fmt::Result {
+    let mut result = Ok(());
+    write_to(&mut |piece| {
+        if result.is_ok() {
+            result = f.write_str(piece);
+        }
+    });
+    result
+}
+
+impl fmt::Display for Error {
+    /// `stage 5 (working directory): chdir /nonexistent: No such file or directory (os error 2)`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_fmt(f, |out| self.write_to(out))
     }
 }
 

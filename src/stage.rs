@@ -80,9 +80,21 @@ impl Stage {
     }
 }
 
+impl Stage {
+    /// Writes what `Display` shows, `stage 5 (working directory)`, piece by piece into
+    /// `out`, without `core::fmt`.
+    pub fn write_to(self, out: &mut dyn FnMut(&str)) {
+        out("stage ");
+        out(crate::decimal::Dec::new(i64::from(self.number())).as_str());
+        out(" (");
+        out(self.name());
+        out(")");
+    }
+}
+
 impl fmt::Display for Stage {
     /// `stage 5 (working directory)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "stage {} ({})", self.number(), self.name())
+        crate::error::write_fmt(f, |out| self.write_to(out))
     }
 }

@@ -11,7 +11,7 @@
 
 use core::ffi::{c_int, CStr};
 
-use pandaemonium::{Errno, Error, ErrorKind, Signal};
+use pandaemonium::{Errno, Error, Signal};
 
 use crate::sys;
 
@@ -107,11 +107,10 @@ impl Msg {
     /// `No such file or directory (os error 2)`, as `Errno`'s `Display` and std show it.
     #[inline(never)]
     pub fn errno(&mut self, e: Errno) -> &mut Self {
-        let mut buf = [0u8; 128];
-        self.b(sys::strerror(e.raw(), &mut buf))
-            .s(" (os error ")
-            .i(i64::from(e.raw()))
-            .s(")")
+        e.write_to(&mut |piece| {
+            self.s(piece);
+        });
+        self
     }
 
     /// `SIGTERM`, or `signal 34`.
@@ -139,34 +138,13 @@ impl Msg {
     }
 
     /// A core error as its `Display` shows it: `stage 5 (working directory): chdir
-    /// /x: No such file or directory (os error 2)` (`tests/tool.rs` compares the two).
+    /// /x: No such file or directory (os error 2)` (the core's `Error::write_to`).
     #[inline(never)]
     pub fn error_of(&mut self, e: &Error) -> &mut Self {
-        if let Some(stage) = e.stage() {
-            self.s("stage ")
-                .n(u64::from(stage.number()))
-                .s(" (")
-                .s(stage.name())
-                .s("): ");
-        }
-        self.s(e.detail());
-        let holder = e.holder().map(u64::from);
-        match (e.kind(), holder) {
-            (ErrorKind::AlreadyRunning, Some(pid)) => {
-                self.s(": already running (pid ").n(pid).s(")");
-            }
-            (ErrorKind::AlreadyRunning, None) => {
-                self.s(": already running");
-            }
-            (ErrorKind::DaemonDied, Some(pid)) => {
-                self.s(" (pid ").n(pid).s(")");
-            }
-            (ErrorKind::Threaded, Some(n)) => {
-                self.s(" (").n(n).s(" threads)");
-            }
-            _ => {}
-        }
-        self.errno_of(e)
+        e.write_to(&mut |piece| {
+            self.s(piece);
+        });
+        self
     }
 
     /// A core error without its stage: `open /x.pid: Permission denied (os error 13)`.

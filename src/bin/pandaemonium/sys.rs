@@ -108,16 +108,6 @@ pub fn write_all(fd: c_int, mut buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// `strerror_r(3)`: the system's text for `errno`, in `buf`.
-pub fn strerror(errno: c_int, buf: &mut [u8; 128]) -> &[u8] {
-    // SAFETY: buf is valid and writable for its length, which is passed.
-    if unsafe { libc::strerror_r(errno, buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return b"Unknown error";
-    }
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    &buf[..len]
-}
-
 /// `read(2)`, retrying `EINTR`.
 pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize> {
     loop {
