@@ -3,9 +3,9 @@
 # must make the test suite fail, or be listed, with the reason it cannot change
 # behaviour (or cannot be observed on Linux), in .cargo/mutants.toml.
 #
-#   ci/mutants.sh                  # all the fork-path files (about 2-3 hours on 2 cores)
+#   ci/mutants.sh                  # all the fork-path files (about 2 hours on 2 cores)
 #   ci/mutants.sh src/ids.rs ...   # only these
-#   MUTANTS_JOBS=2 ci/mutants.sh   # two mutants at a time (about 2 hours on 2 cores)
+#   MUTANTS_JOBS=2 ci/mutants.sh   # two mutants at a time (about 70 minutes on 2 cores)
 #
 # Installs cargo-mutants if it is missing (`cargo install --locked cargo-mutants`).
 # `--jobserver false` keeps cargo-mutants' jobserver descriptors out of the tests, which
