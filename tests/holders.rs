@@ -21,6 +21,21 @@ fn holders(path: &Path) -> Vec<u32> {
     pid_file(path).holders().unwrap().pids().to_vec()
 }
 
+/// A python3 process holding a POSIX `fcntl.lockf` lock on `path` (until the scope ends).
+fn lockf_holder(path: &Path) -> support::Spawned {
+    spawn(
+        host("python3")
+            .arg("-c")
+            .arg(
+                "import fcntl, sys, time\n\
+                 f = open(sys.argv[1], 'r+')\n\
+                 fcntl.lockf(f, fcntl.LOCK_EX)\n\
+                 time.sleep(300)\n",
+            )
+            .arg(path),
+    )
+}
+
 fn ppid(pid: u32) -> u32 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];
@@ -61,17 +76,7 @@ fn a_posix_lock_holder_is_found() {
     let dir = TempDir::new("holders-posix");
     let path = dir.join("p.pid");
     fs::write(&path, "").unwrap();
-    let py = spawn(
-        host("python3")
-            .arg("-c")
-            .arg(
-                "import fcntl, sys, time\n\
-         f = open(sys.argv[1], 'r+')\n\
-         fcntl.lockf(f, fcntl.LOCK_EX)\n\
-         time.sleep(300)\n",
-            )
-            .arg(&path),
-    );
+    let py = lockf_holder(&path);
     let pid = py.pid() as u32;
     wait_until("python's lockf", || holders(&path) == [pid]);
 }
@@ -127,17 +132,7 @@ fn remove_if_stale_keeps_a_file_held_by_flock_or_posix_locks() {
     fs::write(&by_flock, "999999\n").unwrap();
     fs::write(&by_lockf, "999999\n").unwrap();
     let flock = spawn(host("flock").arg(&by_flock).args(["sleep", "300"]));
-    let py = spawn(
-        host("python3")
-            .arg("-c")
-            .arg(
-                "import fcntl, sys, time\n\
-                 f = open(sys.argv[1], 'r+')\n\
-                 fcntl.lockf(f, fcntl.LOCK_EX)\n\
-                 time.sleep(300)\n",
-            )
-            .arg(&by_lockf),
-    );
+    let py = lockf_holder(&by_lockf);
     wait_until("flock's lock", || {
         holders(&by_flock).contains(&(flock.pid() as u32))
     });
