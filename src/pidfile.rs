@@ -38,6 +38,12 @@ const ACQUIRE_POLL_MS: u32 = 50;
 /// - **release** removes the file, but only if the path still names the file we locked
 ///   (device and inode, as FreeBSD's pidfile(3) checks), then drops the lock.
 ///
+/// For service managers: [`holders`](Self::holders) lists the processes that hold the
+/// lock (whatever pid the file names), [`signal_holder`](Self::signal_holder) signals
+/// one only if it holds it, and [`remove_if_stale`](Self::remove_if_stale) clears a file
+/// nobody holds without ever making a concurrent start fail (the `pandaemonium` tool's
+/// `status` and `stop`).
+///
 /// Liveness comes from the lock, not from the pid in the file: a daemon killed with
 /// `SIGKILL` loses its lock with its last descriptor, so the next start takes the
 /// stale file over silently, and a reused pid can't fool [`is_active`](Self::is_active).
