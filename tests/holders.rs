@@ -48,6 +48,7 @@ fn an_ofd_lock_of_this_process_makes_it_the_holder() {
     let path = dir.join("p.pid");
     let mut ours = pid_file(&path);
     assert_eq!(holders(&path), Vec::<u32>::new(), "missing file");
+    assert!(ours.holders().unwrap().is_empty());
     ours.acquire(None).unwrap();
     assert_eq!(holders(&path), vec![std::process::id()]);
     ours.release().unwrap();
@@ -68,6 +69,13 @@ fn flock_holders_are_the_command_and_its_child() {
     assert!(found.contains(&parent), "{found:?} lacks flock {parent}");
     let child = *found.iter().find(|&&p| p != parent).unwrap();
     assert_eq!(ppid(child), parent, "the other holder is flock's child");
+    let file = pid_file(&path);
+    assert!(file.is_held_by(parent).unwrap() && file.is_held_by(child).unwrap());
+    assert!(
+        !file.is_held_by(std::process::id()).unwrap(),
+        "we hold nothing"
+    );
+    assert!(!file.holders().unwrap().is_empty());
     assert!(!found.contains(&1), "the pid in the file (1) holds nothing");
 }
 
