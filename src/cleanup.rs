@@ -9,8 +9,10 @@
 use core::ffi::{c_int, CStr};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering::SeqCst};
 
+use crate::decimal::Dec;
 use crate::pidfile::{names, PID_PATH_CAPACITY};
 use crate::sys::{self, FileId};
+use crate::Errno;
 
 // A `const` is the way to repeat a non-`Copy` initialiser in an array expression.
 #[allow(clippy::declare_interior_mutable_const)]
@@ -69,22 +71,70 @@ pub(crate) fn forget(fd: c_int) {
 /// handlers (the default `SIGTERM` handler calls it). A no-op outside a daemon whose
 /// stage 6 sealed a pid file, and after the first removal.
 pub fn remove_pid_file() -> bool {
+    // Swapped first: a handler interrupting this call finds it disarmed already.
     if !ARMED.swap(false, SeqCst) {
         return false;
     }
-    // PATH's last slot is never written: the copy always holds a NUL.
     let mut buf = [0u8; PID_PATH_CAPACITY + 1];
+    let Some((path, _, id)) = registered(&mut buf) else {
+        return false;
+    };
+    names(path, id) && sys::unlink(path).is_ok()
+}
+
+/// The daemon's sealed pid file as stage 6 registered it: path (in `buf`), descriptor
+/// and identity (whether armed or not: callers check).
+fn registered(buf: &mut [u8; PID_PATH_CAPACITY + 1]) -> Option<(&CStr, c_int, FileId)> {
+    // PATH's last slot is never written: the copy always holds a NUL.
     for (b, slot) in buf.iter_mut().zip(&PATH) {
         *b = slot.load(SeqCst);
     }
-    let Ok(path) = CStr::from_bytes_until_nul(&buf) else {
-        return false;
-    };
+    let path = CStr::from_bytes_until_nul(buf).ok()?;
     let id = FileId {
         dev: load64(&DEV),
         ino: load64(&INO),
     };
-    names(path, id) && sys::unlink(path).is_ok()
+    Some((path, FD.load(SeqCst), id))
+}
+
+/// Most pids [`rewrite_pid_file`] writes.
+pub const PID_LINES_CAPACITY: usize = 4;
+
+/// Rewrites the daemon's sealed pid file with `pids`, one per line: a supervisor that
+/// stays the daemon writes its program's pid first (what tools that read one pid
+/// see), then its own. Overwrites, then cuts, so a reader never sees an empty file.
+/// Async-signal-safe.
+///
+/// # Errors
+///
+/// `EBADF` outside a daemon whose stage 6 sealed a pid file (or after
+/// [`remove_pid_file`]); `ESTALE` when the path no longer names that file (it is left
+/// alone); `EINVAL` for no pid or more than [`PID_LINES_CAPACITY`]; `pwrite` and
+/// `ftruncate` failures.
+pub fn rewrite_pid_file(pids: &[u32]) -> Result<(), Errno> {
+    if pids.is_empty() || pids.len() > PID_LINES_CAPACITY {
+        return Err(Errno::INVAL);
+    }
+    if !ARMED.load(SeqCst) {
+        return Err(Errno::BADF);
+    }
+    let mut buf = [0u8; PID_PATH_CAPACITY + 1];
+    let (path, fd, id) = registered(&mut buf).ok_or(Errno::BADF)?;
+    if !names(path, id) {
+        return Err(Errno::from_raw(libc::ESTALE));
+    }
+    let mut text = [0u8; PID_LINES_CAPACITY * 11];
+    let mut len = 0;
+    for &pid in pids {
+        let dec = Dec::new(i64::from(pid));
+        let digits = dec.as_bytes();
+        text[len..len + digits.len()].copy_from_slice(digits);
+        len += digits.len();
+        text[len] = b'\n';
+        len += 1;
+    }
+    sys::pwrite_all(fd, &text[..len], 0)?;
+    sys::ftruncate(fd, len as i64)
 }
 
 /// Ends the daemon cleanly: removes its pid file if still ours, then `_exit(code)`

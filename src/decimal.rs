@@ -1,26 +1,36 @@
-//! Integers to and from ASCII decimal without allocating (pid file contents, `/proc` names).
+//! Integers to and from ASCII decimal without allocating (pid file contents, `/proc`
+//! names, messages): for `no_std` programs that print without `core::fmt`.
+//!
+//! ```
+//! use pandaemonium::decimal::{parse_u32, Dec};
+//!
+//! assert_eq!(Dec::new(-42).as_bytes(), b"-42");
+//! assert_eq!(parse_u32(b"4194304"), Some(4194304));
+//! assert_eq!(parse_u32(b"12a"), None);
+//! ```
 
 /// A decimal rendering of an integer in a fixed stack buffer (rustix's `DecInt` idea).
-pub(crate) struct Dec {
+#[derive(Clone, Copy, Debug)]
+pub struct Dec {
     buf: [u8; 20],
     start: u8,
 }
 
 impl Dec {
     /// Renders `n` (an `i64` covers pids, fds, uids and errnos).
-    pub(crate) fn new(n: i64) -> Dec {
+    pub fn new(n: i64) -> Dec {
         let mut buf = [0; 20];
         let start = render(&mut buf, n) as u8;
         Dec { buf, start }
     }
 
     /// The digits.
-    pub(crate) fn as_bytes(&self) -> &[u8] {
+    pub fn as_bytes(&self) -> &[u8] {
         &self.buf[self.start as usize..]
     }
 
     /// The digits, as text.
-    pub(crate) fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         // Only ASCII digits and '-' are ever written.
         core::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
@@ -51,7 +61,7 @@ fn render(buf: &mut [u8], n: i64) -> usize {
 
 /// Parses a non-negative decimal that fills `s` entirely; `None` on anything else
 /// (empty, sign, junk, or more than `u32::MAX`).
-pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
+pub fn parse_u32(s: &[u8]) -> Option<u32> {
     if s.is_empty() || s.len() > 10 {
         return None;
     }

@@ -408,14 +408,54 @@ impl PidLockFile {
     ///
     /// OS errors other than `ENOENT` from `open` and `read` (e.g. `ELOOP`, `EACCES`).
     pub fn read_pid(&self) -> Result<Option<u32>, Error> {
+        self.read_pids().map(|[first, _]| first)
+    }
+
+    /// The pids on the file's first two lines (each `None` when missing or not a pid):
+    /// the daemon's, or, when a supervisor stays the daemon and rewrote the file with
+    /// [`rewrite_pid_file`](crate::rewrite_pid_file), its program's and its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_pid`](Self::read_pid).
+    pub fn read_pids(&self) -> Result<[Option<u32>; 2], Error> {
         let fd = match sys::open(self.path(), sys::PID_FILE_PEEK, 0) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::NOENT) => return Ok([None, None]),
             Err(e) => return Err(os_err(e, "open", self.path())),
         };
-        let pid = read_pid_fd(fd);
+        let pids = pid_lines(fd);
         sys::close(fd);
-        pid.map_err(|e| os_err(e, "read", self.path()))
+        pids.map_err(|e| os_err(e, "read", self.path()))
+    }
+
+    /// Whether something is at the path (a symbolic link counts; nothing is opened).
+    ///
+    /// # Errors
+    ///
+    /// `lstat` failures other than `ENOENT` (e.g. `EACCES` on the directory).
+    pub fn exists(&self) -> Result<bool, Error> {
+        match sys::lstat(self.path()) {
+            Ok(_) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(os_err(e, "lstat", self.path())),
+        }
+    }
+
+    /// Keeps the lock across `execve`: clears `FD_CLOEXEC` on the locked descriptor,
+    /// so that a daemon that becomes another program in `run()` still holds its pid
+    /// file's lock (the program, and any child that inherits the descriptor, hold it
+    /// until the last of them ends). Call it in the daemon, after stage 6.
+    /// Async-signal-safe.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::StageOrder`] when the file is not acquired; `fcntl` failures.
+    pub fn keep_across_exec(&self) -> Result<(), Error> {
+        if self.fd == sys::NO_FD {
+            return Err(err(ErrorKind::StageOrder, self.path()));
+        }
+        sys::set_cloexec(self.fd, false).map_err(|e| os_err(e, "fcntl F_SETFD", self.path()))
     }
 
     /// Whether a live process holds a lock on the file (this object included): an
@@ -530,14 +570,16 @@ fn holder_pid(fd: c_int) -> Option<u32> {
 
 /// Parses `PID\n` (or `PID`) at the start of `fd`'s file.
 fn read_pid_fd(fd: c_int) -> Result<Option<u32>, Errno> {
+    pid_lines(fd).map(|[first, _]| first)
+}
+
+/// The pids on the first two lines of the file `fd`.
+fn pid_lines(fd: c_int) -> Result<[Option<u32>; 2], Errno> {
     let mut buf = [0u8; 32];
     let n = sys::pread(fd, &mut buf, 0)?;
-    let text = &buf[..n];
-    let line = match text.iter().position(|&b| b == b'\n') {
-        Some(end) => &text[..end],
-        None => text,
-    };
-    Ok(parse_u32(line).filter(|&pid| pid > 0))
+    let mut lines = buf[..n].split(|&b| b == b'\n');
+    let mut next = || lines.next().and_then(parse_u32).filter(|&pid| pid > 0);
+    Ok([next(), next()])
 }
 
 #[cfg(test)]

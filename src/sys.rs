@@ -104,7 +104,7 @@ pub(crate) unsafe fn fork() -> Result<libc::pid_t> {
 }
 
 /// `_exit(2)`—Ends the process at once: no atexit hooks, no stdio flushing. Async-signal-safe.
-pub(crate) fn exit_now(code: c_int) -> ! {
+pub fn exit_now(code: c_int) -> ! {
     // SAFETY: _exit takes no pointers and never returns.
     unsafe { libc::_exit(code) }
 }
@@ -116,13 +116,13 @@ pub(crate) fn setsid() -> Result<()> {
 }
 
 /// `getpid(2)`—This process's id. Async-signal-safe.
-pub(crate) fn getpid() -> libc::pid_t {
+pub fn getpid() -> libc::pid_t {
     // SAFETY: getpid takes no arguments and cannot fail.
     unsafe { libc::getpid() }
 }
 
 /// `getppid(2)`—The parent's process id. Async-signal-safe.
-pub(crate) fn getppid() -> libc::pid_t {
+pub fn getppid() -> libc::pid_t {
     // SAFETY: getppid takes no arguments and cannot fail.
     unsafe { libc::getppid() }
 }
@@ -135,7 +135,7 @@ pub(crate) fn ids() -> (libc::uid_t, libc::uid_t, libc::gid_t) {
 
 /// `pipe2(2)` with `O_CLOEXEC`—A pipe as `(read, write)`. Async-signal-safe.
 #[inline(never)]
-pub(crate) fn pipe() -> Result<(c_int, c_int)> {
+pub fn pipe() -> Result<(c_int, c_int)> {
     let mut fds = [-1 as c_int; 2];
     // SAFETY: fds is a valid array of two ints for the kernel to fill.
     check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -143,7 +143,7 @@ pub(crate) fn pipe() -> Result<(c_int, c_int)> {
 }
 
 /// `close(2)`. Async-signal-safe. Errors are ignored: the descriptor is gone either way.
-pub(crate) fn close(fd: c_int) {
+pub fn close(fd: c_int) {
     // SAFETY: closing an int descriptor touches no memory; callers own `fd`.
     unsafe { libc::close(fd) };
 }
@@ -218,9 +218,22 @@ pub(crate) fn above_stdio(fd: c_int) -> Result<c_int> {
 }
 
 /// `read(2)`, retried on `EINTR`. Async-signal-safe.
-pub(crate) fn read(fd: c_int, buf: &mut [u8]) -> Result<usize> {
+pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize> {
     // SAFETY: buf is valid writable memory of buf.len() bytes.
     retry(|| check_ssize(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }))
+}
+
+/// [`read`] until `buf` is full or the end of the file (a pipe's writers all closed);
+/// how many bytes came: a short count only at the end or on an error. Async-signal-safe.
+pub fn read_full(fd: c_int, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match read(fd, &mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
 }
 
 /// `pread(2)` at `offset`. Async-signal-safe.
@@ -239,7 +252,7 @@ pub(crate) fn pread(fd: c_int, buf: &mut [u8], offset: i64) -> Result<usize> {
 }
 
 /// `write(2)` of the whole buffer, retried on `EINTR` and short writes. Async-signal-safe.
-pub(crate) fn write_all(fd: c_int, mut buf: &[u8]) -> Result<()> {
+pub fn write_all(fd: c_int, mut buf: &[u8]) -> Result<()> {
     while !buf.is_empty() {
         // SAFETY: buf is valid readable memory of buf.len() bytes.
         let n = retry(|| check_ssize(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }))?;
@@ -273,6 +286,119 @@ pub(crate) fn pwrite_all(fd: c_int, buf: &[u8], offset: i64) -> Result<()> {
 pub(crate) fn ftruncate(fd: c_int, len: i64) -> Result<()> {
     // SAFETY: ftruncate takes ints and touches no memory.
     retry(|| check(unsafe { libc::ftruncate(fd, len as libc::off_t) })).map(drop)
+}
+
+/// `fcntl(F_SETFD)`—Sets (`true`) or clears `FD_CLOEXEC` on `fd`: a descriptor without
+/// it stays open across `execve`. Async-signal-safe.
+pub fn set_cloexec(fd: c_int, on: bool) -> Result<()> {
+    // SAFETY: F_GETFD and F_SETFD take ints and touch no memory.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    let new = if on {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, new) }).map(drop)
+}
+
+/// A signal set holding `sigs` (numbers the C library refuses are left out).
+fn sigset(sigs: &[c_int]) -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: set is writable memory the size of sigset_t; sigemptyset initialises it
+    // and sigaddset only adds to it (failing, harmlessly, on an invalid number).
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for &sig in sigs {
+            libc::sigaddset(set.as_mut_ptr(), sig);
+        }
+        set.assume_init()
+    }
+}
+
+/// `sigprocmask(SIG_BLOCK, sigs)`—Adds `sigs` to the blocked set, to be taken with
+/// [`wait_signal`]. Async-signal-safe.
+pub fn block_signals(sigs: &[c_int]) -> Result<()> {
+    let set = sigset(sigs);
+    // SAFETY: set is initialised; a null old-set pointer is allowed.
+    check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, core::ptr::null_mut()) }).map(drop)
+}
+
+/// `sigtimedwait(2)`—Takes one of the (blocked) `sigs`: the signal, or `None` after
+/// `timeout_ms` or when a handled signal interrupted the wait. `None` as the timeout
+/// waits for ever. Async-signal-safe.
+pub fn wait_signal(sigs: &[c_int], timeout_ms: Option<u64>) -> Option<c_int> {
+    let set = sigset(sigs);
+    let ts = timeout_ms.map(|ms| libc::timespec {
+        tv_sec: (ms / 1000).min(i32::MAX as u64) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: set and ts live for the call; a null siginfo pointer is allowed.
+    let sig = unsafe { libc::sigtimedwait(&set, core::ptr::null_mut(), ts_ptr) };
+    (sig > 0).then_some(sig)
+}
+
+/// Sets `sig`'s disposition to the default (`ignore` false) or to ignored, with no
+/// handler. Errors are ignored: `KILL`, `STOP` and the C library's reserved numbers
+/// refuse, and nothing else can fail. Async-signal-safe.
+pub fn set_ignored(sig: c_int, ignore: bool) {
+    let how = if ignore {
+        Disposition::Ignore
+    } else {
+        Disposition::Default
+    };
+    let _ = sigaction(sig, how);
+}
+
+/// `waitpid(-1, WNOHANG)`—Reaps one ended child, if any: its pid and raw wait status
+/// ([`Exit::from_raw`](crate::Exit::from_raw) decodes it); `Ok(None)` when no child
+/// has ended; `ECHILD` when there are none. Async-signal-safe.
+pub fn wait_any() -> Result<Option<(libc::pid_t, c_int)>> {
+    let mut status: c_int = 0;
+    // SAFETY: status is valid writable memory for the call.
+    let pid = retry(|| check(unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) }))?;
+    Ok((pid > 0).then_some((pid, status)))
+}
+
+/// `prctl(PR_SET_PDEATHSIG, sig)`—`sig` comes when the thread that forked this process
+/// ends. Async-signal-safe.
+pub(crate) fn parent_death_signal(sig: c_int) -> Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) }).map(drop)
+}
+
+/// `execve(2)`: returns only when it failed, with the reason. Async-signal-safe.
+///
+/// # Safety
+///
+/// `argv` and `envp` must be null-terminated arrays of valid NUL-terminated strings.
+pub(crate) unsafe fn execve(
+    path: &CStr,
+    argv: *const *const core::ffi::c_char,
+    envp: *const *const core::ffi::c_char,
+) -> Errno {
+    // SAFETY: the caller guarantees argv and envp; path is NUL-terminated.
+    unsafe { libc::execve(path.as_ptr(), argv, envp) };
+    last_errno()
+}
+
+/// `getcwd(3)` into `buf`.
+pub(crate) fn getcwd(buf: &mut [u8]) -> Result<&CStr> {
+    // SAFETY: buf is valid and writable for buf.len() bytes.
+    let p = unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) };
+    if p.is_null() {
+        return Err(last_errno());
+    }
+    CStr::from_bytes_until_nul(buf).map_err(|_| Errno::NAMETOOLONG)
+}
+
+/// `access(2)` with `X_OK`.
+pub(crate) fn may_execute(path: &CStr) -> Result<()> {
+    // SAFETY: path is NUL-terminated.
+    check(unsafe { libc::access(path.as_ptr(), libc::X_OK) }).map(drop)
 }
 
 /// `fchmod(2)`. Async-signal-safe.
@@ -487,12 +613,12 @@ pub(crate) fn restore(sig: c_int, saved: &Saved) -> Result<()> {
 }
 
 /// The highest signal number (`SIGRTMAX`). Async-signal-safe.
-pub(crate) fn sigrtmax() -> c_int {
+pub fn sigrtmax() -> c_int {
     libc::SIGRTMAX()
 }
 
 /// `kill(2)`. Async-signal-safe.
-pub(crate) fn kill(pid: libc::pid_t, sig: c_int) -> Result<()> {
+pub fn kill(pid: libc::pid_t, sig: c_int) -> Result<()> {
     // SAFETY: kill takes ints and touches no memory.
     check(unsafe { libc::kill(pid, sig) }).map(drop)
 }
@@ -551,7 +677,7 @@ pub(crate) fn poll_in(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usi
 }
 
 /// `nanosleep(2)` for `ms` milliseconds (restarted after signals). Async-signal-safe.
-pub(crate) fn sleep_ms(ms: u32) {
+pub fn sleep_ms(ms: u32) {
     let mut req = libc::timespec {
         tv_sec: (ms / 1000) as _,
         tv_nsec: ((ms % 1000) * 1_000_000) as _,
@@ -567,7 +693,7 @@ pub(crate) fn sleep_ms(ms: u32) {
 }
 
 /// `clock_gettime(CLOCK_MONOTONIC)` in milliseconds. Async-signal-safe.
-pub(crate) fn monotonic_ms() -> u64 {
+pub fn monotonic_ms() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -6,11 +6,12 @@
 use core::ffi::{c_int, CStr};
 
 use crate::out::Msg;
-use crate::sys::Args;
+use pandaemonium::decimal::parse_u32;
+use pandaemonium::MainArgs;
 
 /// Reads `argv` from a position on.
 pub struct Cursor {
-    pub args: Args,
+    pub args: MainArgs,
     pub next: usize,
 }
 
@@ -149,21 +150,6 @@ pub fn unexpected(command: &str, cur: &Cursor) -> i32 {
         .usage()
 }
 
-/// A decimal number that fits `u32`.
-pub fn decimal(text: &[u8]) -> Option<u32> {
-    if text.is_empty() || text.len() > 10 {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in text {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + u64::from(b - b'0');
-    }
-    u32::try_from(n).ok()
-}
-
 /// A file-mode mask in octal, at most `777`.
 pub fn octal(text: &[u8]) -> Option<libc::mode_t> {
     if text.is_empty() || text.len() > 4 {
@@ -181,7 +167,7 @@ pub fn octal(text: &[u8]) -> Option<libc::mode_t> {
 
 /// A descriptor number.
 pub fn fd(text: &[u8]) -> Option<c_int> {
-    decimal(text).and_then(|n| c_int::try_from(n).ok())
+    parse_u32(text).and_then(|n| c_int::try_from(n).ok())
 }
 
 /// Seconds, with up to three decimals (`10`, `0.5`, `1.25`), as milliseconds; at most
@@ -197,7 +183,7 @@ pub fn seconds(text: &[u8]) -> Option<u64> {
     let secs = if whole.is_empty() {
         0
     } else {
-        u64::from(decimal(whole)?)
+        u64::from(parse_u32(whole)?)
     };
     let mut ms = 0;
     for i in 0..3 {

@@ -8,15 +8,15 @@
 //! Rust can't build an unwinding `no_std` binary; the code uses nothing from it.
 //!
 //! Modules: [`args`] (parsing), [`start`] (launcher), [`launch`] (the daemon's stage
-//! overrides), [`exec`] (PROGRAM's path, found before fork), [`report`] (did PROGRAM
-//! start?), [`supervise`], [`stop`], [`status`], [`pidfile`] (the file's contents),
-//! [`users`] (`--user`), [`out`] (messages), [`sys`] (libc).
+//! overrides), [`report`] (did PROGRAM start?), [`supervise`], [`stop`], [`status`],
+//! [`pidfile`] (the file's two lines), [`out`] (messages). Everything below them is
+//! the library's public API: `Program` (PROGRAM found before fork, exec'd, spawned),
+//! `ProcessIds::from_files` (`--user`), `PidLockFile` and its holders, `os`.
 #![cfg_attr(all(not(feature = "std"), panic = "abort"), no_std)]
 #![no_main]
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 
 mod args;
-mod exec;
 mod launch;
 mod out;
 mod pidfile;
@@ -25,8 +25,6 @@ mod start;
 mod status;
 mod stop;
 mod supervise;
-mod sys;
-mod users;
 
 use core::ffi::{c_char, c_int};
 
@@ -53,7 +51,7 @@ start: 0 PROGRAM runs, 1 it did not start. stop (TERM, then KILL after 10 s):
 extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
     // SAFETY: the C runtime passes argc NUL-terminated strings in argv followed by a
     // null pointer, and a null-terminated envp, all living as long as the process.
-    let args = unsafe { sys::Args::from_raw(argc, argv, envp) };
+    let args = unsafe { pandaemonium::MainArgs::from_raw(argc, argv, envp) };
     let mut cur = Cursor { args, next: 2 };
     let Some(command) = args.get(1) else {
         return Msg::error()
@@ -83,7 +81,7 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     out::text(2, "pandaemonium: internal error\n");
-    sys::exit_now(70)
+    pandaemonium::os::exit_now(70)
 }
 
 // The `libc` crate links libc for musl only when built as part of std. (With LTO, as

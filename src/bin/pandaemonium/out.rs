@@ -11,27 +11,13 @@
 
 use core::ffi::{c_int, CStr};
 
-use pandaemonium::{Errno, Error, Signal};
-
-use crate::sys;
+use pandaemonium::decimal::Dec;
+use pandaemonium::{os, Errno, Error, Signal};
 
 /// A line being built; bytes beyond the capacity are dropped.
 pub struct Msg {
     buf: [u8; 512],
     len: usize,
-}
-
-/// `n` in decimal, in `buf`.
-pub fn digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// The longest user value a message shows whole ([`Msg::v`]).
@@ -45,6 +31,15 @@ impl Msg {
             buf: [0; 512],
             len: 0,
         }
+    }
+
+    /// `pandaemonium: exec PROGRAM: REASON`, to go on or end.
+    #[cold]
+    #[inline(never)]
+    pub fn exec_failed(name: &CStr, e: Errno) -> Msg {
+        let mut m = Msg::error();
+        m.s("exec ").v(name.to_bytes()).s(": ").errno(e);
+        m
     }
 
     /// A line starting `pandaemonium: `.
@@ -89,19 +84,15 @@ impl Msg {
         self.b(text.to_bytes())
     }
 
-    /// A number.
-    #[inline(never)]
+    /// A number (pids, milliseconds: far below `i64::MAX`).
     pub fn n(&mut self, n: u64) -> &mut Self {
-        let mut buf = [0u8; 20];
-        self.b(digits(n, &mut buf))
+        self.i(n as i64)
     }
 
     /// A signed number.
+    #[inline(never)]
     pub fn i(&mut self, n: i64) -> &mut Self {
-        if n < 0 {
-            self.s("-");
-        }
-        self.n(n.unsigned_abs())
+        self.b(Dec::new(n).as_bytes())
     }
 
     /// `No such file or directory (os error 2)`, as `Errno`'s `Display` and std show it.
@@ -163,7 +154,7 @@ impl Msg {
     #[inline(never)]
     pub fn to(&mut self, fd: c_int) {
         self.buf[self.len] = b'\n';
-        let _ = sys::write_all(fd, &self.buf[..=self.len]);
+        let _ = os::write_all(fd, &self.buf[..=self.len]);
     }
 
     /// Ends a usage error: the hint, the line to stderr; the exit status 2.
@@ -176,5 +167,5 @@ impl Msg {
 
 /// Writes `text` to `fd` as it is.
 pub fn text(fd: c_int, text: &str) {
-    let _ = sys::write_all(fd, text.as_bytes());
+    let _ = os::write_all(fd, text.as_bytes());
 }

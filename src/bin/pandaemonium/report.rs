@@ -11,9 +11,7 @@
 
 use core::ffi::c_int;
 
-use pandaemonium::Errno;
-
-use crate::sys;
+use pandaemonium::{os, Errno};
 
 /// What the daemon reports.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,18 +46,14 @@ pub fn send(fd: c_int, record: Record) {
     let mut rec = [tag, 0, 0, 0, 0];
     rec[1..].copy_from_slice(&errno.to_be_bytes());
     // Nothing to do if the reader is gone.
-    let _ = sys::write_all(fd, &rec);
+    let _ = os::write_all(fd, &rec);
 }
 
 /// Reads one record, or EOF. A short or unknown record counts as EOF.
 pub fn receive(fd: c_int) -> Received {
     let mut rec = [0u8; 5];
-    let mut got = 0;
-    while got < rec.len() {
-        match sys::read(fd, &mut rec[got..]) {
-            Ok(0) | Err(_) => return Received::Eof,
-            Ok(n) => got += n,
-        }
+    if os::read_full(fd, &mut rec) < rec.len() {
+        return Received::Eof;
     }
     let errno = Errno::from_raw(i32::from_be_bytes([rec[1], rec[2], rec[3], rec[4]]));
     match rec[0] {

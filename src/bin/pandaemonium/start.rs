@@ -1,22 +1,20 @@
 //! `pandaemonium start [OPTIONS] -- PROGRAM [ARG...]`: the launcher's side.
 //!
 //! Everything is checked and prepared before the first fork: the options (usage
-//! errors exit 2 there), the user and groups ([`users`]), PROGRAM's path
-//! ([`exec::resolve`]) and its argument vector (a tail of our own `argv`). Then the
+//! errors exit 2 there), the user and groups (`ProcessIds::from_files`), PROGRAM's
+//! path (`Program::find`) and its argument vector (a tail of our own `argv`). Then the
 //! core's nine stages run, and [`Launch`] execs PROGRAM or supervises it. The original
 //! process exits 0 only once PROGRAM runs ([`report`]).
 
-use core::ffi::CStr;
-
-use pandaemonium::{Action, Config, Daemon, Detach, ErrorKind, Signal, Stdio};
+use pandaemonium::{
+    os, Action, Config, Daemon, Detach, ErrorKind, ProcessIds, Program, Signal, Stdio,
+    PATH_CAPACITY,
+};
 
 use crate::args::{self, Cursor, Item, Parsed};
-use crate::exec::{self, Program, PATH_CAPACITY};
 use crate::launch::Launch;
 use crate::out::Msg;
 use crate::report::{self, Received, Record};
-use crate::sys;
-use crate::users::{self, Ids, Refused};
 
 /// Default delay before a restart, in milliseconds (FreeBSD daemon(8) `-R`: 1 s).
 const RESTART_DELAY_MS: u64 = 1000;
@@ -24,8 +22,6 @@ const RESTART_DELAY_MS: u64 = 1000;
 /// What `start` was asked to do.
 struct Start {
     config: Config<'static>,
-    pid_path: Option<&'static CStr>,
-    ids: Option<Ids>,
     program: usize,
     supervise: bool,
     restart: Option<u64>,
@@ -38,27 +34,16 @@ pub fn main(cur: &mut Cursor) -> i32 {
         Err(code) => return code,
     };
     let args = cur.args;
-    let Some(name) = args.get(opts.program) else {
+    let (Some(name), Some(argv)) = (args.get(opts.program), args.tail(opts.program)) else {
         return Msg::error().s("start: PROGRAM missing").usage();
     };
     let mut path_buf = [0u8; PATH_CAPACITY];
-    let path = match exec::resolve(name, &mut path_buf) {
-        Ok(path) => path,
+    let program = match Program::find(name, argv, args.envp(), &mut path_buf) {
+        Ok(program) => program,
         Err(e) => {
-            Msg::error()
-                .s("exec ")
-                .v(name.to_bytes())
-                .s(": ")
-                .errno(e)
-                .to(2);
+            Msg::exec_failed(name, e).to(2);
             return 1;
         }
-    };
-    let program = Program {
-        name,
-        path,
-        argv: args.exec_argv(opts.program),
-        envp: args.envp(),
     };
     launch(opts, program)
 }
@@ -66,7 +51,7 @@ pub fn main(cur: &mut Cursor) -> i32 {
 /// Runs the stages; in the original process, waits for PROGRAM's start.
 fn launch(opts: Start, program: Program<'_>) -> i32 {
     let mut config = opts.config;
-    let (read_end, write_end) = match sys::pipe() {
+    let (read_end, write_end) = match os::pipe() {
         Ok(ends) => ends,
         Err(e) => {
             Msg::error().s("pipe: ").errno(e).to(2);
@@ -99,7 +84,7 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
         }
     }
     let supervise = opts.supervise.then_some(opts.restart);
-    let app = Launch::new(program, write_end, supervise, opts.pid_path, opts.ids);
+    let app = Launch::new(program, write_end, supervise);
     let mut daemon = Daemon::with_config(app, config);
     // The thread check reads /proc/self/stat, which early boot may lack; this program
     // never starts a thread (no std, and libc starts none), so it is not needed.
@@ -113,30 +98,32 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
         return 1;
     }
     // The original process: the daemon finished stage 9; did PROGRAM start?
-    sys::close(write_end);
+    os::close(write_end);
     let received = report::receive(read_end);
-    sys::close(read_end);
-    let mut m = Msg::error();
-    match received {
+    os::close(read_end);
+    let why = match received {
         Received::Record(Record::Started) => return 0,
         Received::Eof if supervise.is_none() => return 0,
-        Received::Eof => m.s("the supervisor ended before PROGRAM started"),
         Received::Record(Record::ExecFailed(e)) => {
-            m.s("exec ").v(program.name.to_bytes()).s(": ").errno(e)
+            Msg::exec_failed(program.name(), e).to(2);
+            return 1;
         }
+        Received::Eof => "the supervisor ended before PROGRAM started",
         Received::Record(Record::PidFileFailed(e)) => {
-            m.s("writing PROGRAM's pid into the pid file: ").errno(e)
+            Msg::error()
+                .s("writing PROGRAM's pid into the pid file: ")
+                .errno(e)
+                .to(2);
+            return 1;
         }
-    }
-    .to(2);
+    };
+    Msg::error().s(why).to(2);
     1
 }
 
 fn parse(cur: &mut Cursor) -> Parsed<Start> {
     let mut opts = Start {
         config: Config::default(),
-        pid_path: None,
-        ids: None,
         program: 0,
         supervise: false,
         restart: None,
@@ -163,7 +150,6 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
             b"pid-file" => {
                 let v = cur.value(name, inline)?;
                 config.pid_file(v).map_err(|e| args::bad_pid_file(v, &e))?;
-                opts.pid_path = Some(v);
             }
             b"chdir" => {
                 let v = cur.value(name, inline)?;
@@ -179,17 +165,14 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
             }
             b"user" => {
                 let v = cur.value(name, inline)?;
-                opts.ids = Some(users::resolve(v.to_bytes()).map_err(|why| {
-                    let mut m = args::bad("user", v);
-                    match why {
-                        Refused::User => m.s("no such user"),
-                        Refused::Group => m.s("no such group"),
-                        Refused::NoGroup => m.s("no passwd entry for this uid: give USER:GROUP"),
-                        Refused::TooManyGroups => m.s("in more than 32 groups"),
-                        Refused::Os(e) => m.errno(e),
-                    }
-                    .usage()
-                })?);
+                let spec = v.to_bytes();
+                let (user, group) = match spec.iter().position(|&b| b == b':') {
+                    Some(colon) => (&spec[..colon], Some(&spec[colon + 1..])),
+                    None => (spec, None),
+                };
+                let ids = ProcessIds::from_files(user, group)
+                    .map_err(|e| args::bad("user", v).detail(&e).usage())?;
+                config.ids(ids);
             }
             b"stdin" | b"stdout" | b"stderr" => {
                 let v = cur.value(name, inline)?;

@@ -15,7 +15,6 @@
 //!
 //! Read-only: it never takes the lock, so it can't make a concurrent start fail.
 
-use core::ffi::CStr;
 use core::time::Duration;
 
 use pandaemonium::PidLockFile;
@@ -43,24 +42,24 @@ pub fn main(cur: &mut Cursor) -> i32 {
         }
         Ok(true) => match pid_file.holders() {
             Ok(h) if !h.is_empty() => {
-                print_holders(path, h.pids());
+                print_holders(&pid_file, h.pids());
                 return 0;
             }
             Ok(_) => {
                 m.c(path)
                     .s(": its lock's holders can't be inspected by this user; the pid it names:");
                 m.to(2);
-                return named(path);
+                return named(&pid_file);
             }
             Err(e) => {
                 m.s("no holders from /proc (")
                     .detail(&e)
                     .s("); the pid the file names:");
                 m.to(2);
-                return named(path);
+                return named(&pid_file);
             }
         },
-        Ok(false) => match pidfile::exists(path) {
+        Ok(false) => match pid_file.exists() {
             Ok(false) => {
                 m.c(path).s(": not running");
                 3
@@ -69,7 +68,7 @@ pub fn main(cur: &mut Cursor) -> i32 {
                 m.c(path).s(": dead");
                 if let Ok(pidfile::Pids {
                     program: Some(pid), ..
-                }) = pidfile::read(path)
+                }) = pidfile::read(&pid_file)
                 {
                     m.s(" (pid ").n(u64::from(pid)).s(")");
                 }
@@ -77,7 +76,7 @@ pub fn main(cur: &mut Cursor) -> i32 {
                 1
             }
             Err(e) => {
-                m.c(path).s(": ").errno(e);
+                m.detail(&e);
                 4
             }
         },
@@ -88,8 +87,9 @@ pub fn main(cur: &mut Cursor) -> i32 {
 
 /// Prints the holders, the one the file names first when it is one of them, and says
 /// on stderr when the file names a pid that holds nothing.
-fn print_holders(path: &CStr, holders: &[u32]) {
-    let first = pidfile::read(path)
+fn print_holders(pid_file: &PidLockFile, holders: &[u32]) {
+    let path = pid_file.path();
+    let first = pidfile::read(pid_file)
         .ok()
         .and_then(|p| p.program)
         .filter(|&p| p > 0);
@@ -114,10 +114,11 @@ fn print_holders(path: &CStr, holders: &[u32]) {
 }
 
 /// Running, without holders to go by: prints the pid the file names.
-fn named(path: &CStr) -> i32 {
+fn named(pid_file: &PidLockFile) -> i32 {
+    let path = pid_file.path();
     let mut m = Msg::error();
     m.s("status: ");
-    match pidfile::read_settled(path) {
+    match pidfile::read_settled(pid_file) {
         Ok(pidfile::Pids {
             program: Some(pid), ..
         }) => {
@@ -128,7 +129,7 @@ fn named(path: &CStr) -> i32 {
             m.c(path).s(": running, but names no pid");
         }
         Err(e) => {
-            m.c(path).s(": running; ").errno(e);
+            m.c(path).s(": running; ").detail(&e);
         }
     }
     m.to(2);

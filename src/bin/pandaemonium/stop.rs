@@ -22,18 +22,18 @@
 use core::ffi::CStr;
 use core::time::Duration;
 
-use pandaemonium::{Errno, PidLockFile, Signal};
+use pandaemonium::{os, Errno, PidLockFile, Signal};
 
 use crate::args::{self, Cursor, Item, Parsed};
 use crate::out::{self, Msg};
-use crate::{pidfile, supervise, sys};
+use crate::{pidfile, supervise};
 
 /// The default `--timeout`, in milliseconds.
 const TIMEOUT_MS: u64 = 10_000;
 /// How long to wait for the lock to go after SIGKILL (at least).
 const KILL_WAIT_MS: u64 = 5_000;
 /// How often the lock is polled.
-const POLL_MS: u64 = 20;
+const POLL_MS: u32 = 20;
 
 /// What `stop` (or `status`) was asked.
 pub struct Stop {
@@ -55,7 +55,8 @@ pub fn main(cur: &mut Cursor) -> i32 {
     };
     match stop(&opts, &pid_file) {
         Ok(()) => {
-            pidfile::remove_stale(opts.path);
+            // A stale file left behind goes (errors, e.g. no permission, ignored).
+            let _ = pid_file.remove_if_stale();
             0
         }
         Err(()) => 1,
@@ -74,7 +75,7 @@ fn signal(pid_file: &PidLockFile, pid: u32, sig: Signal) -> Result<bool, ()> {
     if !held(pid_file)? {
         return Ok(false);
     }
-    match sys::kill(pid, sig.number()) {
+    match os::kill(pid, sig.number()) {
         // Gone already: the lock goes with it (or with its last child).
         Ok(()) | Err(Errno::SRCH) => Ok(true),
         Err(e) => {
@@ -93,15 +94,15 @@ fn signal(pid_file: &PidLockFile, pid: u32, sig: Signal) -> Result<bool, ()> {
 
 /// Waits up to `ms` for the lock to go; whether it went.
 fn released(pid_file: &PidLockFile, ms: u64) -> Result<bool, ()> {
-    let deadline = sys::monotonic_ms().saturating_add(ms);
+    let deadline = os::monotonic_ms().saturating_add(ms);
     loop {
         if !held(pid_file)? {
             return Ok(true);
         }
-        if sys::monotonic_ms() >= deadline {
+        if os::monotonic_ms() >= deadline {
             return Ok(false);
         }
-        sys::sleep_ms(POLL_MS);
+        os::sleep_ms(POLL_MS);
     }
 }
 
@@ -129,7 +130,7 @@ fn stop(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
             return stop_named(opts, pid_file);
         }
     };
-    let named = pidfile::read(opts.path).unwrap_or_default();
+    let named = pidfile::read(pid_file).unwrap_or_default();
     if let Some(pid) = named.program.filter(|&p| !holders.contains(p)) {
         Msg::error()
             .s("stop: ")
@@ -270,8 +271,8 @@ fn pid_list(m: &mut Msg, pids: &[u32]) {
 /// Without holders to go by: signals the pid the file names while the file is locked
 /// (checked right before each `kill`).
 fn stop_named(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
-    let pids = pidfile::read_settled(opts.path).map_err(|e| {
-        Msg::error().s("stop: ").c(opts.path).s(": ").errno(e).to(2);
+    let pids = pidfile::read_settled(pid_file).map_err(|e| {
+        Msg::error().s("stop: ").detail(&e).to(2);
     })?;
     let Some(program) = pids.program else {
         Msg::error()
@@ -302,11 +303,11 @@ fn stop_named(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
             // The supervisor first, so that it restarts nothing; then PROGRAM as the
             // file names it now (the supervisor may have restarted it), read while
             // the supervisor still held the lock.
-            let now = pidfile::read(opts.path).ok().and_then(|p| p.program);
+            let now = pidfile::read(pid_file).ok().and_then(|p| p.program);
             if signal(pid_file, sv, Signal::KILL)? {
                 match now.unwrap_or(program) {
                     pid if pid != sv => {
-                        let _ = sys::kill(pid, libc::SIGKILL);
+                        let _ = os::kill(pid, libc::SIGKILL);
                     }
                     _ => {}
                 }

@@ -20,14 +20,12 @@
 //! may have been reused. Otherwise the supervisor returns PROGRAM's status (128 + the
 //! signal when killed) and the core removes the pid file.
 
-use core::ffi::{c_int, CStr};
+use core::ffi::c_int;
 
-use pandaemonium::Errno;
+use pandaemonium::{os, Errno, Exit, Program};
 
-use crate::exec::Program;
 use crate::out::Msg;
-use crate::report::{self, Received, Record};
-use crate::{pidfile, sys};
+use crate::report::{self, Record};
 
 /// The signals passed on to PROGRAM: those a program expects to be told.
 pub const FORWARDED: [c_int; 7] = [
@@ -40,17 +38,16 @@ pub const FORWARDED: [c_int; 7] = [
     libc::SIGWINCH,
 ];
 
-/// The signals the supervisor blocks and waits for.
-pub const WAITED: [c_int; 8] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCHLD,
-];
+/// The signals the supervisor blocks and waits for: [`FORWARDED`] and CHLD.
+pub const WAITED: [c_int; 8] = {
+    let mut waited = [libc::SIGCHLD; 8];
+    let mut i = 0;
+    while i < FORWARDED.len() {
+        waited[i] = FORWARDED[i];
+        i += 1;
+    }
+    waited
+};
 
 /// The signals that mean "stop": PROGRAM is not restarted after them.
 const STOPPING: [c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
@@ -70,9 +67,9 @@ const FAULTS: [c_int; 6] = [
 /// PIPE, the terminal and real-time signals...), so that no stray signal ends the
 /// supervisor and leaves PROGRAM unsupervised. PROGRAM gets every default back.
 pub fn ignore_strays() {
-    for sig in 1..=sys::sigrtmax() {
+    for sig in 1..=os::sigrtmax() {
         if !WAITED.contains(&sig) && !FAULTS.contains(&sig) {
-            sys::ignore(sig);
+            os::set_ignored(sig, true);
         }
     }
 }
@@ -85,7 +82,8 @@ pub const STABLE_MS: u64 = 60_000;
 /// The supervisor's state.
 struct Supervisor<'a, 'p> {
     program: &'a Program<'p>,
-    pid_file: Option<(c_int, &'static CStr)>,
+    /// The pid file's locked descriptor, which PROGRAM inherits.
+    lock: Option<c_int>,
     me: u32,
     /// PROGRAM's pid while it runs.
     running: Option<u32>,
@@ -106,28 +104,23 @@ struct Supervisor<'a, 'p> {
 pub fn run(
     program: &Program<'_>,
     report: Option<c_int>,
-    pid_file: Option<(c_int, &'static CStr)>,
+    lock: Option<c_int>,
     restart: Option<u64>,
 ) -> i32 {
     let mut sv = Supervisor {
         program,
-        pid_file,
-        me: sys::getpid(),
+        lock,
+        me: os::getpid() as u32,
         running: None,
-        started_at: sys::monotonic_ms(),
+        started_at: os::monotonic_ms(),
         restart,
         delay: restart.unwrap_or(0),
         restart_at: None,
         stopping: false,
     };
-    let failed = match spawn(program, sv.lock(), sv.me) {
+    let failed = match sv.spawn() {
         Err(e) => {
-            Msg::error()
-                .s("exec ")
-                .c(program.name)
-                .s(": ")
-                .errno(e)
-                .to(2);
+            Msg::exec_failed(program.name(), e).to(2);
             Some(Record::ExecFailed(e))
         }
         Ok(pid) => {
@@ -136,8 +129,8 @@ pub fn run(
                 Ok(()) => None,
                 Err(e) => {
                     Msg::error().s("pid file: ").errno(e).to(2);
-                    let _ = sys::kill(pid, libc::SIGKILL);
-                    let _ = sys::wait_for(pid);
+                    let _ = os::kill(pid, libc::SIGKILL);
+                    let _ = Exit::wait(pid);
                     Some(Record::PidFileFailed(e))
                 }
             }
@@ -152,20 +145,26 @@ pub fn run(
     }
     if let Some(fd) = report {
         report::send(fd, Record::Started);
-        sys::close(fd);
+        os::close(fd);
     }
     sv.supervise()
 }
 
 impl Supervisor<'_, '_> {
-    /// The pid file's locked descriptor, which PROGRAM inherits.
-    fn lock(&self) -> Option<c_int> {
-        self.pid_file.map(|(fd, _)| fd)
+    /// Forks and execs PROGRAM ([`Program::spawn`]): its pid once `execve` succeeded.
+    ///
+    /// PROGRAM inherits the pid file's locked descriptor, so it holds the lock too:
+    /// were the supervisor to die unnoticed, `status` would still show PROGRAM, `stop`
+    /// would still stop it and no second `start` would run beside it. And it gets
+    /// SIGTERM when the supervisor dies, even of SIGKILL (`PR_SET_PDEATHSIG`).
+    fn spawn(&self) -> Result<u32, Errno> {
+        self.program.spawn(self.lock, Some(libc::SIGTERM))
     }
 
+    /// PROGRAM's pid and ours into the pid file.
     fn write_pids(&self, program: u32) -> Result<(), Errno> {
-        match self.pid_file {
-            Some((fd, path)) => pidfile::write_pids(fd, path, program, self.me),
+        match self.lock {
+            Some(_) => pandaemonium::rewrite_pid_file(&[program, self.me]),
             None => Ok(()),
         }
     }
@@ -174,8 +173,8 @@ impl Supervisor<'_, '_> {
         loop {
             let timeout = self
                 .restart_at
-                .map(|at| at.saturating_sub(sys::monotonic_ms()));
-            match sys::wait_signal(&WAITED, timeout) {
+                .map(|at| at.saturating_sub(os::monotonic_ms()));
+            match os::wait_signal(&WAITED, timeout) {
                 Some(libc::SIGCHLD) => {
                     if let Some(code) = self.reap() {
                         return code;
@@ -187,14 +186,14 @@ impl Supervisor<'_, '_> {
                     }
                     match self.running {
                         Some(pid) => {
-                            let _ = sys::kill(pid, sig);
+                            let _ = os::kill(pid, sig);
                         }
                         None if self.stopping => return 0,
                         None => {}
                     }
                 }
                 None => {
-                    if self.restart_at.is_some_and(|at| sys::monotonic_ms() >= at) {
+                    if self.restart_at.is_some_and(|at| os::monotonic_ms() >= at) {
                         self.restart_at = None;
                         self.respawn();
                     }
@@ -205,30 +204,29 @@ impl Supervisor<'_, '_> {
 
     /// Reaps children; `Some(status)` when the supervisor should end.
     fn reap(&mut self) -> Option<i32> {
-        while let Ok(Some((pid, status))) = sys::wait_any() {
+        while let Ok(Some((pid, exit))) = Exit::reap_any() {
             if Some(pid) != self.running {
                 continue;
             }
             self.running = None;
-            let death = sys::death(status);
-            let code = match death {
-                sys::Death::Exited(code) => code,
-                sys::Death::Signaled(sig) => 128 + sig,
-            };
-            if self.stopping || clean(death) {
+            let code = exit.status();
+            if self.stopping || clean(exit) {
                 return Some(code);
             }
             let mut m = Msg::error();
-            m.c(self.program.name).s(" (pid ").n(u64::from(pid)).s(") ");
-            match death {
-                sys::Death::Exited(code) => m.s("exited with status ").i(i64::from(code)),
-                sys::Death::Signaled(sig) => m.s("killed by ").signal(sig),
+            m.c(self.program.name())
+                .s(" (pid ")
+                .n(u64::from(pid))
+                .s(") ");
+            match exit {
+                Exit::Code(code) => m.s("exited with status ").i(i64::from(code)),
+                Exit::Signal(sig) => m.s("killed by ").signal(sig),
             };
             if self.restart.is_none() {
                 m.to(2);
                 return Some(code);
             }
-            if sys::monotonic_ms().saturating_sub(self.started_at) >= STABLE_MS {
+            if os::monotonic_ms().saturating_sub(self.started_at) >= STABLE_MS {
                 self.delay = self.restart.unwrap_or(0);
             }
             m.s("; restarting in ").secs(self.delay).s(" s").to(2);
@@ -241,26 +239,22 @@ impl Supervisor<'_, '_> {
     fn schedule(&mut self) {
         // While no program runs, the pid file names the supervisor.
         let _ = self.write_pids(self.me);
-        self.restart_at = Some(sys::monotonic_ms().saturating_add(self.delay));
+        self.restart_at = Some(os::monotonic_ms().saturating_add(self.delay));
         let cap = MAX_DELAY_MS.max(self.restart.unwrap_or(0));
         self.delay = self.delay.saturating_mul(2).min(cap);
     }
 
     fn respawn(&mut self) {
-        match spawn(self.program, self.lock(), self.me) {
+        match self.spawn() {
             Ok(pid) => {
                 self.running = Some(pid);
-                self.started_at = sys::monotonic_ms();
+                self.started_at = os::monotonic_ms();
                 if let Err(e) = self.write_pids(pid) {
                     Msg::error().s("pid file: ").errno(e).to(2);
                 }
             }
             Err(e) => {
-                Msg::error()
-                    .s("exec ")
-                    .c(self.program.name)
-                    .s(": ")
-                    .errno(e)
+                Msg::exec_failed(self.program.name(), e)
                     .s("; retrying in ")
                     .secs(self.delay)
                     .s(" s")
@@ -272,66 +266,9 @@ impl Supervisor<'_, '_> {
 }
 
 /// A clean end, not restarted: exit status 0, or death by HUP, INT, TERM or PIPE.
-fn clean(death: sys::Death) -> bool {
+fn clean(exit: Exit) -> bool {
     matches!(
-        death,
-        sys::Death::Exited(0)
-            | sys::Death::Signaled(libc::SIGHUP | libc::SIGINT | libc::SIGTERM | libc::SIGPIPE)
+        exit,
+        Exit::Code(0) | Exit::Signal(libc::SIGHUP | libc::SIGINT | libc::SIGTERM | libc::SIGPIPE)
     )
-}
-
-/// Forks and execs PROGRAM; its pid once `execve` succeeded (a CLOEXEC pipe tells, as
-/// for the original process), or why it failed.
-///
-/// PROGRAM inherits the pid file's locked descriptor (`lock`), so it holds the lock too:
-/// were the supervisor to die unnoticed, `status` would still show PROGRAM, `stop`
-/// would still stop it and no second `start` would run beside it. And it gets SIGTERM
-/// when the supervisor dies (`PR_SET_PDEATHSIG`, then `getppid` checked against
-/// `supervisor`: a supervisor that died before the `prctl` sends nothing).
-fn spawn(program: &Program<'_>, lock: Option<c_int>, supervisor: u32) -> Result<u32, Errno> {
-    let (read_end, write_end) = sys::pipe()?;
-    #[allow(unsafe_code)]
-    // SAFETY: the tool is single-threaded, and the child below calls only
-    // async-signal-safe functions (close, sigaction, sigprocmask, execve, write, _exit).
-    let forked = unsafe { sys::fork() };
-    match forked {
-        Err(e) => {
-            sys::close(read_end);
-            sys::close(write_end);
-            Err(e)
-        }
-        Ok(0) => {
-            sys::close(read_end);
-            // Default dispositions first (the core's SIGTERM handler would remove the
-            // supervisor's pid file; ignored ones would survive exec), then the signals
-            // the supervisor blocks.
-            for sig in 1..=sys::sigrtmax() {
-                sys::default_disposition(sig);
-            }
-            if sys::parent_death_signal(libc::SIGTERM).is_err() || sys::getppid() != supervisor {
-                sys::exit_now(1);
-            }
-            if let Some(fd) = lock {
-                if sys::set_cloexec(fd, false).is_err() {
-                    sys::exit_now(1);
-                }
-            }
-            let _ = sys::unblock_all();
-            let e = program.exec();
-            report::send(write_end, Record::ExecFailed(e));
-            sys::exit_now(127)
-        }
-        Ok(pid) => {
-            sys::close(write_end);
-            let received = report::receive(read_end);
-            sys::close(read_end);
-            match received {
-                Received::Record(Record::ExecFailed(e)) => {
-                    let _ = sys::wait_for(pid as u32);
-                    Err(e)
-                }
-                _ => Ok(pid as u32),
-            }
-        }
-    }
 }
