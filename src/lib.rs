@@ -214,6 +214,18 @@
 //! `getpwnam_r`, `getpwuid_r`, `getgrnam_r`, `getgrouplist` (the [`ProcessIds`]
 //! constructors), `open` of the working directory (for relative stage-9 paths).
 //!
+//! # Service starters and supervisors
+//!
+//! A program that starts another one (the `pandaemonium` tool is built this way, on
+//! the public API alone) finds it before fork with [`Program::find`], resolves
+//! `--user`-style names with [`ProcessIds::from_files`] (no libc user database linked),
+//! and in `run()` either becomes it ([`Program::exec`], with
+//! [`PidLockFile::keep_across_exec`] so that it holds the pid file's lock) or stays as
+//! its supervisor: [`Program::spawn`], [`Exit::reap_any`], [`rewrite_pid_file`] with the
+//! program's pid and its own, and the signal calls of [`os`]. [`MainArgs`] wraps a C
+//! `main`'s arguments for `#![no_main]` programs; [`decimal`] prints numbers without
+//! `core::fmt`.
+//!
 //! # I/O safety: stage 8 closes what is not kept
 //!
 //! Stage 8 closes every descriptor above 2 that is not kept ([`Config::inherit_file`],

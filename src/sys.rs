@@ -385,12 +385,17 @@ pub(crate) unsafe fn execve(
     last_errno()
 }
 
-/// `getcwd(3)` into `buf`.
+/// `getcwd(2)` into `buf`, as a raw system call: musl's `getcwd` links `strdup` and
+/// `malloc` for its `NULL`-buffer form. A directory outside the process's root (the
+/// kernel's `(unreachable)/...`) is `ENOENT`, as the C libraries make it.
 pub(crate) fn getcwd(buf: &mut [u8]) -> Result<&CStr> {
     // SAFETY: buf is valid and writable for buf.len() bytes.
-    let p = unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) };
-    if p.is_null() {
+    let ret = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    if ret < 0 {
         return Err(last_errno());
+    }
+    if buf.first() != Some(&b'/') {
+        return Err(Errno::NOENT);
     }
     CStr::from_bytes_until_nul(buf).map_err(|_| Errno::NAMETOOLONG)
 }

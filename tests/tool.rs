@@ -1228,3 +1228,46 @@ fn supervise_ends_with_a_clean_or_failed_program() {
     assert!(text.contains(" exited with status 3\n"), "{text}");
     assert!(!text.contains("restarting"), "{text}");
 }
+
+/// PROGRAM is found before fork as `execvp` would find it, and exec'd by absolute path
+/// after stage 5 moved the daemon to `/`: a bare name in `PATH` (a relative `PATH`
+/// entry is the caller's directory's), and `./NAME` from the caller's directory.
+#[test]
+fn program_is_found_in_path_or_from_the_callers_directory() {
+    let dir = TempDir::new("tool-find");
+    let pid_file = dir.join("p.pid");
+    fs::create_dir(dir.join("bin")).unwrap();
+    let ours = dir.join("bin").join("pdm-sleep");
+    fs::copy("/bin/sleep", &ours).unwrap();
+    let unexecutable = dir.join("pdm-plain");
+    fs::write(&unexecutable, "").unwrap();
+    for (path, program) in [
+        ("/nonexistent:bin", "pdm-sleep"),
+        ("/nonexistent:/bin", "sleep"),
+        ("/nonexistent", "./bin/pdm-sleep"),
+    ] {
+        let mut cmd = tool(["start", "--pid-file", s(&pid_file), "--", program, "1000"]);
+        cmd.env("PATH", path).current_dir(&dir.0);
+        let out = support::run(&mut cmd);
+        assert_eq!(out.status.code(), Some(0), "{program}: {out:?}");
+        let pid = pids(&pid_file).0.expect("a pid");
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        let expected = if program == "sleep" {
+            fs::canonicalize("/bin/sleep").unwrap()
+        } else {
+            ours.clone()
+        };
+        assert_eq!(fs::canonicalize(exe).unwrap(), expected, "{program}");
+        expect(0, ["stop", "--pid-file", s(&pid_file)]);
+        wait_exit(pid);
+    }
+    // Only a file we may not execute: EACCES, as execvp says.
+    let mut cmd = tool(["start", "--pid-file", s(&pid_file), "--", "pdm-plain"]);
+    cmd.env("PATH", s(&dir.0)).current_dir(&dir.0);
+    let out = support::run(&mut cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "pandaemonium: exec pdm-plain: Permission denied (os error 13)\n"
+    );
+}
