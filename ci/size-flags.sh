@@ -1,5 +1,6 @@
 # Sourced by ci/size.sh and ci/bench.sh: the flags for the smallest static binaries, on
-# top of the `min-size` profile (opt-level s, lto, codegen-units 1, panic=abort, strip).
+# top of the `min-size` profile (opt-level s, lto, codegen-units 1, panic=abort, strip),
+# and their C equivalents for the C reference that ci/size.sh builds beside ours.
 #   -C force-unwind-tables=no       no .eh_frame of our own (nothing unwinds with panic=abort)
 #   -C relocation-model=static      a static non-PIE executable (no self-relocation code)
 #   -C target-feature=+crt-static   static even where the target defaults to dynamic
@@ -10,3 +11,6 @@
 # a page of file size, but keeps those pointers read-only after start-up. The C reference
 # that ci/size.sh builds beside ours has RELRO on as well.
 PDM_SIZE_FLAGS="-C force-unwind-tables=no -C relocation-model=static -C target-feature=+crt-static -C link-arg=-Wl,-z,noseparate-code -C link-arg=-Wl,--no-eh-frame-hdr"
+# The same for C (bench/peers/c/ninestage.c, with musl-gcc -static -Os, then strip):
+# -fno-asynchronous-unwind-tables for force-unwind-tables=no, the same link flags.
+PDM_SIZE_CFLAGS="-fno-asynchronous-unwind-tables -Wl,-z,noseparate-code -Wl,--no-eh-frame-hdr"
