@@ -6,11 +6,19 @@
 #   -C target-feature=+crt-static   static even where the target defaults to dynamic
 #   -Wl,-z,noseparate-code          no page-aligned padding between code and data
 #   -Wl,--no-eh-frame-hdr           no unwind lookup table (panic=abort never unwinds)
+#   -Wl,-T,ci/no-eh-frame.ld        no unwind tables at all: force-unwind-tables=no leaves
+#                                   most of them under LTO (the precompiled core has them;
+#                                   the script says more);
+#                                   musl targets only, ci/size.sh drops it for glibc,
+#                                   whose static cancellation unwinds through them
 # RELRO stays on (the linker's default, no -z,norelro): it pads the read-only-after-start
 # part (.init_array, .fini_array, .got, .data.rel.ro) to a page boundary, which costs up to
 # a page of file size, but keeps those pointers read-only after start-up. The C reference
 # that ci/size.sh builds beside ours has RELRO on as well.
-PDM_SIZE_FLAGS="-C force-unwind-tables=no -C relocation-model=static -C target-feature=+crt-static -C link-arg=-Wl,-z,noseparate-code -C link-arg=-Wl,--no-eh-frame-hdr"
+PDM_SIZE_CI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PDM_SIZE_NO_EH_FRAME="-C link-arg=-Wl,-T,$PDM_SIZE_CI_DIR/no-eh-frame.ld"
+PDM_SIZE_FLAGS="-C force-unwind-tables=no -C relocation-model=static -C target-feature=+crt-static -C link-arg=-Wl,-z,noseparate-code -C link-arg=-Wl,--no-eh-frame-hdr $PDM_SIZE_NO_EH_FRAME"
 # The same for C (bench/peers/c/ninestage.c, with musl-gcc -static -Os, then strip):
-# -fno-asynchronous-unwind-tables for force-unwind-tables=no, the same link flags.
-PDM_SIZE_CFLAGS="-fno-asynchronous-unwind-tables -Wl,-z,noseparate-code -Wl,--no-eh-frame-hdr"
+# -fno-asynchronous-unwind-tables for force-unwind-tables=no, the same link flags
+# (the .eh_frame script changes nothing there: the C build has no unwind tables).
+PDM_SIZE_CFLAGS="-fno-asynchronous-unwind-tables -Wl,-z,noseparate-code -Wl,--no-eh-frame-hdr -Wl,-T,$PDM_SIZE_CI_DIR/no-eh-frame.ld"

@@ -35,8 +35,11 @@ build_one() { # $1 triple, $2 what (--example nostd_minimal | --bin pandaemonium
   local tail="-C link-arg=-lc"
   # Precompiled glibc-target compiler_builtins names rust_eh_personality in unwind data
   # that panic=abort never uses: the linker gets a dummy address for it.
-  case $t in *-gnu*) tail="-C link-arg=-Wl,--start-group -C link-arg=-lc -C link-arg=-lgcc -C link-arg=-lgcc_eh -C link-arg=-Wl,--end-group -C link-arg=-Wl,--defsym=rust_eh_personality=0" ;; esac
-  export RUSTFLAGS="${RUSTFLAGS:-} $SIZE_FLAGS $tail"
+  # Static glibc unwinds through .eh_frame itself (thread cancellation): it keeps it.
+  local flags=$SIZE_FLAGS
+  case $t in *-gnu*) tail="-C link-arg=-Wl,--start-group -C link-arg=-lc -C link-arg=-lgcc -C link-arg=-lgcc_eh -C link-arg=-Wl,--end-group -C link-arg=-Wl,--defsym=rust_eh_personality=0"
+    flags=${flags//$PDM_SIZE_NO_EH_FRAME/} ;; esac
+  export RUSTFLAGS="${RUSTFLAGS:-} $flags $tail"
   RUSTFLAGS=${RUSTFLAGS//--cfg qemu/}
   local bs=""
   [ -n "${BUILD_STD:-}" ] && bs="-Zbuild-std=core,alloc,std,panic_abort"
