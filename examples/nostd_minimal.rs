@@ -19,7 +19,7 @@
 
 use core::ffi::{c_char, c_int, CStr};
 
-use pandaemonium::{target, Daemon};
+use pandaemonium::{target, Daemon, Error};
 
 #[cfg(panic = "abort")]
 #[panic_handler]
@@ -101,29 +101,34 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
         c"/tmp/pandaemonium-nostd.pid"
     };
     let mut daemon = Daemon::new(target(idle, ()));
-    let result = daemon
-        .pid_file(pid_file)
-        .map(drop)
-        .and_then(|()| daemon.start().map(|s| s.pid));
-    let mut line = Line::new();
-    match result {
-        Ok(pid) => {
+    // The errors are printed where they are, by reference: an `Error` is ~120 bytes,
+    // and every `map`/`and_then` that moves one costs code in a binary this small.
+    if let Err(e) = daemon.pid_file(pid_file) {
+        return failed(&e);
+    }
+    match daemon.start() {
+        Ok(started) => {
+            let mut line = Line::new();
             line.push(b"started pid ");
-            line.push_decimal(pid);
+            line.push_decimal(started.pid);
             line.push(b", pid file ");
             line.push(pid_file.to_bytes());
             line.push(b"\n");
             line.write(1);
             0
         }
-        Err(e) => {
-            // `nostd_minimal: stage 6 (pid file): open /x.pid: Permission denied (os
-            // error 13)`, the same text as `{e}` would give.
-            line.push(b"nostd_minimal: ");
-            e.write_to(&mut |piece| line.push(piece.as_bytes()));
-            line.push(b"\n");
-            line.write(2);
-            1
-        }
+        Err(e) => failed(&e),
     }
+}
+
+/// Prints `e` to stderr, `nostd_minimal: stage 6 (pid file): open /x.pid: Permission
+/// denied (os error 13)` (the text `{e}` would give), and returns the exit status, 1.
+#[inline(never)]
+fn failed(e: &Error) -> c_int {
+    let mut line = Line::new();
+    line.push(b"nostd_minimal: ");
+    e.write_to(&mut |piece| line.push(piece.as_bytes()));
+    line.push(b"\n");
+    line.write(2);
+    1
 }

@@ -7,7 +7,9 @@ pub(crate) struct Dec {
 }
 
 impl Dec {
-    /// Renders `n` (an `i64` covers pids, fds, uids and errnos).
+    /// Renders `n` (an `i64` covers pids, fds, uids and errnos). Out of line: inlined,
+    /// each of its dozen callers would get its own copy of the buffer set-up.
+    #[inline(never)]
     pub(crate) fn new(n: i64) -> Dec {
         let mut buf = [0; 20];
         let start = render(&mut buf, n) as u8;
