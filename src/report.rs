@@ -150,41 +150,6 @@ const KINDS: [ErrorKind; 15] = [
     ErrorKind::Timeout,
 ];
 
-/// A decoded record.
-enum Record {
-    Pid(u32),
-    Stage(u8),
-    Failed(Error),
-    Done,
-}
-
-fn decode(rec: &[u8; RECORD_LEN]) -> Option<Record> {
-    if &rec[RECORD_LEN - 4..] != FOOTER {
-        return None;
-    }
-    let word = |at: usize| [rec[at], rec[at + 1], rec[at + 2], rec[at + 3]];
-    let pid = u32::from_be_bytes(word(8));
-    match rec[0] {
-        TAG_PID => Some(Record::Pid(pid)),
-        TAG_DONE => Some(Record::Done),
-        TAG_STAGE => Some(Record::Stage(rec[1])),
-        TAG_FAILED => {
-            let kind = *KINDS.get(usize::from(rec[2]))?;
-            let mut e = Error::bare(Stage::from_number(rec[1]), kind);
-            if rec[3] & 1 != 0 {
-                e.errno = Some(Errno::from_raw(i32::from_be_bytes(word(4))));
-            }
-            if rec[3] & 2 != 0 {
-                e.holder = Some(pid);
-            }
-            let len = usize::from(rec[12]).min(DETAIL_CAPACITY);
-            e.push_detail(&rec[DETAIL_AT..DETAIL_AT + len]);
-            Some(Record::Failed(e))
-        }
-        _ => None,
-    }
-}
-
 /// The original process's ends of the three pipes.
 #[derive(Debug)]
 pub(crate) struct Receiver {
@@ -329,18 +294,45 @@ impl Status {
                 self.have += n;
                 if self.have == RECORD_LEN {
                     self.have = 0;
-                    match decode(&self.rec) {
-                        Some(Record::Pid(pid)) => self.outcome.pid = Some(pid),
-                        Some(Record::Stage(n)) => self.stage = n,
-                        Some(Record::Done) => self.final_seen = true,
-                        Some(Record::Failed(e)) => {
-                            self.final_seen = true;
-                            self.outcome.result = Err(e);
-                        }
-                        None => {}
-                    }
+                    self.take_record();
                 }
             }
+        }
+    }
+
+    /// Decodes the whole record in `rec` into what the original process learnt; a
+    /// record without the footer, or of an unknown tag or kind, is ignored. Decoded in
+    /// place: an [`Error`] is built where it is kept, not moved there.
+    fn take_record(&mut self) {
+        let rec = &self.rec;
+        if &rec[RECORD_LEN - 4..] != FOOTER {
+            return;
+        }
+        let word = |at: usize| [rec[at], rec[at + 1], rec[at + 2], rec[at + 3]];
+        let pid = u32::from_be_bytes(word(8));
+        match rec[0] {
+            TAG_PID => self.outcome.pid = Some(pid),
+            TAG_DONE => self.final_seen = true,
+            TAG_STAGE => self.stage = rec[1],
+            TAG_FAILED => {
+                let Some(&kind) = KINDS.get(usize::from(rec[2])) else {
+                    return;
+                };
+                self.final_seen = true;
+                self.outcome.result = Err(Error::bare(Stage::from_number(rec[1]), kind));
+                let Err(e) = &mut self.outcome.result else {
+                    return;
+                };
+                if rec[3] & 1 != 0 {
+                    e.errno = Some(Errno::from_raw(i32::from_be_bytes(word(4))));
+                }
+                if rec[3] & 2 != 0 {
+                    e.holder = Some(pid);
+                }
+                let len = usize::from(rec[12]).min(DETAIL_CAPACITY);
+                e.push_detail(&rec[DETAIL_AT..DETAIL_AT + len]);
+            }
+            _ => {}
         }
     }
 
