@@ -2,8 +2,9 @@
 
 /// A decimal rendering of an integer in a fixed stack buffer (rustix's `DecInt` idea).
 pub(crate) struct Dec {
-    buf: [u8; 20],
-    start: u8,
+    // Text, not bytes: `as_str` needs no UTF-8 check (`str::from_utf8` is 500 bytes of
+    // code that a no_std binary need not link for digits).
+    text: heapless::String<20, u8>,
 }
 
 impl Dec {
@@ -12,19 +13,23 @@ impl Dec {
     #[inline(never)]
     pub(crate) fn new(n: i64) -> Dec {
         let mut buf = [0; 20];
-        let start = render(&mut buf, n) as u8;
-        Dec { buf, start }
+        let start = render(&mut buf, n);
+        let mut text = heapless::String::new();
+        for &b in &buf[start..] {
+            // 20 ASCII characters at most: they fit.
+            let _ = text.push(char::from(b));
+        }
+        Dec { text }
     }
 
     /// The digits.
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start as usize..]
+        self.text.as_bytes()
     }
 
     /// The digits, as text.
     pub(crate) fn as_str(&self) -> &str {
-        // Only ASCII digits and '-' are ever written.
-        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+        &self.text
     }
 }
 
