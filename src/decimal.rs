@@ -16,8 +16,9 @@ impl Dec {
         let start = render(&mut buf, n);
         let mut text = heapless::String::new();
         for &b in &buf[start..] {
-            // 20 ASCII characters at most: they fit.
-            let _ = text.push(char::from(b));
+            // 20 ASCII characters at most: they fit. (`& 0x7f` changes no digit and
+            // tells the compiler that each is one byte of UTF-8.)
+            let _ = text.push(char::from(b & 0x7f));
         }
         Dec { text }
     }
