@@ -90,7 +90,7 @@ impl Reporter {
             rec[2] = kind_code(e.kind);
             if let Some(errno) = e.errno {
                 rec[3] |= 1;
-                rec[4..8].copy_from_slice(&errno.raw().to_be_bytes());
+                put4(&mut rec, 4, errno.raw().to_be_bytes());
             }
             if let Some(h) = e.holder {
                 rec[3] |= 2;
@@ -100,8 +100,8 @@ impl Reporter {
             rec[12] = detail.len() as u8;
             rec[DETAIL_AT..DETAIL_AT + detail.len()].copy_from_slice(detail);
         }
-        rec[8..12].copy_from_slice(&holder.to_be_bytes());
-        rec[RECORD_LEN - 4..].copy_from_slice(FOOTER);
+        put4(&mut rec, 8, holder.to_be_bytes());
+        put4(&mut rec, RECORD_LEN - 4, *FOOTER);
         // Nothing to do if the original process is gone.
         let _ = sys::write_all(self.fd, &rec);
     }
@@ -125,6 +125,14 @@ impl Reporter {
     /// Reports that stage 9 completed.
     pub(crate) fn done(&self) {
         self.send(TAG_DONE, 0, None, 0);
+    }
+}
+
+/// Four bytes into `rec` at `at` (element by element: `copy_from_slice` on a
+/// subrange costs a range check and a copy call each time at opt-level z).
+fn put4(rec: &mut [u8; RECORD_LEN], at: usize, bytes: [u8; 4]) {
+    for (i, b) in bytes.into_iter().enumerate() {
+        rec[at + i] = b;
     }
 }
 
