@@ -80,6 +80,8 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
+    /// Out of line: inlined, the record's set-up is copied into each sender below.
+    #[inline(never)]
     fn send(&self, tag: u8, stage: u8, err: Option<&Error>, pid: u32) {
         let mut rec = [0u8; RECORD_LEN];
         rec[0] = tag;
