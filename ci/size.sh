@@ -2,7 +2,11 @@
 # Static footprint: the minimal no_std daemon (examples/nostd_minimal.rs) and the
 # `pandaemonium` tool, built --no-default-features with the min-size profile
 # (opt-level s, lto, codegen-units 1, panic=abort, strip), static, for each target in
-# ci/targets/*.env; prints one markdown table of stripped sizes in bytes.
+# ci/targets/*.env; prints one markdown table of stripped sizes in bytes. For
+# x86_64-unknown-linux-musl it also builds the C reference, bench/peers/c/ninestage.c
+# (the same nine default stages by hand), with the host's musl-gcc (Debian's
+# musl-tools) -static -Os and the C equivalents of the size flags, stripped, and gives
+# nostd_minimal / C; "n/a" without musl-gcc, and for the other targets.
 #
 #   ci/setup-cross.sh        # once, as root (toolchains, linkers, shims)
 #   ci/size.sh [triple...]   # from the crate directory
@@ -31,14 +35,38 @@ build_one() { # $1 triple, $2 what (--example nostd_minimal | --bin pandaemonium
   local tail="-C link-arg=-lc"
   # Precompiled glibc-target compiler_builtins names rust_eh_personality in unwind data
   # that panic=abort never uses: the linker gets a dummy address for it.
-  case $t in *-gnu*) tail="-C link-arg=-Wl,--start-group -C link-arg=-lc -C link-arg=-lgcc -C link-arg=-lgcc_eh -C link-arg=-Wl,--end-group -C link-arg=-Wl,--defsym=rust_eh_personality=0" ;; esac
-  export RUSTFLAGS="${RUSTFLAGS:-} $SIZE_FLAGS $tail"
+  # Static glibc unwinds through .eh_frame itself (thread cancellation): it keeps it.
+  local flags=$SIZE_FLAGS
+  case $t in *-gnu*) tail="-C link-arg=-Wl,--start-group -C link-arg=-lc -C link-arg=-lgcc -C link-arg=-lgcc_eh -C link-arg=-Wl,--end-group -C link-arg=-Wl,--defsym=rust_eh_personality=0"
+    flags=${flags//$PDM_SIZE_NO_EH_FRAME/} ;; esac
+  export RUSTFLAGS="${RUSTFLAGS:-} $flags $tail"
   RUSTFLAGS=${RUSTFLAGS//--cfg qemu/}
   local bs=""
   [ -n "${BUILD_STD:-}" ] && bs="-Zbuild-std=core,alloc,std,panic_abort"
   # shellcheck disable=SC2086
   cargo $TOOLCHAIN build -q $bs --profile min-size --no-default-features --target "$t" $what \
     --target-dir "$OUT/size" >&2
+}
+
+# The C reference: its stripped size on stdout, or nothing (no musl-gcc, or it failed).
+c_reference() {
+  command -v musl-gcc >/dev/null 2>&1 || { echo "size.sh: no musl-gcc (musl-tools): C reference n/a" >&2; return 0; }
+  local dir="$OUT/size/c-reference" src="$PWD/bench/peers/c/ninestage.c"
+  mkdir -p "$dir" || return 0
+  # shellcheck disable=SC2086
+  if musl-gcc -static -Os $PDM_SIZE_CFLAGS -o "$dir/ninestage" "$src" >&2 && strip "$dir/ninestage"; then
+    stat -c %s "$dir/ninestage"
+  else
+    echo "size.sh: FAILED to build the C reference $src" >&2
+  fi
+}
+
+# ours / C as a percentage with one decimal (integer arithmetic only).
+ratio() { # $1 ours, $2 C
+  case "$1" in ""|*[!0-9]*) echo "n/a"; return ;; esac
+  case "$2" in ""|*[!0-9]*|0) echo "n/a"; return ;; esac
+  local permille=$(( ($1 * 1000 + $2 / 2) / $2 ))
+  echo "$(( permille / 10 )).$(( permille % 10 )) %"
 }
 
 for t in "$@"; do
@@ -55,11 +83,17 @@ for t in "$@"; do
       sizes+=("FAIL"); fail=1
     fi
   done
-  rows+=("| $t | $libc | ${sizes[0]} | ${sizes[1]} |")
+  c=""
+  if [ "$t" = x86_64-unknown-linux-musl ]; then
+    c=$(c_reference)
+    # Without musl-gcc the column says n/a; with it, a failed C build fails the run.
+    [ -z "$c" ] && command -v musl-gcc >/dev/null 2>&1 && fail=1
+  fi
+  rows+=("| $t | $libc | ${sizes[0]} | ${sizes[1]} | ${c:-n/a} | $(ratio "${sizes[0]}" "$c") |")
 done
 
 echo
-echo "| target | libc (static) | nostd_minimal (bytes) | pandaemonium tool (bytes) |"
-echo "|---|---|---:|---:|"
+echo "| target | libc (static) | nostd_minimal (bytes) | pandaemonium tool (bytes) | C reference (ninestage.c, musl-gcc -static -Os) (bytes) | nostd_minimal / C |"
+echo "|---|---|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
 exit $fail

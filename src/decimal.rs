@@ -10,29 +10,37 @@
 //! ```
 
 /// A decimal rendering of an integer in a fixed stack buffer (rustix's `DecInt` idea).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Dec {
-    buf: [u8; 20],
-    start: u8,
+    // Text, not bytes: `as_str` needs no UTF-8 check (`str::from_utf8` is 500 bytes of
+    // code that a no_std binary need not link for digits).
+    text: heapless::String<20, u8>,
 }
 
 impl Dec {
-    /// Renders `n` (an `i64` covers pids, fds, uids and errnos).
+    /// Renders `n` (an `i64` covers pids, fds, uids and errnos). Out of line: inlined,
+    /// each of its dozen callers would get its own copy of the buffer set-up.
+    #[inline(never)]
     pub fn new(n: i64) -> Dec {
         let mut buf = [0; 20];
-        let start = render(&mut buf, n) as u8;
-        Dec { buf, start }
+        let start = render(&mut buf, n);
+        let mut text = heapless::String::new();
+        for &b in &buf[start..] {
+            // 20 ASCII characters at most: they fit. (`& 0x7f` changes no digit and
+            // tells the compiler that each is one byte of UTF-8.)
+            let _ = text.push(char::from(b & 0x7f));
+        }
+        Dec { text }
     }
 
     /// The digits.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start as usize..]
+        self.text.as_bytes()
     }
 
     /// The digits, as text.
     pub fn as_str(&self) -> &str {
-        // Only ASCII digits and '-' are ever written.
-        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+        &self.text
     }
 }
 

@@ -68,7 +68,7 @@ pub enum ErrorKind {
 ///     "stage 5 (working directory): chdir /nonexistent: "));
 /// assert!(format!("{e}").ends_with("(os error 2)"));
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub struct Error {
     pub(crate) stage: Option<Stage>,
     pub(crate) kind: ErrorKind,
@@ -76,6 +76,26 @@ pub struct Error {
     pub(crate) holder: Option<u32>,
     // A one-byte length keeps `Error` under 128 bytes (clippy's `result_large_err`).
     pub(crate) detail: heapless::String<DETAIL_CAPACITY, u8>,
+}
+
+impl Clone for Error {
+    /// The detail is copied as one slice (heapless' own `Clone` pushes byte by byte).
+    fn clone(&self) -> Error {
+        // Every field named: a new one can't be forgotten here.
+        let Error {
+            stage,
+            kind,
+            errno,
+            holder,
+            detail,
+        } = self;
+        let mut e = Error::bare(*stage, *kind);
+        e.errno = *errno;
+        e.holder = *holder;
+        // The same capacity: it always fits.
+        let _ = e.detail.push_str(detail);
+        e
+    }
 }
 
 // Small enough to return by value everywhere (clippy's `result_large_err` threshold).
@@ -208,6 +228,8 @@ impl Error {
     /// assert_eq!(line.as_str(), format!("{e}"));
     /// assert!(line.starts_with("stage 6 (pid file): open /run/x.pid: "));
     /// ```
+    // Out of line: one copy, called through `out`, serves `Display` and every caller.
+    #[inline(never)]
     pub fn write_to(&self, out: &mut dyn FnMut(&str)) {
         if let Some(stage) = self.stage {
             stage.write_to(out);
@@ -263,3 +285,18 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_is_equal_to_its_original() {
+        let mut e = Error::os(Stage::PidFile, Errno::ACCES, "open", &[b'p'; 200]);
+        e.holder = Some(42);
+        assert_eq!(e.detail().len(), DETAIL_CAPACITY, "the longest detail");
+        assert!(e.clone() == e);
+        let bare = Error::bare(None, ErrorKind::Detached);
+        assert!(bare.clone() == bare);
+    }
+}

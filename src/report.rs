@@ -80,6 +80,8 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
+    /// Out of line: inlined, the record's set-up is copied into each sender below.
+    #[inline(never)]
     fn send(&self, tag: u8, stage: u8, err: Option<&Error>, pid: u32) {
         let mut rec = [0u8; RECORD_LEN];
         rec[0] = tag;
@@ -90,7 +92,7 @@ impl Reporter {
             rec[2] = kind_code(e.kind);
             if let Some(errno) = e.errno {
                 rec[3] |= 1;
-                rec[4..8].copy_from_slice(&errno.raw().to_be_bytes());
+                put4(&mut rec, 4, errno.raw().to_be_bytes());
             }
             if let Some(h) = e.holder {
                 rec[3] |= 2;
@@ -100,8 +102,8 @@ impl Reporter {
             rec[12] = detail.len() as u8;
             rec[DETAIL_AT..DETAIL_AT + detail.len()].copy_from_slice(detail);
         }
-        rec[8..12].copy_from_slice(&holder.to_be_bytes());
-        rec[RECORD_LEN - 4..].copy_from_slice(FOOTER);
+        put4(&mut rec, 8, holder.to_be_bytes());
+        put4(&mut rec, RECORD_LEN - 4, *FOOTER);
         // Nothing to do if the original process is gone.
         let _ = sys::write_all(self.fd, &rec);
     }
@@ -128,6 +130,14 @@ impl Reporter {
     }
 }
 
+/// Four bytes into `rec` at `at` (element by element: `copy_from_slice` on a
+/// subrange costs a range check and a copy call each time at opt-level z).
+fn put4(rec: &mut [u8; RECORD_LEN], at: usize, bytes: [u8; 4]) {
+    for (i, b) in bytes.into_iter().enumerate() {
+        rec[at + i] = b;
+    }
+}
+
 fn kind_code(kind: ErrorKind) -> u8 {
     KINDS.iter().position(|&k| k == kind).map_or(0, |i| i as u8)
 }
@@ -149,41 +159,6 @@ const KINDS: [ErrorKind; 15] = [
     ErrorKind::Panicked,
     ErrorKind::Timeout,
 ];
-
-/// A decoded record.
-enum Record {
-    Pid(u32),
-    Stage(u8),
-    Failed(Error),
-    Done,
-}
-
-fn decode(rec: &[u8; RECORD_LEN]) -> Option<Record> {
-    if &rec[RECORD_LEN - 4..] != FOOTER {
-        return None;
-    }
-    let word = |at: usize| [rec[at], rec[at + 1], rec[at + 2], rec[at + 3]];
-    let pid = u32::from_be_bytes(word(8));
-    match rec[0] {
-        TAG_PID => Some(Record::Pid(pid)),
-        TAG_DONE => Some(Record::Done),
-        TAG_STAGE => Some(Record::Stage(rec[1])),
-        TAG_FAILED => {
-            let kind = *KINDS.get(usize::from(rec[2]))?;
-            let mut e = Error::bare(Stage::from_number(rec[1]), kind);
-            if rec[3] & 1 != 0 {
-                e.errno = Some(Errno::from_raw(i32::from_be_bytes(word(4))));
-            }
-            if rec[3] & 2 != 0 {
-                e.holder = Some(pid);
-            }
-            let len = usize::from(rec[12]).min(DETAIL_CAPACITY);
-            e.push_detail(&rec[DETAIL_AT..DETAIL_AT + len]);
-            Some(Record::Failed(e))
-        }
-        _ => None,
-    }
-}
 
 /// The original process's ends of the three pipes.
 #[derive(Debug)]
@@ -329,18 +304,45 @@ impl Status {
                 self.have += n;
                 if self.have == RECORD_LEN {
                     self.have = 0;
-                    match decode(&self.rec) {
-                        Some(Record::Pid(pid)) => self.outcome.pid = Some(pid),
-                        Some(Record::Stage(n)) => self.stage = n,
-                        Some(Record::Done) => self.final_seen = true,
-                        Some(Record::Failed(e)) => {
-                            self.final_seen = true;
-                            self.outcome.result = Err(e);
-                        }
-                        None => {}
-                    }
+                    self.take_record();
                 }
             }
+        }
+    }
+
+    /// Decodes the whole record in `rec` into what the original process learnt; a
+    /// record without the footer, or of an unknown tag or kind, is ignored. Decoded in
+    /// place: an [`Error`] is built where it is kept, not moved there.
+    fn take_record(&mut self) {
+        let rec = &self.rec;
+        if &rec[RECORD_LEN - 4..] != FOOTER {
+            return;
+        }
+        let word = |at: usize| [rec[at], rec[at + 1], rec[at + 2], rec[at + 3]];
+        let pid = u32::from_be_bytes(word(8));
+        match rec[0] {
+            TAG_PID => self.outcome.pid = Some(pid),
+            TAG_DONE => self.final_seen = true,
+            TAG_STAGE => self.stage = rec[1],
+            TAG_FAILED => {
+                let Some(&kind) = KINDS.get(usize::from(rec[2])) else {
+                    return;
+                };
+                self.final_seen = true;
+                self.outcome.result = Err(Error::bare(Stage::from_number(rec[1]), kind));
+                let Err(e) = &mut self.outcome.result else {
+                    return;
+                };
+                if rec[3] & 1 != 0 {
+                    e.errno = Some(Errno::from_raw(i32::from_be_bytes(word(4))));
+                }
+                if rec[3] & 2 != 0 {
+                    e.holder = Some(pid);
+                }
+                let len = usize::from(rec[12]).min(DETAIL_CAPACITY);
+                e.push_detail(&rec[DETAIL_AT..DETAIL_AT + len]);
+            }
+            _ => {}
         }
     }
 

@@ -53,7 +53,14 @@ impl<'a> Stages<'_, 'a> {
         let fork = detach::decide(self.config.detach);
         // `Stdio::Fd(1)` / `Fd(2)` mean the launcher's stdout / stderr, which a detached
         // daemon's own 1 and 2 are not until stage 9 (they carry set-up output).
-        let wants = |fd: c_int| self.config.stdio.contains(&Some(Stdio::Fd(fd)));
+        // (A match, not `contains`: comparing whole `Stdio` values, paths included,
+        // links a generic slice search for this one question.)
+        let stdio = &self.config.stdio;
+        let wants = |fd: c_int| {
+            stdio
+                .iter()
+                .any(|s| matches!(s, Some(Stdio::Fd(f)) if *f == fd))
+        };
         let keep = [false, wants(1), wants(2)];
         match detach::detach(fork, self.state.check_threads, keep)? {
             Detached::Daemon {

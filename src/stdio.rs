@@ -58,14 +58,14 @@ pub(crate) fn redirect(
     let mut result = Ok(());
     for (n, stream) in streams.iter().enumerate() {
         let target = match stream {
-            Some(s) => *s,
-            None if detached => Stdio::Null,
+            Some(s) => s,
+            None if detached => &Stdio::Null,
             None => continue,
         };
         match open_target(n, target, dir, &mut null, &mut opened[n]) {
             Ok(fd) => sources[n] = fd,
             Err(e) => {
-                let path = match target {
+                let path = match *target {
                     Stdio::Path(p) => p.to_bytes(),
                     _ => b"/dev/null",
                 };
@@ -100,12 +100,12 @@ pub(crate) fn redirect(
 #[inline(never)]
 fn open_target(
     n: usize,
-    target: Stdio<'_>,
+    target: &Stdio<'_>,
     dir: c_int,
     null: &mut c_int,
     opened: &mut c_int,
 ) -> Result<c_int, crate::Errno> {
-    match target {
+    match *target {
         Stdio::Fd(fd) => Ok(fd),
         Stdio::Null if *null != sys::NO_FD => Ok(*null),
         Stdio::Null => sys::open(c"/dev/null", libc::O_RDWR, 0).inspect(|&fd| *null = fd),
