@@ -132,7 +132,7 @@ impl Envp {
             // SAFETY: as above.
             let text = unsafe { CStr::from_ptr(entry) }.to_bytes_with_nul();
             if text.len() > name.len() && text.starts_with(name) && text[name.len()] == b'=' {
-                return CStr::from_bytes_with_nul(&text[name.len() + 1..]).ok();
+                return CStr::from_bytes_until_nul(&text[name.len() + 1..]).ok();
             }
             // SAFETY: not at the terminating null yet, so the next slot exists.
             at = unsafe { at.add(1) };
@@ -211,7 +211,7 @@ impl<'a> Program<'a> {
                 let search = envp.get(b"PATH").map_or(DEFAULT_PATH, CStr::to_bytes);
                 search_path(bytes, search, cwd, buf)?
             };
-            CStr::from_bytes_with_nul(&buf[..=len]).map_err(|_| Errno::NOENT)?
+            CStr::from_bytes_until_nul(&buf[..=len]).map_err(|_| Errno::NOENT)?
         };
         Ok(Program {
             name,
@@ -333,7 +333,7 @@ fn search_path(name: &[u8], path: &[u8], cwd: &[u8], buf: &mut [u8]) -> Result<u
             _ => join(buf, &[cwd, b"/", dir, b"/", name]),
         };
         let Some(len) = len else { continue };
-        let Ok(candidate) = CStr::from_bytes_with_nul(&buf[..=len]) else {
+        let Ok(candidate) = CStr::from_bytes_until_nul(&buf[..=len]) else {
             continue;
         };
         match executable(candidate) {

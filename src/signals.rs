@@ -123,16 +123,26 @@ impl Signal {
     ///
     /// [`ErrorKind::InvalidConfig`] naming the text, for an unknown name or number.
     pub fn parse(text: &str) -> Result<Signal, Error> {
+        Signal::parse_bytes(text.as_bytes())
+    }
+
+    /// [`parse`](Self::parse) for bytes, such as an argument from `argv`
+    /// ([`MainArgs`](crate::MainArgs)), which need not be UTF-8.
+    ///
+    /// # Errors
+    ///
+    /// As [`parse`](Self::parse).
+    pub fn parse_bytes(text: &[u8]) -> Result<Signal, Error> {
         let unknown = || {
             let mut e = Error::new(
                 Some(Stage::Signals),
                 ErrorKind::InvalidConfig,
                 "no such signal: ",
             );
-            e.push_detail(text.as_bytes());
+            e.push_detail(text);
             e
         };
-        if let Some(n) = crate::decimal::parse_u32(text.as_bytes()) {
+        if let Some(n) = crate::decimal::parse_u32(text) {
             // A reserved number keeps its own message; anything else is unknown.
             return match i32::try_from(n) {
                 Ok(n) if n >= 1 && n <= sys::sigrtmax() => Signal::new(n),
@@ -143,7 +153,7 @@ impl Signal {
         if text.len() > upper.len() {
             return Err(unknown());
         }
-        for (u, c) in upper.iter_mut().zip(text.bytes()) {
+        for (u, &c) in upper.iter_mut().zip(text) {
             *u = c.to_ascii_uppercase();
         }
         let mut name = &upper[..text.len()];

@@ -80,10 +80,45 @@ pub(crate) fn strerror(errno: i32, buf: &mut [u8; 128]) -> &str {
     if ret != 0 {
         return "Unknown error";
     }
-    CStr::from_bytes_until_nul(&buf[..])
-        .ok()
-        .and_then(|text| text.to_str().ok())
-        .unwrap_or("Unknown error")
+    match CStr::from_bytes_until_nul(&buf[..]) {
+        // SAFETY: is_utf8 checked the bytes.
+        Ok(text) if is_utf8(text.to_bytes()) => unsafe {
+            core::str::from_utf8_unchecked(text.to_bytes())
+        },
+        _ => "Unknown error",
+    }
+}
+
+/// Whether `bytes` is UTF-8, as `str::from_utf8` decides (checked against it on every
+/// sequence of up to 3 bytes and on 4-byte ones): the few lines of a plain decoder
+/// instead of core's 500 bytes of fast paths, for a message of a few dozen bytes.
+fn is_utf8(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&lead) = bytes.get(i) {
+        let (len, min) = match lead {
+            0x00..=0x7f => (1, 0),
+            0xc2..=0xdf => (2, 0x80),
+            0xe0..=0xef => (3, 0x800),
+            0xf0..=0xf4 => (4, 0x1_0000),
+            _ => return false,
+        };
+        let Some(seq) = bytes.get(i..i + len) else {
+            return false;
+        };
+        let mut c = u32::from(lead) & (0x7f >> len);
+        for &b in &seq[1..] {
+            if b & 0xc0 != 0x80 {
+                return false;
+            }
+            c = c << 6 | u32::from(b & 0x3f);
+        }
+        // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+        if c < min || char::from_u32(c).is_none() {
+            return false;
+        }
+        i += len;
+    }
+    true
 }
 
 /// `fork(2)`—Creates a child process. Async-signal-safe.
@@ -975,7 +1010,7 @@ pub(crate) fn cstr_in<'b>(bytes: &[u8], buf: &'b mut [u8]) -> Option<&'b CStr> {
     }
     buf[..bytes.len()].copy_from_slice(bytes);
     buf[bytes.len()] = 0;
-    CStr::from_bytes_with_nul(&buf[..=bytes.len()]).ok()
+    CStr::from_bytes_until_nul(&buf[..=bytes.len()]).ok()
 }
 
 /// `exit(3)`—Ends the process normally: atexit hooks and stdio flushing run. Not
@@ -983,4 +1018,47 @@ pub(crate) fn cstr_in<'b>(bytes: &[u8], buf: &'b mut [u8]) -> Option<&'b CStr> {
 pub(crate) fn exit_normal(code: c_int) -> ! {
     // SAFETY: exit takes an int and never returns; only the original process calls it.
     unsafe { libc::exit(code) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `is_utf8` agrees with `str::from_utf8` on every sequence of one and two bytes
+    /// and on the boundary cases of three and four (overlong forms, surrogates, past
+    /// U+10FFFF, truncated sequences).
+    #[test]
+    fn is_utf8_agrees_with_core() {
+        for a in 0..=255u8 {
+            assert_eq!(is_utf8(&[a]), core::str::from_utf8(&[a]).is_ok(), "{a:#x}");
+            for b in 0..=255u8 {
+                let s = [a, b];
+                assert_eq!(is_utf8(&s), core::str::from_utf8(&s).is_ok(), "{s:x?}");
+            }
+        }
+        for s in [
+            &[0xe0, 0x80, 0x80][..],
+            &[0xe0, 0xa0, 0x80],
+            &[0xed, 0xa0, 0x80],
+            &[0xed, 0x9f, 0xbf],
+            &[0xef, 0xbf, 0xbf],
+            &[0xf0, 0x8f, 0xbf, 0xbf],
+            &[0xf0, 0x90, 0x80, 0x80],
+            &[0xf4, 0x8f, 0xbf, 0xbf],
+            &[0xf4, 0x90, 0x80, 0x80],
+            &[0xf0, 0x90, 0x80],
+            "Keine Berechtigung: Zugriff verweigert (é, ü, 文)".as_bytes(),
+        ] {
+            assert_eq!(is_utf8(s), core::str::from_utf8(s).is_ok(), "{s:x?}");
+        }
+    }
+
+    #[test]
+    fn strerror_gives_the_system_text() {
+        let mut buf = [0u8; 128];
+        assert_eq!(
+            strerror(libc::ENOENT, &mut buf),
+            "No such file or directory"
+        );
+    }
 }

@@ -61,7 +61,7 @@ impl Cursor {
                 let tail = &arg.to_bytes_with_nul()[2 + eq + 1..];
                 Item::Opt {
                     name: &rest[..eq],
-                    inline: CStr::from_bytes_with_nul(tail).ok(),
+                    inline: CStr::from_bytes_until_nul(tail).ok(),
                 }
             }
             None => Item::Opt {

@@ -347,8 +347,7 @@ pub fn parse(cur: &mut Cursor, command: &str) -> Parsed<Stop> {
             b"pid-file" => path = Some(cur.value(name, inline)?),
             b"signal" if command == "stop" => {
                 let v = cur.value(name, inline)?;
-                let text = core::str::from_utf8(v.to_bytes()).unwrap_or("?");
-                signal = Signal::parse(text)
+                signal = Signal::parse_bytes(v.to_bytes())
                     .map_err(|_| args::bad_value("signal", v, "no such signal"))?;
             }
             b"timeout" if command == "stop" => {
