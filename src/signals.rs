@@ -9,41 +9,67 @@ use crate::{cleanup, Error, ErrorKind, Stage};
 /// Entries a [`Config`](crate::Config)'s signal map holds, beyond the defaults.
 pub const SIGNAL_MAP_CAPACITY: usize = 16;
 
-/// Signal names with the platform's own numbers (MIPS, SPARC and Alpha differ from x86).
-const NAMES: &[(&str, c_int)] = &[
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("IOT", libc::SIGIOT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("CHLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("POLL", libc::SIGPOLL),
-    ("PWR", libc::SIGPWR),
-    ("SYS", libc::SIGSYS),
+/// Signal names with the platform's own numbers (MIPS, SPARC and Alpha differ from x86),
+/// as `[number, name...]`, the name NUL-padded: 7 bytes an entry, where `(&str, c_int)`
+/// pairs take 24 (this table is the largest constant of a small static binary).
+static NAMES: [[u8; 7]; 32] = [
+    entry(libc::SIGHUP, b"HUP"),
+    entry(libc::SIGINT, b"INT"),
+    entry(libc::SIGQUIT, b"QUIT"),
+    entry(libc::SIGILL, b"ILL"),
+    entry(libc::SIGTRAP, b"TRAP"),
+    entry(libc::SIGABRT, b"ABRT"),
+    entry(libc::SIGIOT, b"IOT"),
+    entry(libc::SIGBUS, b"BUS"),
+    entry(libc::SIGFPE, b"FPE"),
+    entry(libc::SIGKILL, b"KILL"),
+    entry(libc::SIGUSR1, b"USR1"),
+    entry(libc::SIGSEGV, b"SEGV"),
+    entry(libc::SIGUSR2, b"USR2"),
+    entry(libc::SIGPIPE, b"PIPE"),
+    entry(libc::SIGALRM, b"ALRM"),
+    entry(libc::SIGTERM, b"TERM"),
+    entry(libc::SIGCHLD, b"CHLD"),
+    entry(libc::SIGCONT, b"CONT"),
+    entry(libc::SIGSTOP, b"STOP"),
+    entry(libc::SIGTSTP, b"TSTP"),
+    entry(libc::SIGTTIN, b"TTIN"),
+    entry(libc::SIGTTOU, b"TTOU"),
+    entry(libc::SIGURG, b"URG"),
+    entry(libc::SIGXCPU, b"XCPU"),
+    entry(libc::SIGXFSZ, b"XFSZ"),
+    entry(libc::SIGVTALRM, b"VTALRM"),
+    entry(libc::SIGPROF, b"PROF"),
+    entry(libc::SIGWINCH, b"WINCH"),
+    entry(libc::SIGIO, b"IO"),
+    entry(libc::SIGPOLL, b"POLL"),
+    entry(libc::SIGPWR, b"PWR"),
+    entry(libc::SIGSYS, b"SYS"),
 ];
+
+/// A [`NAMES`] entry. Only ASCII capitals and digits (checked at compile time), so a
+/// name is valid UTF-8; every signal number with a name is below 128.
+const fn entry(number: c_int, name: &[u8]) -> [u8; 7] {
+    assert!(number > 0 && number < 128 && !name.is_empty() && name.len() < 7);
+    let mut e = [0u8; 7];
+    e[0] = number as u8;
+    let mut i = 0;
+    while i < name.len() {
+        assert!(name[i].is_ascii_uppercase() || name[i].is_ascii_digit());
+        e[1 + i] = name[i];
+        i += 1;
+    }
+    e
+}
+
+/// An entry's number and name.
+fn unpack(e: &'static [u8; 7]) -> (c_int, &'static str) {
+    let len = e[1..].iter().position(|&b| b == 0).unwrap_or(6);
+    // SAFETY: `entry` admits only ASCII capitals and digits: valid UTF-8.
+    #[allow(unsafe_code)]
+    let name = unsafe { core::str::from_utf8_unchecked(&e[1..1 + len]) };
+    (c_int::from(e[0]), name)
+}
 
 /// A signal number, checked to be one this platform has.
 ///
@@ -165,8 +191,9 @@ impl Signal {
         }
         NAMES
             .iter()
-            .find(|(candidate, _)| candidate.as_bytes() == name)
-            .map(|&(_, n)| Signal(n))
+            .map(unpack)
+            .find(|(_, candidate)| candidate.as_bytes() == name)
+            .map(|(n, _)| Signal(n))
             .ok_or_else(unknown)
     }
 
@@ -179,8 +206,9 @@ impl Signal {
     pub fn name(self) -> Option<&'static str> {
         NAMES
             .iter()
-            .find(|&&(_, n)| n == self.0)
-            .map(|&(name, _)| name)
+            .map(unpack)
+            .find(|&(n, _)| n == self.0)
+            .map(|(_, name)| name)
     }
 }
 
@@ -437,6 +465,34 @@ mod tests {
         // Above SIGRTMAX on every target (MIPS has 127 signals).
         assert_eq!(refused("0200").detail(), "no such signal: 0200");
         assert_eq!(Signal::parse("0015").unwrap(), Signal::TERM);
+    }
+
+    #[test]
+    fn every_name_in_the_table_parses_to_its_number_and_back() {
+        let table = [
+            ("HUP", libc::SIGHUP),
+            ("INT", libc::SIGINT),
+            ("KILL", libc::SIGKILL),
+            ("VTALRM", libc::SIGVTALRM),
+            ("WINCH", libc::SIGWINCH),
+            ("SYS", libc::SIGSYS),
+        ];
+        for (name, n) in table {
+            assert_eq!(Signal::parse(name).unwrap().number(), n, "{name}");
+        }
+        for e in &NAMES {
+            let (n, name) = unpack(e);
+            assert_eq!(Signal::parse(name).unwrap().number(), n, "{name}");
+            assert_eq!(Signal::parse_bytes(name.as_bytes()).unwrap().number(), n);
+            // Aliases (IOT, POLL) share a number: the first name is the one shown.
+            let shown = Signal::new(n).unwrap().name().unwrap();
+            assert_eq!(Signal::parse(shown).unwrap().number(), n, "{name}");
+        }
+        assert_eq!(Signal::new(libc::SIGTERM).unwrap().name(), Some("TERM"));
+        assert_eq!(
+            Signal::parse_bytes(b"\xff").unwrap_err().kind(),
+            ErrorKind::InvalidConfig
+        );
     }
 
     #[test]

@@ -172,8 +172,11 @@ pub(crate) fn ids() -> (libc::uid_t, libc::uid_t, libc::gid_t) {
 #[inline(never)]
 pub fn pipe() -> Result<(c_int, c_int)> {
     let mut fds = [-1 as c_int; 2];
+    // A raw system call: musl's pipe2 carries a fallback to pipe + fcntl for kernels
+    // before 2.6.27.
     // SAFETY: fds is a valid array of two ints for the kernel to fill.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    let ret = unsafe { libc::syscall(libc::SYS_pipe2, fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    check(ret as c_int)?;
     Ok((fds[0], fds[1]))
 }
 
@@ -441,10 +444,11 @@ pub(crate) fn may_execute(path: &CStr) -> Result<()> {
     check(unsafe { libc::access(path.as_ptr(), libc::X_OK) }).map(drop)
 }
 
-/// `fchmod(2)`. Async-signal-safe.
+/// `fchmod(2)`, as a raw system call (musl's falls back to `/proc/self/fd` paths for
+/// `O_PATH` descriptors, which the crate never passes). Async-signal-safe.
 pub(crate) fn fchmod(fd: c_int, mode: libc::mode_t) -> Result<()> {
     // SAFETY: fchmod takes ints and touches no memory.
-    check(unsafe { libc::fchmod(fd, mode) }).map(drop)
+    check(unsafe { libc::syscall(libc::SYS_fchmod, fd, mode) } as c_int).map(drop)
 }
 
 /// `unlink(2)`. Async-signal-safe.

@@ -66,17 +66,31 @@ fn refused(kind: ErrorKind, what: &str, value: &[u8]) -> Error {
     e
 }
 
-/// Field `i` of a `:`-separated line.
-fn field(line: &[u8], i: usize) -> Option<&[u8]> {
-    line.split(|&b| b == b':').nth(i)
+/// The first four `:`-separated fields of a line (empty where missing).
+fn fields(line: &[u8]) -> [&[u8]; 4] {
+    let mut out: [&[u8]; 4] = [b""; 4];
+    let mut rest = line;
+    for slot in &mut out {
+        let end = rest.iter().position(|&b| b == b':').unwrap_or(rest.len());
+        *slot = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or(b"");
+    }
+    out
 }
 
-/// A passwd entry: its name (in `name`, `len` bytes), uid and gid.
-struct Passwd {
-    name: [u8; 256],
-    len: usize,
-    uid: u32,
-    gid: u32,
+/// Whether the comma-separated `members` list `name`.
+fn lists(members: &[u8], name: &[u8]) -> bool {
+    let mut rest = members;
+    loop {
+        let end = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
+        if &rest[..end] == name {
+            return true;
+        }
+        match rest.get(end + 1..) {
+            Some(next) => rest = next,
+            None => return false,
+        }
+    }
 }
 
 /// The files read (tests point them elsewhere).
@@ -91,94 +105,36 @@ const ETC: Files<'static> = Files {
 };
 
 impl Files<'_> {
-    /// The passwd entry whose name is `user`, or whose uid is `uid`.
-    fn passwd(&self, user: &[u8], uid: Option<u32>) -> Result<Option<Passwd>, Error> {
-        let mut found = None;
-        scan(self.passwd, &mut |line| {
-            let (Some(name), Some(u), Some(g)) = (field(line, 0), field(line, 2), field(line, 3))
-            else {
-                return false;
-            };
-            let (Some(u), Some(g)) = (parse_u32(u), parse_u32(g)) else {
-                return false;
-            };
-            if name != user && uid != Some(u) || name.len() > 255 {
-                return false;
-            }
-            let mut entry = Passwd {
-                name: [0; 256],
-                len: name.len(),
-                uid: u,
-                gid: g,
-            };
-            entry.name[..name.len()].copy_from_slice(name);
-            found = Some(entry);
-            true
-        })?;
-        Ok(found)
-    }
-
-    /// The gid of the group named `group` (or numbered so).
-    fn group_id(&self, group: &[u8]) -> Result<Option<u32>, Error> {
-        if let Some(gid) = parse_u32(group) {
-            return Ok(Some(gid));
-        }
-        let mut found = None;
-        scan(self.group, &mut |line| {
-            found = (field(line, 0) == Some(group))
-                .then(|| field(line, 2).and_then(parse_u32))
-                .flatten();
-            found.is_some()
-        })?;
-        Ok(found)
-    }
-
-    /// `gid` and every group that lists `name` as a member.
-    fn groups_of(
-        &self,
-        name: &[u8],
-        gid: u32,
-    ) -> Result<heapless::Vec<u32, GROUPS_CAPACITY>, Error> {
-        let mut groups = heapless::Vec::<u32, GROUPS_CAPACITY>::new();
-        let _ = groups.push(gid);
-        let mut full = false;
-        scan(self.group, &mut |line| {
-            let (Some(g), Some(members)) = (field(line, 2).and_then(parse_u32), field(line, 3))
-            else {
-                return false;
-            };
-            if members.split(|&b| b == b',').any(|m| m == name) && !groups.contains(&g) {
-                full = groups.push(g).is_err();
-            }
-            full
-        })?;
-        if full {
-            return Err(refused(
-                ErrorKind::Capacity,
-                "user is in more than 32 groups: ",
-                name,
-            ));
-        }
-        Ok(groups)
-    }
-
     fn ids(&self, user: &[u8], group: Option<&[u8]>, root: bool) -> Result<ProcessIds, Error> {
         let number = parse_u32(user);
-        let entry = if user.is_empty() {
-            None
-        } else {
-            self.passwd(user, number)?
-        };
-        let uid = match (&entry, number) {
-            (Some(pw), _) => pw.uid,
+        // The passwd entry named `user` (or numbered so): its name, uid and gid.
+        let mut name = [0u8; 256];
+        let mut entry: Option<(usize, u32, u32)> = None;
+        if !user.is_empty() {
+            scan(self.passwd, &mut |line| {
+                let [n, _, u, g] = fields(line);
+                let (Some(u), Some(g)) = (parse_u32(u), parse_u32(g)) else {
+                    return false;
+                };
+                if (n != user && number != Some(u)) || n.len() > name.len() {
+                    return false;
+                }
+                name[..n.len()].copy_from_slice(n);
+                entry = Some((n.len(), u, g));
+                true
+            })?;
+        }
+        let uid = match (entry, number) {
+            (Some((_, uid, _)), _) => uid,
             (None, Some(uid)) => uid,
             (None, None) => return Err(refused(ErrorKind::UnknownUser, "no such user: ", user)),
         };
-        let gid = match (group, &entry) {
-            (Some(g), _) => self
-                .group_id(g)?
-                .ok_or_else(|| refused(ErrorKind::UnknownGroup, "no such group: ", g))?,
-            (None, Some(pw)) => pw.gid,
+        let name = &name[..entry.map_or(0, |(len, _, _)| len)];
+        // One pass over /etc/group: the gid of a group given by name, and the groups
+        // that list the user (when they are to be set).
+        let mut gid = match (group, entry) {
+            (Some(g), _) => parse_u32(g),
+            (None, Some((_, _, gid))) => Some(gid),
             (None, None) => {
                 return Err(refused(
                     ErrorKind::UnknownGroup,
@@ -187,12 +143,59 @@ impl Files<'_> {
                 ))
             }
         };
-        let groups = match (&entry, root) {
-            (_, false) => None,
-            (Some(pw), true) => Some(self.groups_of(&pw.name[..pw.len], gid)?),
-            (None, true) => Some(heapless::Vec::from_slice(&[gid]).unwrap_or_default()),
+        let members = root && entry.is_some();
+        // list[0]: the primary group, set below; then room for one member more than
+        // the capacity, which may be the primary group again: a member that finds no
+        // room means too many groups.
+        let mut list = [0u32; GROUPS_CAPACITY + 2];
+        let mut count = 1;
+        let mut full = false;
+        if gid.is_none() || members {
+            scan(self.group, &mut |line| {
+                let [n, _, g, m] = fields(line);
+                let Some(g) = parse_u32(g) else {
+                    return false;
+                };
+                if gid.is_none() && Some(n) == group {
+                    gid = Some(g);
+                }
+                if members && lists(m, name) && !list[1..count].contains(&g) {
+                    match list.get_mut(count) {
+                        Some(slot) => *slot = g,
+                        None => full = true,
+                    }
+                    count = (count + 1).min(list.len());
+                }
+                false
+            })?;
+        }
+        let Some(gid) = gid else {
+            return Err(refused(
+                ErrorKind::UnknownGroup,
+                "no such group: ",
+                group.unwrap_or_default(),
+            ));
         };
-        ProcessIds::from_parts(uid, gid, groups.as_deref())
+        if !root {
+            return ProcessIds::from_parts(uid, gid, None);
+        }
+        // The primary group first, once.
+        list[0] = gid;
+        let mut n = 1;
+        for i in 1..count {
+            if list[i] != gid {
+                list[n] = list[i];
+                n += 1;
+            }
+        }
+        if full || n > GROUPS_CAPACITY {
+            return Err(refused(
+                ErrorKind::Capacity,
+                "user is in more than 32 groups: ",
+                name,
+            ));
+        }
+        ProcessIds::from_parts(uid, gid, Some(&list[..n]))
     }
 }
 
@@ -314,5 +317,35 @@ mod tests {
         let e = f.ids(b"svc", None, true).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Capacity);
         assert_eq!(f.ids(b"svc", None, false).unwrap().uid(), 1001);
+    }
+
+    #[test]
+    fn exactly_the_capacity_fits_the_primary_group_counted_once() {
+        let passwd = "svc:x:1001:100::/:/bin/false\n";
+        // 32 groups listing svc, one of them its primary group 100: 32 in all.
+        let mut group: std::string::String = (0..31)
+            .map(|g| std::format!("g{g}:x:{}:svc\n", 200 + g))
+            .collect();
+        group.push_str("users:x:100:svc\n");
+        let (p, g) = files(passwd, &group);
+        let f = Files {
+            passwd: &p,
+            group: &g,
+        };
+        let ids = f.ids(b"svc", None, true).unwrap();
+        let list = ids.groups().unwrap();
+        assert_eq!(list.len(), 32);
+        assert_eq!(list[0], 100);
+        // One more, and it no longer fits.
+        group.push_str("a:x:300:svc\n");
+        let (p, g) = files(passwd, &group);
+        let f = Files {
+            passwd: &p,
+            group: &g,
+        };
+        assert_eq!(
+            f.ids(b"svc", None, true).unwrap_err().kind(),
+            ErrorKind::Capacity
+        );
     }
 }

@@ -42,6 +42,22 @@ impl Msg {
         m
     }
 
+    /// A line starting `pandaemonium: COMMAND: `.
+    #[inline(never)]
+    pub fn command(command: &str) -> Msg {
+        let mut m = Msg::error();
+        m.s(command).s(": ");
+        m
+    }
+
+    /// A line starting `pandaemonium: COMMAND: PATH` (a pid file, as given).
+    #[inline(never)]
+    pub fn about(command: &str, path: &CStr) -> Msg {
+        let mut m = Msg::command(command);
+        m.c(path);
+        m
+    }
+
     /// A line starting `pandaemonium: `.
     #[inline(never)]
     pub fn error() -> Msg {

@@ -33,31 +33,23 @@ pub fn main(cur: &mut Cursor) -> i32 {
         Ok(p) => p,
         Err(e) => return args::bad_pid_file(path, &e),
     };
-    let mut m = Msg::error();
-    m.s("status: ");
+    let mut m = Msg::command("status");
     let code = match pid_file.is_active() {
         Err(e) => {
             m.detail(&e);
             4
         }
-        Ok(true) => match pid_file.holders() {
+        Ok(true) => match pidfile::holders("status", &pid_file) {
             Ok(h) if !h.is_empty() => {
                 print_holders(&pid_file, h.pids());
                 return 0;
             }
+            // It went meanwhile.
             Ok(_) => {
-                m.c(path)
-                    .s(": its lock's holders can't be inspected by this user; the pid it names:");
-                m.to(2);
-                return named(&pid_file);
+                m.c(path).s(": not running");
+                3
             }
-            Err(e) => {
-                m.s("no holders from /proc (")
-                    .detail(&e)
-                    .s("); the pid the file names:");
-                m.to(2);
-                return named(&pid_file);
-            }
+            Err(()) => return named(&pid_file),
         },
         Ok(false) => match pid_file.exists() {
             Ok(false) => {
@@ -88,7 +80,6 @@ pub fn main(cur: &mut Cursor) -> i32 {
 /// Prints the holders, the one the file names first when it is one of them, and says
 /// on stderr when the file names a pid that holds nothing.
 fn print_holders(pid_file: &PidLockFile, holders: &[u32]) {
-    let path = pid_file.path();
     let first = pidfile::read(pid_file)
         .ok()
         .and_then(|p| p.program)
@@ -103,21 +94,14 @@ fn print_holders(pid_file: &PidLockFile, holders: &[u32]) {
     }
     line.to(1);
     if let Some(pid) = first.filter(|p| !holders.contains(p)) {
-        Msg::error()
-            .s("status: ")
-            .c(path)
-            .s(" names pid ")
-            .n(u64::from(pid))
-            .s(", which does not hold its lock")
-            .to(2);
+        pidfile::not_holding("status", pid_file, pid).to(2);
     }
 }
 
 /// Running, without holders to go by: prints the pid the file names.
 fn named(pid_file: &PidLockFile) -> i32 {
     let path = pid_file.path();
-    let mut m = Msg::error();
-    m.s("status: ");
+    let mut m = Msg::command("status");
     match pidfile::read_settled(pid_file) {
         Ok(pidfile::Pids {
             program: Some(pid), ..

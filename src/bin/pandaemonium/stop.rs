@@ -66,7 +66,7 @@ pub fn main(cur: &mut Cursor) -> i32 {
 /// Whether the lock is held; errors printed.
 fn held(pid_file: &PidLockFile) -> Result<bool, ()> {
     pid_file.is_active().map_err(|e| {
-        Msg::error().s("stop: ").detail(&e).to(2);
+        Msg::command("stop").detail(&e).to(2);
     })
 }
 
@@ -110,34 +110,15 @@ fn stop(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
     if !held(pid_file)? {
         return Ok(());
     }
-    let holders = match pid_file.holders() {
+    let holders = match pidfile::holders("stop", pid_file) {
         Ok(h) if !h.is_empty() => h,
-        Ok(_) if !held(pid_file)? => return Ok(()), // it went meanwhile
-        Ok(_) => {
-            Msg::error()
-                .s("stop: ")
-                .c(opts.path)
-                .s(": its lock's holders can't be inspected by this user; signalling the pid it names")
-                .to(2);
-            return stop_named(opts, pid_file);
-        }
-        Err(e) => {
-            Msg::error()
-                .s("stop: no holders from /proc (")
-                .detail(&e)
-                .s("); signalling the pid the file names")
-                .to(2);
-            return stop_named(opts, pid_file);
-        }
+        Ok(_) => return Ok(()), // it went meanwhile
+        Err(()) => return stop_named(opts, pid_file),
     };
     let named = pidfile::read(pid_file).unwrap_or_default();
     if let Some(pid) = named.program.filter(|&p| !holders.contains(p)) {
-        Msg::error()
-            .s("stop: ")
-            .c(opts.path)
-            .s(" names pid ")
-            .n(u64::from(pid))
-            .s(", which does not hold its lock: not signalled")
+        pidfile::not_holding("stop", pid_file, pid)
+            .s(": not signalled")
             .to(2);
     }
     let sig = opts.signal;
@@ -203,9 +184,7 @@ fn supervisor_of(
     if !hidden {
         return None;
     }
-    Msg::error()
-        .s("stop: ")
-        .c(opts.path)
+    Msg::about("stop", opts.path)
         .s(" names supervisor pid ")
         .n(u64::from(sv))
         .s(", which this user can't inspect: signalled while the file is locked")
@@ -253,7 +232,7 @@ fn signal_all(
             }
             Ok(false) => {}
             Err(e) => {
-                Msg::error().s("stop: ").detail(&e).to(2);
+                Msg::command("stop").detail(&e).to(2);
                 return Err(());
             }
         }
@@ -272,12 +251,10 @@ fn pid_list(m: &mut Msg, pids: &[u32]) {
 /// (checked right before each `kill`).
 fn stop_named(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
     let pids = pidfile::read_settled(pid_file).map_err(|e| {
-        Msg::error().s("stop: ").detail(&e).to(2);
+        Msg::command("stop").detail(&e).to(2);
     })?;
     let Some(program) = pids.program else {
-        Msg::error()
-            .s("stop: ")
-            .c(opts.path)
+        Msg::about("stop", opts.path)
             .s(": locked, but names no pid")
             .to(2);
         return Err(());
@@ -320,9 +297,7 @@ fn stop_named(opts: &Stop, pid_file: &PidLockFile) -> Result<(), ()> {
     if released(pid_file, opts.timeout_ms.max(KILL_WAIT_MS))? {
         return Ok(());
     }
-    Msg::error()
-        .s("stop: ")
-        .c(opts.path)
+    Msg::about("stop", opts.path)
         .s(": still locked after SIGKILL (by a child of pid ")
         .n(u64::from(program))
         .s("?)")
