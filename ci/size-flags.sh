@@ -1,5 +1,5 @@
 # Sourced by ci/size.sh and ci/bench.sh: the flags for the smallest static binaries, on
-# top of the `min-size` profile (opt-level s, lto, codegen-units 1, panic=abort, strip),
+# top of the `min-size` profile (opt-level z, lto, codegen-units 1, panic=abort, strip),
 # and their C equivalents for the C reference that ci/size.sh builds beside ours.
 #   -C force-unwind-tables=no       no .eh_frame of our own (nothing unwinds with panic=abort)
 #   -C relocation-model=static      a static non-PIE executable (no self-relocation code)

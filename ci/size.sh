@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Static footprint: the minimal no_std daemon (examples/nostd_minimal.rs) and the
 # `pandaemonium` tool, built --no-default-features with the min-size profile
-# (opt-level s, lto, codegen-units 1, panic=abort, strip), static, for each target in
+# (opt-level z, lto, codegen-units 1, panic=abort, strip), static, for each target in
 # ci/targets/*.env; prints one markdown table of stripped sizes in bytes. For
 # x86_64-unknown-linux-musl it also builds the C reference, bench/peers/c/ninestage.c
 # (the same nine default stages by hand), with the host's musl-gcc (Debian's
