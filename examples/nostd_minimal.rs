@@ -19,64 +19,13 @@
 
 use core::ffi::{c_char, c_int, CStr};
 
-use pandaemonium::{target, Daemon, Error};
+use pandaemonium::{target, Daemon, Error, Line};
 
 #[cfg(panic = "abort")]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     // SAFETY: abort takes no arguments and never returns.
     unsafe { libc::abort() }
-}
-
-/// A line assembled on the stack and written with one `write(2)`; what does not fit
-/// is cut (an error's message is well under 256 bytes).
-///
-/// No `core::fmt`: `format_args!` and `Display` would link the formatting machinery
-/// (about 6 KB, a sixth of this binary). Plain bytes, a few lines of decimal, and
-/// [`Error::write_to`](pandaemonium::Error::write_to) for the error's message do the
-/// same job.
-struct Line {
-    buf: [u8; 256],
-    len: usize,
-}
-
-impl Line {
-    fn new() -> Line {
-        Line {
-            buf: [0; 256],
-            len: 0,
-        }
-    }
-
-    /// Appends `bytes`, as many as fit. Out of line: one copy of it serves every call.
-    #[inline(never)]
-    fn push(&mut self, bytes: &[u8]) {
-        let room = &mut self.buf[self.len..];
-        let take = bytes.len().min(room.len());
-        room[..take].copy_from_slice(&bytes[..take]);
-        self.len += take;
-    }
-
-    /// Appends `n` in decimal.
-    fn push_decimal(&mut self, mut n: u32) {
-        let mut digits = [0u8; 10]; // u32::MAX has 10 digits
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push(&digits[start..]);
-    }
-
-    /// Writes the line to `fd` (errors ignored: nowhere left to report them).
-    fn write(&self, fd: c_int) {
-        // SAFETY: the buffer is valid for `len` bytes.
-        unsafe { libc::write(fd, self.buf.as_ptr().cast(), self.len) };
-    }
 }
 
 /// The daemon's work: sleep until a signal ends it.
@@ -108,13 +57,14 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     }
     match daemon.start() {
         Ok(started) => {
-            let mut line = Line::new();
-            line.push(b"started pid ");
-            line.push_decimal(started.pid);
-            line.push(b", pid file ");
-            line.push(pid_file.to_bytes());
-            line.push(b"\n");
-            line.write(1);
+            // No `core::fmt` (`format_args!` and `Display` would link its machinery, a
+            // sixth of this binary): a `Line` of plain bytes, written with one write(2).
+            let _ = Line::new()
+                .push(b"started pid ")
+                .push_dec(i64::from(started.pid))
+                .push(b", pid file ")
+                .push(pid_file.to_bytes())
+                .write_line(1);
             0
         }
         Err(e) => failed(&e),
@@ -125,10 +75,9 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
 /// denied (os error 13)` (the text `{e}` would give), and returns the exit status, 1.
 #[inline(never)]
 fn failed(e: &Error) -> c_int {
-    let mut line = Line::new();
-    line.push(b"nostd_minimal: ");
-    e.write_to(&mut |piece| line.push(piece.as_bytes()));
-    line.push(b"\n");
-    line.write(2);
+    let _ = Line::new()
+        .push(b"nostd_minimal: ")
+        .push_error(e)
+        .write_line(2);
     1
 }

@@ -1,6 +1,7 @@
 //! Messages without `core::fmt`: `fmt`'s machinery and the `Arguments` at every call
-//! site would be about a sixth of this binary. A [`Msg`] is built in a stack buffer
-//! and written with a single `write(2)`, so concurrent writers never interleave.
+//! site would be about a sixth of this binary. A [`Msg`] is the core's `Line` (a stack
+//! buffer written with a single `write(2)`, so concurrent writers never interleave)
+//! with the tool's vocabulary: values shortened in the middle, signals, seconds.
 //!
 //! ```text
 //! Msg::error().s("exec ").c(name).s(": ").errno(e).to(2);
@@ -11,26 +12,18 @@
 
 use core::ffi::{c_int, CStr};
 
-use pandaemonium::decimal::Dec;
-use pandaemonium::{os, Errno, Error, Signal};
+use pandaemonium::{os, Errno, Error, Line, Signal};
 
-/// A line being built; bytes beyond the capacity are dropped.
-pub struct Msg {
-    buf: [u8; 512],
-    len: usize,
-}
+/// A line being built (a core [`Line`]); bytes beyond the capacity are dropped.
+pub struct Msg(Line);
 
 /// The longest user value a message shows whole ([`Msg::v`]).
 pub const VALUE_MAX: usize = 160;
 
 impl Msg {
     /// An empty line.
-    #[inline(never)]
     pub fn new() -> Msg {
-        Msg {
-            buf: [0; 512],
-            len: 0,
-        }
+        Msg(Line::new())
     }
 
     /// `pandaemonium: exec PROGRAM: REASON`, to go on or end.
@@ -67,12 +60,8 @@ impl Msg {
     }
 
     /// Raw bytes (paths and names are shown as they are, as C tools do).
-    #[inline(never)]
     pub fn b(&mut self, bytes: &[u8]) -> &mut Self {
-        // One byte stays free for the newline.
-        let take = bytes.len().min(self.buf.len() - 1 - self.len);
-        self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
-        self.len += take;
+        self.0.push(bytes);
         self
     }
 
@@ -106,17 +95,14 @@ impl Msg {
     }
 
     /// A signed number.
-    #[inline(never)]
     pub fn i(&mut self, n: i64) -> &mut Self {
-        self.b(Dec::new(n).as_bytes())
+        self.0.push_dec(n);
+        self
     }
 
     /// `No such file or directory (os error 2)`, as `Errno`'s `Display` and std show it.
-    #[inline(never)]
     pub fn errno(&mut self, e: Errno) -> &mut Self {
-        e.write_to(&mut |piece| {
-            self.s(piece);
-        });
+        self.0.push_errno(e);
         self
     }
 
@@ -146,11 +132,8 @@ impl Msg {
 
     /// A core error as its `Display` shows it: `stage 5 (working directory): chdir
     /// /x: No such file or directory (os error 2)` (the core's `Error::write_to`).
-    #[inline(never)]
     pub fn error_of(&mut self, e: &Error) -> &mut Self {
-        e.write_to(&mut |piece| {
-            self.s(piece);
-        });
+        self.0.push_error(e);
         self
     }
 
@@ -167,10 +150,8 @@ impl Msg {
     }
 
     /// Ends the line and writes it to `fd` (errors ignored: nothing better to do).
-    #[inline(never)]
     pub fn to(&mut self, fd: c_int) {
-        self.buf[self.len] = b'\n';
-        let _ = os::write_all(fd, &self.buf[..=self.len]);
+        let _ = self.0.write_line(fd);
     }
 
     /// Ends a usage error: the hint, the line to stderr; the exit status 2.
