@@ -223,8 +223,8 @@
 //! [`PidLockFile::keep_across_exec`] so that it holds the pid file's lock) or stays as
 //! its supervisor: [`Program::spawn`], [`Exit::reap_any`], [`rewrite_pid_file`] with the
 //! program's pid and its own, and the signal calls of [`os`]. [`MainArgs`] wraps a C
-//! `main`'s arguments for `#![no_main]` programs; [`decimal`] prints numbers without
-//! `core::fmt`.
+//! `main`'s arguments for `#![no_main]` programs; [`Line`] and [`decimal`] print
+//! messages and numbers without `core::fmt`.
 //!
 //! # I/O safety: stage 8 closes what is not kept
 //!
