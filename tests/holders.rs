@@ -183,3 +183,59 @@ fn remove_if_stale_removes_a_stale_file_and_leaves_a_held_one() {
     assert!(path.exists());
     ours.release().unwrap();
 }
+
+/// More holders than `HOLDERS_CAPACITY`: the list is full and says it was cut.
+#[test]
+fn more_holders_than_the_capacity_are_said_to_be_cut() {
+    let dir = TempDir::new("holders-many");
+    let path = dir.join("p.pid");
+    fs::write(&path, "").unwrap();
+    let n = pandaemonium::HOLDERS_CAPACITY + 2;
+    // One flock, shared by the python process and its forked children.
+    let _py = spawn(
+        host("python3")
+            .arg("-c")
+            .arg(
+                "import fcntl, os, sys, time\n\
+                 f = open(sys.argv[1], 'r+')\n\
+                 fcntl.flock(f, fcntl.LOCK_EX)\n\
+                 for _ in range(int(sys.argv[2])):\n\
+                 \x20   if os.fork() == 0:\n\
+                 \x20       time.sleep(300)\n\
+                 \x20       os._exit(0)\n\
+                 time.sleep(300)\n",
+            )
+            .arg(&path)
+            .arg((n - 1).to_string()),
+    );
+    wait_until("the capacity's worth of holders", || {
+        pid_file(&path).holders().unwrap().truncated()
+    });
+    let h = pid_file(&path).holders().unwrap();
+    assert_eq!(h.pids().len(), pandaemonium::HOLDERS_CAPACITY);
+    // Fewer than the capacity: not cut.
+    let dir2 = TempDir::new("holders-few");
+    let path2 = dir2.join("p.pid");
+    fs::write(&path2, "").unwrap();
+    let _flock = spawn(host("flock").arg(&path2).args(["sleep", "300"]));
+    wait_until("flock and its sleep", || holders(&path2).len() == 2);
+    assert!(!pid_file(&path2).holders().unwrap().truncated());
+}
+
+/// Processes whose descriptors this user may not list are counted, not guessed at:
+/// as a user other than root, root's processes (PID 1 among them) are unseen.
+#[test]
+fn processes_this_user_cannot_inspect_are_counted() {
+    let dir = TempDir::new("holders-unseen");
+    let path = dir.join("p.pid");
+    fs::write(&path, "").unwrap();
+    let h = pid_file(&path).holders().unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(h.unseen() > 0, "PID 1's descriptors are root's");
+    } else {
+        // Root sees every process: none unseen but those that exited meanwhile.
+        assert!(h.unseen() < 64, "{}", h.unseen());
+    }
+    assert!(h.is_empty());
+}
