@@ -153,6 +153,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_rewrite_takes_one_to_four_pids_and_needs_a_sealed_file() {
+        assert_eq!(rewrite_pid_file(&[]), Err(Errno::INVAL));
+        assert_eq!(
+            rewrite_pid_file(&[1; PID_LINES_CAPACITY + 1]),
+            Err(Errno::INVAL)
+        );
+        // Outside a daemon whose stage 6 sealed a file: nothing to rewrite.
+        assert_eq!(rewrite_pid_file(&[1; PID_LINES_CAPACITY]), Err(Errno::BADF));
+        assert_eq!(rewrite_pid_file(&[1]), Err(Errno::BADF));
+    }
+
+    #[test]
     fn a_64_bit_device_or_inode_survives_its_two_halves() {
         let slot = [AtomicU32::new(0), AtomicU32::new(0)];
         for v in [
