@@ -152,8 +152,10 @@ pub fn exit(code: i32) -> ! {
 mod tests {
     use super::*;
 
+    /// One test, not several: the registration is process-wide.
     #[test]
-    fn a_rewrite_takes_one_to_four_pids_and_needs_a_sealed_file() {
+    fn a_rewrite_takes_one_to_four_pids_into_the_registered_file_only() {
+        extern crate std;
         assert_eq!(rewrite_pid_file(&[]), Err(Errno::INVAL));
         assert_eq!(
             rewrite_pid_file(&[1; PID_LINES_CAPACITY + 1]),
@@ -162,6 +164,32 @@ mod tests {
         // Outside a daemon whose stage 6 sealed a file: nothing to rewrite.
         assert_eq!(rewrite_pid_file(&[1; PID_LINES_CAPACITY]), Err(Errno::BADF));
         assert_eq!(rewrite_pid_file(&[1]), Err(Errno::BADF));
+        // Registered as stage 6 does: the widest pids fit, one per line.
+        let dir = std::env::temp_dir().join(std::format!("pdm-rewrite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.pid");
+        std::fs::write(&path, "1\n").unwrap();
+        let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let fd = sys::open(&cpath, sys::PID_FILE, 0).unwrap();
+        register(&cpath, fd, sys::fstat(fd).unwrap().id);
+        rewrite_pid_file(&[u32::MAX; PID_LINES_CAPACITY]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "4294967295\n".repeat(PID_LINES_CAPACITY));
+        rewrite_pid_file(&[7, 8]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "7\n8\n",
+            "cut to size"
+        );
+        // Replaced by another file: left alone.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "other\n").unwrap();
+        assert_eq!(rewrite_pid_file(&[9]), Err(Errno::from_raw(libc::ESTALE)));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "other\n");
+        forget(fd);
+        sys::close(fd);
+        assert_eq!(rewrite_pid_file(&[1]), Err(Errno::BADF));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -124,6 +124,14 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_the_length() {
+        extern crate std;
+        let mut line = Line::new();
+        line.push(b"abc");
+        assert_eq!(std::format!("{line:?}"), "Line { len: 3 }");
+    }
+
+    #[test]
     fn numbers_and_errors_read_as_display_shows_them() {
         let mut line = Line::new();
         line.push_dec(-12).push(b" ").push_dec(i64::MAX);

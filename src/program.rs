@@ -131,7 +131,7 @@ impl Envp {
             }
             // SAFETY: as above.
             let text = unsafe { CStr::from_ptr(entry) }.to_bytes_with_nul();
-            if text.len() > name.len() && text.starts_with(name) && text[name.len()] == b'=' {
+            if text.starts_with(name) && text.get(name.len()) == Some(&b'=') {
                 return CStr::from_bytes_until_nul(&text[name.len() + 1..]).ok();
             }
             // SAFETY: not at the terminating null yet, so the next slot exists.
@@ -404,6 +404,29 @@ mod tests {
         assert_eq!(Exit::from_raw(libc::SIGKILL), Exit::Signal(libc::SIGKILL));
         assert_eq!(Exit::Code(3).status(), 3);
         assert_eq!(Exit::Signal(15).status(), 143);
+    }
+
+    #[test]
+    fn main_args_are_argv_and_its_tails() {
+        static ARGV: [usize; 1] = [0];
+        let argv = [c"prog".as_ptr(), c"-x".as_ptr(), core::ptr::null()];
+        // SAFETY: two valid strings and the terminating null, alive for the test (the
+        // 'static contract is only needed past it); a null envp.
+        let args = unsafe { MainArgs::from_raw(2, argv.as_ptr(), core::ptr::null()) };
+        assert_eq!((args.len(), args.is_empty()), (2, false));
+        assert_eq!(
+            (args.get(0), args.get(1), args.get(2)),
+            (Some(c"prog"), Some(c"-x"), None)
+        );
+        assert!(args.tail(1).is_some());
+        assert!(args.tail(2).is_none(), "past the last argument");
+        assert_eq!(args.envp().get(b"PATH"), None, "a null envp is empty");
+        // SAFETY: argc 0 with a pointer to a lone null.
+        let none = unsafe { MainArgs::from_raw(0, ARGV.as_ptr().cast(), core::ptr::null()) };
+        assert_eq!(
+            (none.len(), none.is_empty(), none.tail(0).is_none()),
+            (0, true, true)
+        );
     }
 
     #[test]
