@@ -447,6 +447,12 @@ mod tests {
         let mut buf = [0u8; PATH_CAPACITY];
         let len = search_path(b"sh", b"/nonexistent::/bin", b"/nonexistent-cwd", &mut buf).unwrap();
         assert_eq!(&buf[..len], b"/bin/sh");
+        // An empty entry is the current directory itself (no doubled slash).
+        let len = search_path(b"sh", b"/nonexistent:", b"/bin", &mut buf).unwrap();
+        assert_eq!(&buf[..len], b"/bin/sh");
+        // A relative entry is relative to it.
+        let len = search_path(b"sh", b"bin", b"/", &mut buf).unwrap();
+        assert_eq!(&buf[..len], b"//bin/sh");
         assert_eq!(
             search_path(b"no-such-program-x", b"/bin", b"/", &mut buf),
             Err(Errno::NOENT)

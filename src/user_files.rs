@@ -145,11 +145,10 @@ impl Files<'_> {
         };
         let members = root && entry.is_some();
         // list[0]: the primary group, set below; then room for one member more than
-        // the capacity, which may be the primary group again: a member that finds no
-        // room means too many groups.
+        // the capacity (one may be the primary group again): a list that fills up has
+        // more groups than the capacity, whatever else the file holds.
         let mut list = [0u32; GROUPS_CAPACITY + 2];
         let mut count = 1;
-        let mut full = false;
         if gid.is_none() || members {
             scan(self.group, &mut |line| {
                 let [n, _, g, m] = fields(line);
@@ -160,11 +159,10 @@ impl Files<'_> {
                     gid = Some(g);
                 }
                 if members && lists(m, name) && !list[1..count].contains(&g) {
-                    match list.get_mut(count) {
-                        Some(slot) => *slot = g,
-                        None => full = true,
+                    if let Some(slot) = list.get_mut(count) {
+                        *slot = g;
+                        count += 1;
                     }
-                    count = (count + 1).min(list.len());
                 }
                 false
             })?;
@@ -188,7 +186,7 @@ impl Files<'_> {
                 n += 1;
             }
         }
-        if full || n > GROUPS_CAPACITY {
+        if n > GROUPS_CAPACITY {
             return Err(refused(
                 ErrorKind::Capacity,
                 "user is in more than 32 groups: ",
@@ -317,6 +315,51 @@ mod tests {
         let e = f.ids(b"svc", None, true).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Capacity);
         assert_eq!(f.ids(b"svc", None, false).unwrap().uid(), 1001);
+    }
+
+    #[test]
+    fn a_large_file_is_read_across_its_buffers() {
+        // 300 lines of about 40 bytes: the entry sought is far past the first 4 KiB.
+        let mut passwd: std::string::String = (0..300)
+            .map(|u| {
+                std::format!(
+                    "user{u:04}:x:{}:{}::/home/u:/bin/false\n",
+                    2000 + u,
+                    2000 + u
+                )
+            })
+            .collect();
+        passwd.push_str("last:x:77:78::/:/bin/false");
+        let (p, g) = files(&passwd, GROUP);
+        let f = Files {
+            passwd: &p,
+            group: &g,
+        };
+        let ids = f.ids(b"user0299", None, false).unwrap();
+        assert_eq!((ids.uid(), ids.gid()), (2299, 2299));
+        assert_eq!(f.ids(b"last", None, false).unwrap().gid(), 78);
+    }
+
+    #[test]
+    fn names_of_up_to_256_bytes_and_no_overlong_tail() {
+        let name256 = "n".repeat(256);
+        let name257 = "m".repeat(257);
+        // The last line is overlong (two whole buffers) and has no newline: its tail,
+        // which starts a buffer and looks like an entry, is not one.
+        let passwd = std::format!(
+            "{name256}:x:256:256::/:/bin/false\n{name257}:x:257:257::/:/bin/false\n{}evil:x:0:0::/:/bin/sh",
+            "x".repeat(8192)
+        );
+        let (p, g) = files(&passwd, GROUP);
+        let f = Files {
+            passwd: &p,
+            group: &g,
+        };
+        assert_eq!(f.ids(name256.as_bytes(), None, false).unwrap().uid(), 256);
+        for refused in [name257.as_bytes(), b"evil"] {
+            let e = f.ids(refused, None, false).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::UnknownUser);
+        }
     }
 
     #[test]
