@@ -1241,13 +1241,16 @@ fn program_is_found_in_path_or_from_the_callers_directory() {
     fs::copy("/bin/sleep", &ours).unwrap();
     let unexecutable = dir.join("pdm-plain");
     fs::write(&unexecutable, "").unwrap();
+    // The system's directories last: under qemu the runner itself is found in PATH.
+    let system = "/usr/local/bin:/usr/bin:/bin";
     for (path, program) in [
         ("/nonexistent:bin", "pdm-sleep"),
         ("/nonexistent:/bin", "sleep"),
         ("/nonexistent", "./bin/pdm-sleep"),
     ] {
         let mut cmd = tool(["start", "--pid-file", s(&pid_file), "--", program, "1000"]);
-        cmd.env("PATH", path).current_dir(&dir.0);
+        cmd.env("PATH", format!("{path}:{system}"))
+            .current_dir(&dir.0);
         let out = support::run(&mut cmd);
         assert_eq!(out.status.code(), Some(0), "{program}: {out:?}");
         let pid = pids(&pid_file).0.expect("a pid");
@@ -1263,7 +1266,8 @@ fn program_is_found_in_path_or_from_the_callers_directory() {
     }
     // Only a file we may not execute: EACCES, as execvp says.
     let mut cmd = tool(["start", "--pid-file", s(&pid_file), "--", "pdm-plain"]);
-    cmd.env("PATH", s(&dir.0)).current_dir(&dir.0);
+    cmd.env("PATH", format!("{}:{system}", s(&dir.0)))
+        .current_dir(&dir.0);
     let out = support::run(&mut cmd);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
