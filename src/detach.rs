@@ -192,7 +192,9 @@ pub(crate) fn detach(fork: bool, check: bool, keep: [bool; 3]) -> Result<Detache
 /// The original process's end of stage 1: reap the intermediate child. Its own status
 /// matters only when the daemon never reported (it failed before forking again).
 pub(crate) fn reap(child: libc::pid_t) -> Option<c_int> {
-    sys::waitpid(child).ok().map(sys::exit_status)
+    sys::waitpid(child)
+        .ok()
+        .map(|status| crate::Exit::from_raw(status).status())
 }
 
 /// A child of stage 1 could not go on: report to the original process and exit.

@@ -48,7 +48,6 @@ pub struct Envp(*const *const c_char);
 #[derive(Clone, Copy, Debug)]
 pub struct MainArgs {
     argv: &'static [*const c_char],
-    raw: *const *const c_char,
     envp: Envp,
 }
 
@@ -82,7 +81,6 @@ impl MainArgs {
         };
         MainArgs {
             argv: slice,
-            raw: argv,
             envp: Envp(envp),
         }
     }
@@ -109,7 +107,7 @@ impl MainArgs {
     pub fn tail(&self, from: usize) -> Option<Argv> {
         // SAFETY: from < argc, so the pointer stays inside the C runtime's argv array,
         // whose terminating null ends the tail too.
-        (from < self.argv.len()).then(|| Argv(unsafe { self.raw.add(from) }))
+        (from < self.argv.len()).then(|| Argv(unsafe { self.argv.as_ptr().add(from) }))
     }
 
     /// The environment.

@@ -700,18 +700,6 @@ pub(crate) fn waitpid(pid: libc::pid_t) -> Result<c_int> {
     Ok(status)
 }
 
-/// Turns a raw wait status into an exit status: the exit code, or 128 + the signal
-/// number when the child was killed (the shell's convention).
-pub(crate) fn exit_status(status: c_int) -> c_int {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        255
-    }
-}
-
 /// `poll(2)` on up to three descriptors for input; `timeout_ms` < 0 waits forever.
 /// Returns how many are ready (0 on timeout); `EINTR` is retried.
 pub(crate) fn poll_in(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize> {
