@@ -165,9 +165,8 @@ mod tests {
         assert_eq!(rewrite_pid_file(&[1; PID_LINES_CAPACITY]), Err(Errno::BADF));
         assert_eq!(rewrite_pid_file(&[1]), Err(Errno::BADF));
         // Registered as stage 6 does: the widest pids fit, one per line.
-        let dir = std::env::temp_dir().join(std::format!("pdm-rewrite-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("p.pid");
+        let dir = crate::test_dir::TestDir::new("rewrite");
+        let path = dir.0.join("p.pid");
         std::fs::write(&path, "1\n").unwrap();
         let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
         let fd = sys::open(&cpath, sys::PID_FILE, 0).unwrap();
@@ -189,7 +188,6 @@ mod tests {
         forget(fd);
         sys::close(fd);
         assert_eq!(rewrite_pid_file(&[1]), Err(Errno::BADF));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

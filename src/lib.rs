@@ -294,6 +294,8 @@ mod stage;
 mod stages;
 mod stdio;
 mod sys;
+#[cfg(test)]
+mod test_dir;
 mod user_files;
 #[cfg(feature = "std")]
 mod with_std;

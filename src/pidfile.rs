@@ -589,29 +589,8 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use std::string::ToString;
 
-    /// A fresh directory for one test (removed at the end).
-    struct Dir(std::path::PathBuf);
-
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            let dir =
-                std::env::temp_dir().join(std::format!("pdm-unit-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Dir(dir)
-        }
-        fn path(&self, name: &str) -> std::ffi::CString {
-            std::ffi::CString::new(self.0.join(name).to_str().unwrap().to_string()).unwrap()
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TestDir as Dir;
 
     #[test]
     #[allow(unsafe_code)]

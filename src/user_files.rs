@@ -224,19 +224,17 @@ mod tests {
     extern crate std;
 
     use super::*;
+    use crate::test_dir::TestDir;
     use std::ffi::CString;
 
-    /// The two files in a directory of their own (tests run in parallel).
-    fn files(passwd: &str, group: &str) -> (CString, CString) {
-        static NEXT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(std::format!("pdm-users-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (p, g) = (dir.join("passwd"), dir.join("group"));
-        std::fs::write(&p, passwd).unwrap();
-        std::fs::write(&g, group).unwrap();
-        let c = |p: std::path::PathBuf| CString::new(p.to_str().unwrap()).unwrap();
-        (c(p), c(g))
+    /// The two files in a directory of their own (tests run in parallel), removed
+    /// when the first value is dropped.
+    fn files(passwd: &str, group: &str) -> (TestDir, CString, CString) {
+        let dir = TestDir::new("users");
+        let (p, g) = (dir.path("passwd"), dir.path("group"));
+        std::fs::write(p.to_str().unwrap(), passwd).unwrap();
+        std::fs::write(g.to_str().unwrap(), group).unwrap();
+        (dir, p, g)
     }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nsvc:x:1001:1001::/:/bin/false\nlast:x:1002:50::/:/bin/false";
@@ -244,7 +242,7 @@ mod tests {
         "root:x:0:\nsvc:x:1001:\nwheel:x:10:admin,svc\nnet:x:20:svc\nother:x:30:svcx\n";
 
     fn ids(user: &str, group: Option<&str>, root: bool) -> Result<ProcessIds, Error> {
-        let (p, g) = files(PASSWD, GROUP);
+        let (_dir, p, g) = files(PASSWD, GROUP);
         Files {
             passwd: &p,
             group: &g,
@@ -307,7 +305,7 @@ mod tests {
         let many: std::string::String = (0..40)
             .map(|g| std::format!("g{g}:x:{}:svc\n", 100 + g))
             .collect();
-        let (p, g) = files(&long, &many);
+        let (_dir, p, g) = files(&long, &many);
         let f = Files {
             passwd: &p,
             group: &g,
@@ -330,7 +328,7 @@ mod tests {
             })
             .collect();
         passwd.push_str("last:x:77:78::/:/bin/false");
-        let (p, g) = files(&passwd, GROUP);
+        let (_dir, p, g) = files(&passwd, GROUP);
         let f = Files {
             passwd: &p,
             group: &g,
@@ -350,7 +348,7 @@ mod tests {
             "{name256}:x:256:256::/:/bin/false\n{name257}:x:257:257::/:/bin/false\n{}evil:x:0:0::/:/bin/sh",
             "x".repeat(8192)
         );
-        let (p, g) = files(&passwd, GROUP);
+        let (_dir, p, g) = files(&passwd, GROUP);
         let f = Files {
             passwd: &p,
             group: &g,
@@ -370,7 +368,7 @@ mod tests {
             .map(|g| std::format!("g{g}:x:{}:svc\n", 200 + g))
             .collect();
         group.push_str("users:x:100:svc\n");
-        let (p, g) = files(passwd, &group);
+        let (_dir, p, g) = files(passwd, &group);
         let f = Files {
             passwd: &p,
             group: &g,
@@ -381,7 +379,7 @@ mod tests {
         assert_eq!(list[0], 100);
         // One more, and it no longer fits.
         group.push_str("a:x:300:svc\n");
-        let (p, g) = files(passwd, &group);
+        let (_dir, p, g) = files(passwd, &group);
         let f = Files {
             passwd: &p,
             group: &g,

@@ -642,19 +642,28 @@ pub fn report(path: &Path) -> HashMap<String, String> {
 }
 
 /// A fresh directory under /tmp, world-writable (a daemon that dropped to nobody can
-/// write its reports there); removed on drop.
+/// write its reports there); removed on drop. Always created, never reused: `/tmp`
+/// outlives runs and pids repeat, and a directory another user's run left under the
+/// same name could be neither removed nor made writable.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         use std::os::unix::fs::PermissionsExt;
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("pdm-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        TempDir(dir)
+        loop {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let dir = std::env::temp_dir().join(format!("pdm-{tag}-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))
+                        .unwrap();
+                    return TempDir(dir);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => panic!("creating {}: {e}", dir.display()),
+            }
+        }
     }
     pub fn join(&self, name: impl AsRef<OsStr>) -> PathBuf {
         self.0.join(name.as_ref())
