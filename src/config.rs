@@ -10,8 +10,10 @@ use crate::{sys, Action, Error, ErrorKind, PidLockFile, ProcessIds, Signal, Stag
 /// Whether stage 1 forks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Detach {
-    /// Detach unless started by init (parent pid 1) or by an inetd-style super-server
-    /// (stdin is a socket; fds 0-2 are then inherited). A closed stdin is *not* taken
+    /// Detach unless started by init (parent pid 1), by an inetd-style super-server
+    /// (stdin is a socket; fds 0-2 are then inherited), or by a supervisor that
+    /// watches the process it started: systemd with `Type=notify` (`NOTIFY_SOCKET`
+    /// set), or one that gave a readiness descriptor ([`Config::ready_fd`]). A closed stdin is *not* taken
     /// for a socket (pandaemonium's `EBADF` bug). Under a supervisor that wants a
     /// forking daemon (systemd `Type=forking`), use [`Detach::Always`].
     #[default]
@@ -37,6 +39,8 @@ pub enum Detach {
 /// | [`signal`](Self::signal) | `SIGTERM` [`Action::Exit`]; `SIGTSTP`, `SIGTTIN`, `SIGTTOU` ignored; all else default |
 /// | [`inherit_file`](Self::inherit_file) | none |
 /// | [`stdin`](Self::stdin), [`stdout`](Self::stdout), [`stderr`](Self::stderr) | `/dev/null` when detached, else unchanged |
+/// | [`start_timeout`](Self::start_timeout), [`wait_ready`](Self::wait_ready) | none: `start()` returns when stage 9 ends |
+/// | [`ready_fd`](Self::ready_fd) | none |
 #[derive(Debug)]
 pub struct Config<'a> {
     pub(crate) detach: Detach,
@@ -49,6 +53,8 @@ pub struct Config<'a> {
     pub(crate) inherit: heapless::Vec<c_int, INHERIT_CAPACITY>,
     pub(crate) stdio: [Option<Stdio<'a>>; 3],
     pub(crate) start_timeout: Option<Duration>,
+    pub(crate) wait_ready: Option<Duration>,
+    pub(crate) ready_fd: c_int,
 }
 
 impl Default for Config<'_> {
@@ -64,6 +70,8 @@ impl Default for Config<'_> {
             inherit: heapless::Vec::new(),
             stdio: [None; 3],
             start_timeout: None,
+            wait_ready: None,
+            ready_fd: sys::NO_FD,
         }
     }
 }
@@ -224,6 +232,55 @@ impl<'a> Config<'a> {
     pub(crate) fn set_stdio(&mut self, n: usize, to: Stdio<'a>) -> Result<&mut Self, Error> {
         check_stdio(to)?;
         self.stdio[n] = Some(to);
+        Ok(self)
+    }
+
+    /// Makes `start()` in the original process return only once the daemon is ready:
+    /// once `run()` called [`ready`](crate::ready()), not when stage 9 ends. If `run()`
+    /// returns or the daemon dies first, `start()` fails with
+    /// [`ErrorKind::NotReady`] and how it ended ([`Error::exit`]); if `timeout` passes
+    /// first, the daemon is killed (`SIGKILL`), what it left is removed, and `start()`
+    /// fails with [`ErrorKind::Timeout`]. `timeout` bounds the whole start, stages
+    /// included (it replaces [`start_timeout`](Self::start_timeout)'s).
+    ///
+    /// While it waits, the process between the two forks of stage 1 stays, as the
+    /// daemon's parent, to learn how the daemon ended; it exits when the daemon is
+    /// ready. Until then the daemon's end of the report channel stays open: a panic in
+    /// `run()` is reported too. Without a fork (stage 1 did not detach) there is no one
+    /// waiting and this does nothing. A `run()` that `exec`s before it is ready keeps
+    /// `start()` waiting until the program ends or the timeout passes.
+    pub fn wait_ready(&mut self, timeout: Duration) -> &mut Self {
+        self.wait_ready = Some(timeout);
+        self
+    }
+
+    /// An s6-style readiness descriptor (s6's `notification-fd`, OpenRC's
+    /// `--notify fd:N`): kept open through stage 8, and written one newline and closed
+    /// by [`ready`](crate::ready()). With it, [`Detach::Auto`] does not fork (the
+    /// supervisor watches the process it started).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for 0 to 2 (stage 9 replaces them); `EBADF` for a
+    /// descriptor that is not open.
+    pub fn ready_fd(&mut self, fd: c_int) -> Result<&mut Self, Error> {
+        let value = crate::decimal::Dec::new(i64::from(fd));
+        if fd < 3 {
+            return Err(invalid(
+                Stage::CloseFiles,
+                "ready_fd: not 0, 1 or 2 (stage 9 replaces them):",
+                value.as_bytes(),
+            ));
+        }
+        if !sys::fd_is_open(fd) {
+            return Err(Error::os(
+                Stage::CloseFiles,
+                crate::Errno::BADF,
+                "ready_fd: not an open descriptor:",
+                value.as_bytes(),
+            ));
+        }
+        self.ready_fd = fd;
         Ok(self)
     }
 

@@ -416,7 +416,8 @@ fn advance(
     }
     for n in state.done + 1..=upto.number() {
         let stage = Stage::from_number(n).unwrap_or(Stage::Redirect);
-        if let (Some(reporter), Some(_)) = (&state.reporter, config.start_timeout) {
+        let timed = config.start_timeout.is_some() || config.wait_ready.is_some();
+        if let (Some(reporter), true) = (&state.reporter, timed) {
             reporter.stage(stage);
         }
         match run_stage(config, state, app, stage) {
@@ -476,6 +477,11 @@ impl State {
         } else if let Some(saved) = &self.pipe {
             let _ = sys::restore(libc::SIGPIPE, saved);
         }
+        if config.wait_ready.is_some() {
+            // The launcher waits for `ready()`, which closes the channel.
+            crate::ready::hold_status(reporter.fd);
+            return;
+        }
         crate::cleanup::set_report_fd(sys::NO_FD);
         sys::close(reporter.fd);
     }
@@ -488,9 +494,13 @@ impl State {
             return;
         };
         // The intermediate process exits right after its fork: reap it first, so its
-        // SIGCHLD does not interrupt the monitoring below.
-        detach::reap(child);
-        let deadline = config.start_timeout.map(|t| {
+        // SIGCHLD does not interrupt the monitoring below. Waiting for readiness, it
+        // stays until the daemon is ready or has ended: reaped afterwards.
+        let waiting = config.wait_ready.is_some();
+        if !waiting {
+            detach::reap(child);
+        }
+        let deadline = config.wait_ready.or(config.start_timeout).map(|t| {
             let ms = t.as_millis().min(u128::from(u32::MAX)) as u64;
             (sys::monotonic_ms().saturating_add(ms), ms)
         });
@@ -499,7 +509,16 @@ impl State {
             &mut self.error,
             &mut |stream, data| app.monitor(stream, data),
             deadline,
+            waiting,
         );
+        if waiting {
+            if outcome.left_behind {
+                // Given up on, or ended: the intermediate, which may still wait for a
+                // pipe a child of the daemon holds, goes too.
+                let _ = sys::kill(child, libc::SIGKILL);
+            }
+            detach::reap(child);
+        }
         // A daemon that failed removes its pid file itself, unless it could not (it
         // switched to a user who may not unlink in the pid file's directory, from a
         // file acquired here before the fork): then it is left to us too.

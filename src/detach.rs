@@ -29,13 +29,22 @@ pub(crate) enum Detached {
 
 /// Whether stage 1 forks. [`Detach::Auto`] does not when the parent is init (ppid 1),
 /// nor when stdin is a socket (inetd style; fds 0-2 are then kept, as stage 9 keeps
-/// the stdio of a daemon that did not fork). A closed stdin is not a socket.
-pub(crate) fn decide(detach: Detach) -> bool {
+/// the stdio of a daemon that did not fork), nor under a supervisor that watches the
+/// process it started (`NOTIFY_SOCKET` set, or a readiness descriptor, `ready_fd`).
+/// A closed stdin is not a socket.
+pub(crate) fn decide(detach: Detach, ready_fd: bool) -> bool {
     match detach {
         Detach::Always => true,
         Detach::Never => false,
-        Detach::Auto => sys::getppid() != 1 && !sys::is_socket(0),
+        Detach::Auto => {
+            sys::getppid() != 1 && !sys::is_socket(0) && !ready_fd && !notify_socket_set()
+        }
     }
+}
+
+/// Whether systemd's `NOTIFY_SOCKET` is set (and not empty).
+pub(crate) fn notify_socket_set() -> bool {
+    sys::getenv(c"NOTIFY_SOCKET").is_some_and(|v| !v.is_empty())
 }
 
 /// The number of threads in this process, or `None` when it can't be read (no `/proc`,
@@ -85,9 +94,16 @@ pub(crate) fn check_threads() -> Result<(), Error> {
 
 /// Stage 1 proper: pipes, fork, `setsid`, fork. `check` is false when the caller opted
 /// out of the thread check (`Daemon::allow_threads`); `keep[n]` (n 1 or 2) asks for a
-/// copy of the launcher's descriptor `n` (see [`Detached::Daemon`]).
+/// copy of the launcher's descriptor `n` (see [`Detached::Daemon`]). With `wait`
+/// (the original process waits for readiness), the intermediate process stays until
+/// the daemon is ready, to report how it ended if it never is ([`await_ready`]).
 #[allow(unsafe_code)]
-pub(crate) fn detach(fork: bool, check: bool, keep: [bool; 3]) -> Result<Detached, Error> {
+pub(crate) fn detach(
+    fork: bool,
+    check: bool,
+    keep: [bool; 3],
+    wait: bool,
+) -> Result<Detached, Error> {
     if !fork {
         stdio::fill_closed_stdio(0..3)?;
         return Ok(Detached::Daemon {
@@ -169,16 +185,35 @@ pub(crate) fn detach(fork: bool, check: bool, keep: [bool; 3]) -> Result<Detache
     if let Err(e) = sys::setsid() {
         fail(reporter, &Error::os(Stage::Detach, e, "setsid", b""));
     }
+    // The daemon's readiness, or its end, reaches the intermediate through this pipe.
+    let mut ready = (sys::NO_FD, sys::NO_FD);
+    if wait {
+        match sys::pipe().and_then(|(r, w)| Ok((sys::above_stdio(r)?, sys::above_stdio(w)?))) {
+            Ok(pair) => ready = pair,
+            Err(e) => fail(
+                reporter,
+                &Error::os(Stage::Detach, e, "pipe2", b"(readiness)"),
+            ),
+        }
+    }
     // SAFETY: as for the first fork; this child is single-threaded by construction.
     match unsafe { sys::fork() } {
         Ok(0) => {}
         // The intermediate process announces the daemon's pid (off the daemon's path)
-        // and ends at once; the original reaps it.
+        // and ends at once, or once the daemon is ready; the original reaps it.
         Ok(daemon) => {
             reporter.pid(daemon as u32);
+            if wait {
+                sys::close(ready.1);
+                await_ready(reporter, ready.0, daemon)
+            }
             sys::exit_now(0)
         }
         Err(e) => fail(reporter, &Error::os(Stage::Detach, e, "fork", b"(second)")),
+    }
+    if wait {
+        sys::close(ready.0);
+        crate::ready::set_pipe(ready.1);
     }
     crate::cleanup::set_report_fd(status_w);
     Ok(Detached::Daemon {
@@ -195,6 +230,46 @@ pub(crate) fn reap(child: libc::pid_t) -> Option<c_int> {
     sys::waitpid(child)
         .ok()
         .map(|status| crate::Exit::from_raw(status).status())
+}
+
+/// The intermediate process of a waiting launcher: exits 0 when the daemon says it is
+/// ready (one byte on `ready`); when the pipe ends without it, the daemon has ended
+/// (its end closes with it): reaps it and reports how it ended. Async-signal-safe.
+fn await_ready(reporter: Reporter, ready: c_int, daemon: libc::pid_t) -> ! {
+    let mut byte = [0u8; 1];
+    if sys::read(ready, &mut byte) == Ok(1) {
+        sys::exit_now(0)
+    }
+    let e = match sys::waitpid(daemon) {
+        Ok(status) => not_ready(daemon, status),
+        Err(e) => Error::os(Stage::Detach, e, "waitpid", b"(the daemon)"),
+    };
+    fail(reporter, &e)
+}
+
+/// The daemon (`pid`) ended with wait status `status` before it was ready.
+#[cold]
+fn not_ready(pid: libc::pid_t, status: c_int) -> Error {
+    let mut e = Error::bare(None, ErrorKind::NotReady);
+    let number = |n: i32| crate::decimal::Dec::new(i64::from(n));
+    match crate::Exit::from_raw(status) {
+        crate::Exit::Code(code) => {
+            e.push_detail(b"run: exited with status ");
+            e.push_detail(number(code).as_bytes());
+        }
+        crate::Exit::Signal(sig) => {
+            e.push_detail(b"run: killed by signal ");
+            e.push_detail(number(sig).as_bytes());
+            if let Some(name) = crate::Signal::new(sig).ok().and_then(crate::Signal::name) {
+                e.push_detail(b" (SIG");
+                e.push_detail(name.as_bytes());
+                e.push_detail(b")");
+            }
+        }
+    }
+    e.push_detail(b" before it was ready");
+    e.set_exit(status);
+    e.with_holder(Some(pid as u32))
 }
 
 /// A child of stage 1 could not go on: report to the original process and exit.

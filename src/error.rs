@@ -48,6 +48,12 @@ pub enum ErrorKind {
     /// killed it and removed what it left; [`Error::stage`] is the stage it was in and
     /// [`Error::holder`] its pid.
     Timeout,
+    /// The daemon ended before it declared itself ready ([`ready`](crate::ready())),
+    /// with the launcher waiting for that ([`Config::wait_ready`](crate::Config::wait_ready)):
+    /// [`Error::exit`] says how it ended (`run()`'s status, or the signal that killed
+    /// it), [`Error::holder`] is its pid. [`Error::stage`] is `None`: the daemon was in
+    /// `run()`.
+    NotReady,
     /// Not a failure: returned by [`Stages::detach`](crate::Stages::detach) in the
     /// original process so that `?` carries it out of a stage override, as
     /// pandaemonium's `Parent` exception does. `start()`, `stage()` and `activate()`
@@ -74,6 +80,9 @@ pub struct Error {
     pub(crate) kind: ErrorKind,
     pub(crate) errno: Option<Errno>,
     pub(crate) holder: Option<u32>,
+    /// For [`ErrorKind::NotReady`]: the raw wait status plus one (a status is 16 bits:
+    /// it always fits, and the niche keeps `Error` small).
+    pub(crate) exit: Option<core::num::NonZeroU32>,
     // A one-byte length keeps `Error` under 128 bytes (clippy's `result_large_err`).
     pub(crate) detail: heapless::String<DETAIL_CAPACITY, u8>,
 }
@@ -87,11 +96,13 @@ impl Clone for Error {
             kind,
             errno,
             holder,
+            exit,
             detail,
         } = self;
         let mut e = Error::bare(*stage, *kind);
         e.errno = *errno;
         e.holder = *holder;
+        e.exit = *exit;
         // The same capacity: it always fits.
         let _ = e.detail.push_str(detail);
         e
@@ -140,8 +151,14 @@ impl Error {
             kind,
             errno: None,
             holder: None,
+            exit: None,
             detail: heapless::String::new(),
         }
+    }
+
+    /// Records how the daemon ended (a raw wait status).
+    pub(crate) fn set_exit(&mut self, status: i32) {
+        self.exit = core::num::NonZeroU32::new((status as u32 & 0xffff) + 1);
     }
 
     pub(crate) fn with_holder(mut self, pid: Option<u32>) -> Error {
@@ -190,6 +207,12 @@ impl Error {
         self.holder
     }
 
+    /// For [`ErrorKind::NotReady`]: how the daemon ended before it was ready.
+    pub fn exit(&self) -> Option<crate::Exit> {
+        self.exit
+            .map(|n| crate::Exit::from_raw((n.get() - 1) as i32))
+    }
+
     /// The call and value that failed, e.g. `chdir /nonexistent`.
     pub fn detail(&self) -> &str {
         &self.detail
@@ -208,6 +231,7 @@ impl fmt::Debug for Error {
             .field("kind", &self.kind)
             .field("errno", &self.errno)
             .field("holder", &self.holder)
+            .field("exit", &self.exit)
             .field("detail", &self.detail.as_str())
             .finish()
     }
@@ -244,7 +268,7 @@ impl Error {
                 out(")");
             }
             (ErrorKind::AlreadyRunning, None) => out(": already running"),
-            (ErrorKind::DaemonDied | ErrorKind::Timeout, Some(pid)) => {
+            (ErrorKind::DaemonDied | ErrorKind::Timeout | ErrorKind::NotReady, Some(pid)) => {
                 out(" (pid ");
                 out(number(pid).as_str());
                 out(")");

@@ -10,10 +10,10 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 0 | tag: `P` daemon pid, `S` stage begins (only with a start timeout), `F` failure, `D` stage 9 done (`R`, ready, is reserved for a later `notify_ready()`) |
+//! | 0 | tag: `P` daemon pid, `S` stage begins (only with a start timeout or a wait for readiness), `F` failure, `D` stage 9 done, `R` ready (only with a wait for readiness) |
 //! | 1 | stage number (0: none) |
 //! | 2 | [`ErrorKind`] code |
-//! | 3 | flags: 1 errno present, 2 holder present |
+//! | 3 | flags: 1 errno present, 2 holder present, 4 exit status present (in the errno field) |
 //! | 4..8 | errno, big-endian |
 //! | 8..12 | pid / holder, big-endian |
 //! | 12 | detail length |
@@ -37,6 +37,10 @@ const TAG_PID: u8 = b'P';
 const TAG_FAILED: u8 = b'F';
 const TAG_DONE: u8 = b'D';
 const TAG_STAGE: u8 = b'S';
+const TAG_READY: u8 = b'R';
+
+/// [`Status::stage`] once the daemon is in `run()`, past stage 9.
+const RUN: u8 = 10;
 
 /// Which standard stream a chunk of set-up output came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,29 +87,8 @@ impl Reporter {
     /// Out of line: inlined, the record's set-up is copied into each sender below.
     #[inline(never)]
     fn send(&self, tag: u8, stage: u8, err: Option<&Error>, pid: u32) {
-        let mut rec = [0u8; RECORD_LEN];
-        rec[0] = tag;
-        rec[1] = stage;
-        let mut holder = pid;
-        if let Some(e) = err {
-            rec[1] = e.stage.map_or(0, Stage::number);
-            rec[2] = kind_code(e.kind);
-            if let Some(errno) = e.errno {
-                rec[3] |= 1;
-                put4(&mut rec, 4, errno.raw().to_be_bytes());
-            }
-            if let Some(h) = e.holder {
-                rec[3] |= 2;
-                holder = h;
-            }
-            let detail = e.detail.as_bytes();
-            rec[12] = detail.len() as u8;
-            rec[DETAIL_AT..DETAIL_AT + detail.len()].copy_from_slice(detail);
-        }
-        put4(&mut rec, 8, holder.to_be_bytes());
-        put4(&mut rec, RECORD_LEN - 4, *FOOTER);
         // Nothing to do if the original process is gone.
-        let _ = sys::write_all(self.fd, &rec);
+        let _ = sys::write_all(self.fd, &record(tag, stage, err, pid));
     }
 
     /// Announces the daemon's pid (first thing after the second fork).
@@ -128,6 +111,42 @@ impl Reporter {
     pub(crate) fn done(&self) {
         self.send(TAG_DONE, 0, None, 0);
     }
+
+    /// Reports that `run()` declared the daemon ready. Written after set-up, when the
+    /// daemon's `SIGPIPE` has its own disposition again: a launcher gone by then is
+    /// `EPIPE`, never the daemon's death.
+    pub(crate) fn ready(&self) {
+        let _ = sys::write_all_quiet(self.fd, &record(TAG_READY, 0, None, 0));
+    }
+}
+
+/// One record: `tag`, `stage`, the failure `err` if any, and `pid`.
+fn record(tag: u8, stage: u8, err: Option<&Error>, pid: u32) -> [u8; RECORD_LEN] {
+    let mut rec = [0u8; RECORD_LEN];
+    rec[0] = tag;
+    rec[1] = stage;
+    let mut holder = pid;
+    if let Some(e) = err {
+        rec[1] = e.stage.map_or(0, Stage::number);
+        rec[2] = kind_code(e.kind);
+        if let Some(errno) = e.errno {
+            rec[3] |= 1;
+            put4(&mut rec, 4, errno.raw().to_be_bytes());
+        } else if let Some(exit) = e.exit {
+            rec[3] |= 4;
+            put4(&mut rec, 4, exit.get().to_be_bytes());
+        }
+        if let Some(h) = e.holder {
+            rec[3] |= 2;
+            holder = h;
+        }
+        let detail = e.detail.as_bytes();
+        rec[12] = detail.len() as u8;
+        rec[DETAIL_AT..DETAIL_AT + detail.len()].copy_from_slice(detail);
+    }
+    put4(&mut rec, 8, holder.to_be_bytes());
+    put4(&mut rec, RECORD_LEN - 4, *FOOTER);
+    rec
 }
 
 /// Four bytes into `rec` at `at` (element by element: `copy_from_slice` on a
@@ -142,7 +161,7 @@ fn kind_code(kind: ErrorKind) -> u8 {
     KINDS.iter().position(|&k| k == kind).map_or(0, |i| i as u8)
 }
 
-const KINDS: [ErrorKind; 15] = [
+const KINDS: [ErrorKind; 16] = [
     ErrorKind::Os,
     ErrorKind::AlreadyRunning,
     ErrorKind::InvalidConfig,
@@ -158,6 +177,7 @@ const KINDS: [ErrorKind; 15] = [
     ErrorKind::Detached,
     ErrorKind::Panicked,
     ErrorKind::Timeout,
+    ErrorKind::NotReady,
 ];
 
 /// The original process's ends of the three pipes.
@@ -181,7 +201,9 @@ impl Receiver {
     /// Reads until the daemon reports stage 9 done or a failure and then closes the
     /// status pipe (after stage 9, or by exiting after a failure), passing every chunk
     /// of set-up output to `on_output` and into the captures. Closes the three
-    /// descriptors.
+    /// descriptors. With `waiting`, stage 9's end is not final: it reads on until the
+    /// daemon reports that it is ready, or fails, or ends (which the intermediate
+    /// process, waiting for it, reports).
     ///
     /// By `deadline` (monotonic ms), or when `poll` fails, it gives up: the daemon is
     /// killed (`SIGKILL`) and the error says which stage it was in (the stage records
@@ -192,8 +214,9 @@ impl Receiver {
         error: &mut Capture,
         on_output: &mut dyn FnMut(Stream, &[u8]),
         deadline: Option<(u64, u64)>,
+        waiting: bool,
     ) -> Outcome {
-        let mut status = Status::new(self.status);
+        let mut status = Status::new(self.status, waiting);
         let mut outputs = [
             (self.stdout, Stream::Stdout, output),
             (self.stderr, Stream::Stderr, error),
@@ -259,19 +282,22 @@ struct Status {
     have: usize,
     /// A final record (done, ready or failed) arrived.
     final_seen: bool,
-    /// The stage the daemon announced last (0: none announced).
+    /// The stage the daemon announced last (0: none announced; [`RUN`]: in `run()`).
     stage: u8,
+    /// The original process waits for readiness: stage 9's end is not final.
+    waiting: bool,
     outcome: Outcome,
 }
 
 impl Status {
-    fn new(fd: c_int) -> Status {
+    fn new(fd: c_int, waiting: bool) -> Status {
         Status {
             fd,
             rec: [0u8; RECORD_LEN],
             have: 0,
             final_seen: false,
             stage: 0,
+            waiting,
             outcome: Outcome {
                 pid: None,
                 result: Ok(()),
@@ -293,7 +319,11 @@ impl Status {
                     let mut e = Error::new(
                         Stage::from_number(self.stage),
                         ErrorKind::DaemonDied,
-                        "daemon exited during set-up",
+                        if self.stage == RUN {
+                            "run: the daemon ended before it was ready"
+                        } else {
+                            "daemon exited during set-up"
+                        },
                     );
                     e.holder = self.outcome.pid;
                     self.outcome.result = Err(e);
@@ -322,8 +352,13 @@ impl Status {
         let pid = u32::from_be_bytes(word(8));
         match rec[0] {
             TAG_PID => self.outcome.pid = Some(pid),
-            TAG_DONE => self.final_seen = true,
+            // Waiting for readiness, stage 9's end only means `run()` began.
+            TAG_DONE if self.waiting => self.stage = RUN,
+            TAG_DONE | TAG_READY => self.final_seen = true,
             TAG_STAGE => self.stage = rec[1],
+            // The first word stands: a daemon that reported its failure and exited is
+            // then also reported by the process that waited for it.
+            TAG_FAILED if self.final_seen => {}
             TAG_FAILED => {
                 let Some(&kind) = KINDS.get(usize::from(rec[2])) else {
                     return;
@@ -339,6 +374,9 @@ impl Status {
                 if rec[3] & 2 != 0 {
                     e.holder = Some(pid);
                 }
+                if rec[3] & 4 != 0 {
+                    e.exit = core::num::NonZeroU32::new(u32::from_be_bytes(word(4)));
+                }
                 let len = usize::from(rec[12]).min(DETAIL_CAPACITY);
                 e.push_detail(&rec[DETAIL_AT..DETAIL_AT + len]);
             }
@@ -349,11 +387,15 @@ impl Status {
     /// The deadline passed with the daemon still setting up.
     #[cold]
     fn timed_out(&self, ms: u64) -> Error {
-        let mut e = Error::new(
-            Some(Stage::from_number(self.stage).unwrap_or(Stage::Detach)),
-            ErrorKind::Timeout,
-            "no result within ",
-        );
+        let mut e = if self.stage == RUN {
+            Error::new(None, ErrorKind::Timeout, "run: not ready within ")
+        } else {
+            Error::new(
+                Some(Stage::from_number(self.stage).unwrap_or(Stage::Detach)),
+                ErrorKind::Timeout,
+                "no result within ",
+            )
+        };
         e.push_detail(crate::decimal::Dec::new(ms as i64).as_bytes());
         e.push_detail(b" ms; the daemon was killed");
         e
@@ -466,7 +508,7 @@ mod tests {
         let (r, w) = sys::pipe().unwrap();
         send(&Reporter { fd: w });
         sys::close(w);
-        let mut status = Status::new(r);
+        let mut status = Status::new(r, false);
         while status.fd != sys::NO_FD {
             status.read();
         }

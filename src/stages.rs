@@ -50,7 +50,9 @@ impl<'a> Stages<'_, 'a> {
                 "already detached",
             ));
         }
-        let fork = detach::decide(self.config.detach);
+        let fork = detach::decide(self.config.detach, self.config.ready_fd != sys::NO_FD);
+        let wait = fork && self.config.wait_ready.is_some();
+        crate::ready::prepare(self.config.ready_fd, wait && detach::notify_socket_set());
         // `Stdio::Fd(1)` / `Fd(2)` mean the launcher's stdout / stderr, which a detached
         // daemon's own 1 and 2 are not until stage 9 (they carry set-up output).
         // (A match, not `contains`: comparing whole `Stdio` values, paths included,
@@ -62,7 +64,7 @@ impl<'a> Stages<'_, 'a> {
                 .any(|s| matches!(s, Some(Stdio::Fd(f)) if *f == fd))
         };
         let keep = [false, wants(1), wants(2)];
-        match detach::detach(fork, self.state.check_threads, keep)? {
+        match detach::detach(fork, self.state.check_threads, keep, wait)? {
             Detached::Daemon {
                 reporter,
                 forked,
@@ -220,6 +222,9 @@ impl<'a> Stages<'_, 'a> {
             keep.insert(reporter.fd);
         }
         keep.insert(self.state.cwd);
+        for fd in crate::ready::kept() {
+            keep.insert(fd);
+        }
         fds::close_inherited(&keep, self.state.close_method)
     }
 

@@ -379,6 +379,30 @@ pub fn wait_signal(sigs: &[c_int], timeout_ms: Option<u64>) -> Option<c_int> {
     (sig > 0).then_some(sig)
 }
 
+/// `write(2)` of all of `buf` that never raises `SIGPIPE`: with `SIGPIPE` blocked
+/// around the write, a closed reading end is `EPIPE` and the signal that write raised
+/// is taken back (`sigtimedwait` with no wait) unless one was already pending. For
+/// pipes, where `MSG_NOSIGNAL` does not exist. Async-signal-safe.
+pub(crate) fn write_all_quiet(fd: c_int, buf: &[u8]) -> Result<()> {
+    let set = sigset(&[libc::SIGPIPE]);
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: set is initialised and old is writable memory for the old mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, old.as_mut_ptr()) };
+    let mut pending = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: pending is writable memory for the set.
+    let was_pending = unsafe {
+        libc::sigpending(pending.as_mut_ptr()) == 0
+            && libc::sigismember(pending.as_ptr(), libc::SIGPIPE) == 1
+    };
+    let result = write_all(fd, buf);
+    if result == Err(Errno::from_raw(libc::EPIPE)) && !was_pending {
+        let _ = wait_signal(&[libc::SIGPIPE], Some(0));
+    }
+    // SAFETY: old was filled by the call above; a null old-set pointer is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), core::ptr::null_mut()) };
+    result
+}
+
 /// Sets `sig`'s disposition to the default (`ignore` false) or to ignored, with no
 /// handler. Errors are ignored: `KILL`, `STOP` and the C library's reserved numbers
 /// refuse, and nothing else can fail. Async-signal-safe.
@@ -1012,6 +1036,17 @@ pub(crate) fn exit_normal(code: c_int) -> ! {
     unsafe { libc::exit(code) }
 }
 
+/// `getenv(3)`: the variable's value, or `None` when unset. Reads the environment in
+/// place (no allocation, no lock in glibc or musl); the value is valid until the
+/// environment changes, which this crate does only while single-threaded, before fork.
+pub(crate) fn getenv(name: &CStr) -> Option<&'static CStr> {
+    // SAFETY: name is a valid C string; the result is null or points into environ.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    // SAFETY: a non-null result is a NUL-terminated string in the environment, which
+    // the crate never frees (it does not call setenv or putenv).
+    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1054,3 +1089,4 @@ mod tests {
         );
     }
 }
+

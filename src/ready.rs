@@ -1,0 +1,115 @@
+//! Readiness: the daemon tells whoever waits for it that it is serving.
+//!
+//! [`ready`] is called in `run()` once the daemon serves (its socket bound, its state
+//! loaded). It tells every supervisor present, each optional:
+//!
+//! - the original process, when it waits ([`Config::wait_ready`](crate::Config::wait_ready)):
+//!   `start()` returns there only now;
+//! - systemd, through `NOTIFY_SOCKET` (`READY=1`); when the daemon detached with the
+//!   launcher waiting, the launcher sends `MAINPID=<daemon>` and `READY=1` instead, in
+//!   one datagram from the process systemd started (`NotifyAccess=main` accepts only
+//!   that);
+//! - an s6-style readiness descriptor ([`Config::ready_fd`](crate::Config::ready_fd)):
+//!   one newline, then the descriptor is closed.
+//!
+//! What the call needs was prepared before the fork and is kept in these statics
+//! (atomics only, as in `cleanup`), since `run()` cannot reach the `Daemon`.
+
+use core::ffi::c_int;
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+
+use crate::report::Reporter;
+use crate::{sys, Error};
+
+/// The daemon's end of the status pipe, kept open past stage 9 for a waiting launcher.
+static STATUS: AtomicI32 = AtomicI32::new(sys::NO_FD);
+/// The daemon's end of the pipe to the intermediate process, which waits for the
+/// daemon's readiness or its end (to report how it ended).
+static PIPE: AtomicI32 = AtomicI32::new(sys::NO_FD);
+/// The s6-style readiness descriptor.
+static FD: AtomicI32 = AtomicI32::new(sys::NO_FD);
+/// The launcher sends systemd's `READY=1` (with `MAINPID`): the daemon does not.
+static RELAYED: AtomicBool = AtomicBool::new(false);
+/// `ready()` ran.
+static DONE: AtomicBool = AtomicBool::new(false);
+
+/// Stage 1, in the launcher: the readiness descriptor, and whether the launcher relays
+/// readiness to systemd.
+pub(crate) fn prepare(fd: c_int, relayed: bool) {
+    FD.store(fd, SeqCst);
+    RELAYED.store(relayed, SeqCst);
+    DONE.store(false, SeqCst);
+}
+
+/// Stage 1, in the daemon: the pipe to the waiting intermediate process.
+pub(crate) fn set_pipe(fd: c_int) {
+    PIPE.store(fd, SeqCst);
+}
+
+/// After stage 9 with a waiting launcher: the status pipe stays open for [`ready`].
+pub(crate) fn hold_status(fd: c_int) {
+    STATUS.store(fd, SeqCst);
+}
+
+/// The descriptors stage 8 must keep for [`ready`] (`sys::NO_FD` where none).
+pub(crate) fn kept() -> [c_int; 2] {
+    [PIPE.load(SeqCst), FD.load(SeqCst)]
+}
+
+/// Declares the daemon ready: call it in `run()` once the daemon serves.
+///
+/// Tells every supervisor present (see the [module](self)): the waiting original
+/// process, systemd's `NOTIFY_SOCKET`, the s6-style readiness descriptor. None of
+/// them is needed; a second call does nothing. Async-signal-safe, allocation-free;
+/// a supervisor that went away is never a `SIGPIPE` death.
+///
+/// ```no_run
+/// use pandaemonium::{ready, target, Daemon};
+///
+/// let mut daemon = Daemon::new(target(|_: ()| {
+///     // ... bind the socket, load the state ...
+///     let _ = ready();
+///     // ... serve ...
+///     0
+/// }, ()));
+/// daemon.wait_ready(core::time::Duration::from_secs(10));
+/// match daemon.start() {
+///     Ok(started) => println!("pid {} is serving", started.pid),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// ```
+///
+/// # Errors
+///
+/// The first supervisor that could not be told (the others are still told):
+/// a write to the readiness descriptor that failed.
+pub fn ready() -> Result<(), Error> {
+    if DONE.swap(true, SeqCst) {
+        return Ok(());
+    }
+    let status = STATUS.swap(sys::NO_FD, SeqCst);
+    if status != sys::NO_FD {
+        Reporter { fd: status }.ready();
+        crate::cleanup::set_report_fd(sys::NO_FD);
+        sys::close(status);
+    }
+    let pipe = PIPE.swap(sys::NO_FD, SeqCst);
+    if pipe != sys::NO_FD {
+        let _ = sys::write_all_quiet(pipe, b"R");
+        sys::close(pipe);
+    }
+    let mut result = Ok(());
+    let fd = FD.swap(sys::NO_FD, SeqCst);
+    if fd != sys::NO_FD {
+        if let Err(e) = sys::write_all_quiet(fd, b"\n") {
+            result = Err(Error::bare(None, crate::ErrorKind::Os));
+            if let Err(err) = &mut result {
+                err.errno = Some(e);
+                err.push_detail(b"run: write to the readiness descriptor ");
+                err.push_detail(crate::decimal::Dec::new(i64::from(fd)).as_bytes());
+            }
+        }
+        sys::close(fd);
+    }
+    result
+}
