@@ -43,6 +43,9 @@ fn serve((delay_ms, fail): (u32, Option<u32>)) -> i32 {
         return code as i32;
     }
     let _ = ready();
+    // A second call does nothing: no second newline, no second datagram (the tests
+    // count them).
+    let _ = ready();
     loop {
         // SAFETY: pause takes no arguments.
         unsafe { libc::pause() };
