@@ -13,7 +13,8 @@ pub enum Detach {
     /// Detach unless started by init (parent pid 1), by an inetd-style super-server
     /// (stdin is a socket; fds 0-2 are then inherited), or by a supervisor that
     /// watches the process it started: systemd with `Type=notify` (`NOTIFY_SOCKET`
-    /// set), or one that gave a readiness descriptor ([`Config::ready_fd`]). A closed stdin is *not* taken
+    /// set), or one that gave a readiness descriptor ([`Config::ready_fd`]), or by
+    /// socket activation (`LISTEN_PID` is ours): see [`Config::supervisor`]. A closed stdin is *not* taken
     /// for a socket (pandaemonium's `EBADF` bug). Under a supervisor that wants a
     /// forking daemon (systemd `Type=forking`), use [`Detach::Always`].
     #[default]
@@ -282,6 +283,12 @@ impl<'a> Config<'a> {
         }
         self.ready_fd = fd;
         Ok(self)
+    }
+
+    /// Who started this process, as far as it can tell ([`Supervisor`]); stage 1 with
+    /// [`Detach::Auto`] forks only for [`Supervisor::None`].
+    pub fn supervisor(&self) -> crate::Supervisor {
+        crate::ready::detect(self.ready_fd != sys::NO_FD)
     }
 
     /// How long `start()` waits for the daemon to finish its stages (default: for

@@ -36,9 +36,7 @@ pub(crate) fn decide(detach: Detach, ready_fd: bool) -> bool {
     match detach {
         Detach::Always => true,
         Detach::Never => false,
-        Detach::Auto => {
-            sys::getppid() != 1 && !sys::is_socket(0) && !ready_fd && !notify_socket_set()
-        }
+        Detach::Auto => crate::ready::detect(ready_fd) == crate::Supervisor::None,
     }
 }
 

@@ -312,7 +312,7 @@ pub use ids::{ProcessIds, GROUPS_CAPACITY};
 pub use line::{Line, LINE_CAPACITY};
 pub use pidfile::{PidLockFile, PID_PATH_CAPACITY};
 pub use program::{Argv, Envp, Exit, MainArgs, Program, PATH_CAPACITY};
-pub use ready::ready;
+pub use ready::{ready, Supervisor};
 pub use report::{Capture, Stream, CAPTURE_CAPACITY};
 pub use run::{target, Run, Target};
 pub use signals::{Action, Signal, SIGNAL_MAP_CAPACITY};

@@ -113,3 +113,58 @@ pub fn ready() -> Result<(), Error> {
     }
     result
 }
+
+/// Who started this process, as far as it can tell: what [`Detach::Auto`] goes by
+/// (it forks only for [`Supervisor::None`]). One answer, the first that applies in
+/// this order: a readiness descriptor was configured, `NOTIFY_SOCKET` is set,
+/// `LISTEN_PID` names this process, the parent is init, stdin is a socket.
+///
+/// ```
+/// use pandaemonium::{Config, Supervisor};
+///
+/// let config = Config::default();
+/// match config.supervisor() {
+///     Supervisor::None => println!("started from a shell or a script: detach"),
+///     other => println!("supervised ({other:?}): stay in the foreground"),
+/// }
+/// ```
+///
+/// [`Detach::Auto`]: crate::Detach::Auto
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Supervisor {
+    /// An s6-style supervisor (s6's `notification-fd`, OpenRC's `--notify fd:N`):
+    /// [`Config::ready_fd`](crate::Config::ready_fd) was given.
+    ReadinessFd,
+    /// systemd with `Type=notify` (or start-stop-daemon `--notify-await`, OpenRC's
+    /// `--notify socket:ready`): `NOTIFY_SOCKET` is set.
+    Systemd,
+    /// Socket activation (systemd, `systemd-socket-activate`): `LISTEN_PID` is ours.
+    SocketActivation,
+    /// The parent is init (pid 1): a `sysvinit` `respawn` entry, procd, a container.
+    Init,
+    /// An inetd-style super-server: stdin is a socket.
+    Inetd,
+    /// None that shows: a shell, a script, a supervisor that wants a forking daemon.
+    None,
+}
+
+/// [`Config::supervisor`](crate::Config::supervisor).
+pub(crate) fn detect(ready_fd: bool) -> Supervisor {
+    let ours = |pid: &core::ffi::CStr| {
+        crate::decimal::parse_u32(pid.to_bytes()) == Some(sys::getpid() as u32)
+    };
+    if ready_fd {
+        Supervisor::ReadinessFd
+    } else if crate::detach::notify_socket_set() {
+        Supervisor::Systemd
+    } else if sys::getenv(c"LISTEN_PID").is_some_and(ours) {
+        Supervisor::SocketActivation
+    } else if sys::getppid() == 1 {
+        Supervisor::Init
+    } else if sys::is_socket(0) {
+        Supervisor::Inetd
+    } else {
+        Supervisor::None
+    }
+}

@@ -1,5 +1,6 @@
-//! Stage 1's Auto mode: no fork under init (ppid 1) or inetd (stdin a socket); a
-//! closed stdin is not a socket; Always forks even under pid 1.
+//! Stage 1's Auto mode: no fork under init (ppid 1), inetd (stdin a socket) or a
+//! supervisor that watches its child (`NOTIFY_SOCKET`); a closed stdin is not a
+//! socket; Always forks even under pid 1.
 
 mod support;
 
@@ -114,4 +115,46 @@ fn always_forks_even_under_pid_1() {
         .expect(&out);
     assert_ne!(launcher, pid, "forked");
     assert!(text.contains(&format!("pid={pid}\n")), "{text}");
+}
+
+/// Under a supervisor that watches the process it started, Auto does not fork: the
+/// supervisor wants the pid it spawned (s6 restarts a daemon that "exited"; systemd
+/// drops a forked daemon's `READY=1`).
+fn assert_no_fork_under(vars: &[(&str, &str)], tag: &str) {
+    let dir = TempDir::new(tag);
+    let rep = dir.join("rep");
+    let mut cmd = probe();
+    cmd.args(["--report", rep.to_str().unwrap()]);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = support::spawn(cmd.stdout(std::process::Stdio::piped()));
+    let pid = child.pid();
+    let text = report(&rep);
+    assert!(
+        text.contains(&format!("pid={pid}\n")),
+        "{vars:?}: run() in the launched process itself: {text}"
+    );
+    child.kill();
+    child.wait();
+}
+
+#[test]
+fn notify_socket_set_means_no_fork() {
+    assert_no_fork_under(
+        &[("NOTIFY_SOCKET", "/run/pdm-test/notify")],
+        "nofork-notify",
+    );
+    assert_no_fork_under(&[("NOTIFY_SOCKET", "@pdm-test")], "nofork-notify-at");
+}
+
+#[test]
+fn an_empty_notify_socket_or_another_listen_pid_still_forks() {
+    for (k, v) in [("NOTIFY_SOCKET", ""), ("LISTEN_PID", "1")] {
+        let mut cmd = probe();
+        cmd.env(k, v);
+        let r = support::run_fields(&mut cmd);
+        assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+        assert_ne!(r.field("launcher"), r.field("pid"), "{k}={v:?}: it forked");
+    }
 }
