@@ -1012,6 +1012,34 @@ pub(crate) fn exit_normal(code: c_int) -> ! {
     unsafe { libc::exit(code) }
 }
 
+// --- listen (socket activation) ---
+
+/// `getenv(3)`—The value of the environment variable `name`, if set. Not
+/// async-signal-safe, and not thread-safe against `setenv`/`unsetenv`/`putenv`: called
+/// before fork, while single-threaded, only.
+///
+/// The `'static` lifetime holds while nothing changes the variable: the caller copies
+/// what it keeps before anything calls `setenv` or `unsetenv`.
+pub(crate) fn getenv(name: &CStr) -> Option<&'static CStr> {
+    // SAFETY: name is NUL-terminated; getenv returns null or a pointer to a
+    // NUL-terminated string in the environment, which lives until the variable changes.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    if value.is_null() {
+        None
+    } else {
+        // SAFETY: value is non-null and NUL-terminated, as getenv promises.
+        Some(unsafe { CStr::from_ptr(value) })
+    }
+}
+
+/// `unsetenv(3)`—Removes `name` from the environment (success if it was not set). Not
+/// async-signal-safe, and not thread-safe: it changes memory `getenv` in other threads
+/// may be reading. Only while single-threaded.
+pub(crate) fn unsetenv(name: &CStr) -> Result<()> {
+    // SAFETY: name is NUL-terminated; the callers are single-threaded (see above).
+    check(unsafe { libc::unsetenv(name.as_ptr()) }).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
