@@ -286,6 +286,13 @@ mod tests {
     /// The tests that probe for a free range of descriptors take turns.
     static HIGH_FDS: Mutex<()> = Mutex::new(());
 
+    /// This test's turn (a failed test's poisoning does not fail the others).
+    fn turn() -> std::sync::MutexGuard<'static, ()> {
+        HIGH_FDS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// `n` descriptors without `FD_CLOEXEC`, copies of one pipe end, at a free range of
     /// numbers well above what the test runner holds; closed when dropped.
     struct Range {
@@ -434,7 +441,7 @@ mod tests {
 
     #[test]
     fn open_descriptors_get_close_on_exec() {
-        let _turn = HIGH_FDS.lock().unwrap();
+        let _turn = turn();
         let range = Range::new(3);
         let fds = at(range.first, "3", Some(b"ctl:data:ctl"))
             .unwrap()
@@ -454,7 +461,7 @@ mod tests {
 
     #[test]
     fn absent_names_are_unknown_and_empty_ones_count() {
-        let _turn = HIGH_FDS.lock().unwrap();
+        let _turn = turn();
         let range = Range::new(3);
         let fds = at(range.first, "3", None).unwrap().unwrap();
         let names: std::vec::Vec<_> = fds.iter().map(|(_, n)| n).collect();
@@ -472,7 +479,7 @@ mod tests {
 
     #[test]
     fn the_largest_counts_and_names_fit() {
-        let _turn = HIGH_FDS.lock().unwrap();
+        let _turn = turn();
         let range = Range::new(LISTEN_CAPACITY as c_int);
         let long = [b'n'; LISTEN_NAME_CAPACITY];
         let mut names = std::vec::Vec::new();
@@ -491,7 +498,7 @@ mod tests {
 
     #[test]
     fn a_closed_descriptor_is_refused_and_nothing_changes() {
-        let _turn = HIGH_FDS.lock().unwrap();
+        let _turn = turn();
         let range = Range::new(4);
         let closed = range.first + 2;
         sys::close(closed);
