@@ -452,6 +452,16 @@ mod tests {
         let f = range.first;
         assert_eq!((fds.first(), fds.end(), fds.len()), (f, f + 3, 3));
         assert!(!fds.is_empty());
+        // Never from parse; the answer all the same.
+        let none = ListenFds {
+            first: FIRST,
+            names: heapless::Vec::new(),
+        };
+        assert!(none.is_empty());
+        assert_eq!(
+            (none.len(), none.end(), none.find("unknown")),
+            (0, FIRST, None)
+        );
         let pairs: std::vec::Vec<_> = fds.iter().collect();
         assert_eq!(pairs, [(f, "ctl"), (f + 1, "data"), (f + 2, "ctl")]);
         assert_eq!(fds.find("ctl"), Some(f), "the first match");
