@@ -282,6 +282,7 @@ mod fds;
 mod holders;
 mod ids;
 mod line;
+pub mod listen;
 pub mod os;
 mod out;
 mod pidfile;

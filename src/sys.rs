@@ -1036,15 +1036,26 @@ pub(crate) fn exit_normal(code: c_int) -> ! {
     unsafe { libc::exit(code) }
 }
 
-/// `getenv(3)`: the variable's value, or `None` when unset. Reads the environment in
-/// place (no allocation, no lock in glibc or musl); the value is valid until the
-/// environment changes, which this crate does only while single-threaded, before fork.
+/// `getenv(3)`—The value of the environment variable `name`, or `None` when unset.
+/// Reads the environment in place: no allocation, and no lock in glibc or musl, so
+/// it may be read in the daemon and its signal handlers (not POSIX-listed as
+/// async-signal-safe; assumed so for that reason). The value lives until the variable
+/// changes, which this crate does only while single-threaded, before fork
+/// ([`unsetenv`]).
 pub(crate) fn getenv(name: &CStr) -> Option<&'static CStr> {
     // SAFETY: name is a valid C string; the result is null or points into environ.
     let value = unsafe { libc::getenv(name.as_ptr()) };
     // SAFETY: a non-null result is a NUL-terminated string in the environment, which
     // the crate never frees (it does not call setenv or putenv).
     (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) })
+}
+
+/// `unsetenv(3)`—Removes `name` from the environment (success if it was not set). Not
+/// async-signal-safe, and not thread-safe: it changes memory `getenv` in other threads
+/// may be reading. Only while single-threaded.
+pub(crate) fn unsetenv(name: &CStr) -> Result<()> {
+    // SAFETY: name is NUL-terminated; the callers are single-threaded (see above).
+    check(unsafe { libc::unsetenv(name.as_ptr()) }).map(drop)
 }
 
 #[cfg(test)]
