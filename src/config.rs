@@ -56,6 +56,8 @@ pub struct Config<'a> {
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) wait_ready: Option<Duration>,
     pub(crate) ready_fd: c_int,
+    /// Socket activation's descriptors, `first..end` (empty: none).
+    pub(crate) listen: (c_int, c_int),
 }
 
 impl Default for Config<'_> {
@@ -73,6 +75,7 @@ impl Default for Config<'_> {
             start_timeout: None,
             wait_ready: None,
             ready_fd: sys::NO_FD,
+            listen: (0, 0),
         }
     }
 }
@@ -282,6 +285,63 @@ impl<'a> Config<'a> {
             ));
         }
         self.ready_fd = fd;
+        Ok(self)
+    }
+
+    /// Keeps socket activation's descriptors ([`ListenFds`](crate::listen::ListenFds),
+    /// read with [`ListenFds::from_env`](crate::listen::ListenFds::from_env) in this
+    /// process, before `start()`) open through stage 8, and has stage 1 remove
+    /// `LISTEN_PID`, `LISTEN_PIDFDID`, `LISTEN_FDS` and `LISTEN_FDNAMES` from the
+    /// environment before it forks ([`unset_listen_env`](crate::listen::unset_listen_env)),
+    /// so that programs the daemon runs neither inherit the variables nor, since they
+    /// are close-on-exec, the descriptors. Hand the `ListenFds` (or the descriptors
+    /// you need) to your [`Run`](crate::Run) value: it is plain data, valid in the
+    /// daemon as it was here.
+    ///
+    /// ```no_run
+    /// use pandaemonium::listen::ListenFds;
+    /// use pandaemonium::{os, target, Daemon};
+    ///
+    /// let fds = ListenFds::from_env(os::getpid() as u32)?;
+    /// let mut daemon = Daemon::new(target(|fds: Option<ListenFds>| {
+    ///     for (fd, name) in fds.iter().flat_map(ListenFds::iter) {
+    ///         let _ = (fd, name); // accept() on fd
+    ///     }
+    ///     0
+    /// }, fds.clone()));
+    /// if let Some(fds) = &fds {
+    ///     daemon.listen_fds(fds)?;
+    /// }
+    /// daemon.start()?;
+    /// # Ok::<(), pandaemonium::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] when one of the descriptors is the pid file's or
+    /// the readiness descriptor (the supervisor's was closed, and ours took its number).
+    pub fn listen_fds(&mut self, fds: &crate::listen::ListenFds) -> Result<&mut Self, Error> {
+        let range = fds.first()..fds.end();
+        let pid_fd = self
+            .pid_file
+            .as_ref()
+            .map_or(sys::NO_FD, PidLockFile::as_raw_fd);
+        for (fd, what) in [
+            (pid_fd, "the pid file"),
+            (self.ready_fd, "the readiness descriptor"),
+        ] {
+            if range.contains(&fd) {
+                let mut e = invalid(
+                    Stage::CloseFiles,
+                    "listen_fds: a socket's fd is ",
+                    what.as_bytes(),
+                );
+                e.push_detail(b": ");
+                e.push_detail(crate::decimal::Dec::new(i64::from(fd)).as_bytes());
+                return Err(e);
+            }
+        }
+        self.listen = (range.start, range.end);
         Ok(self)
     }
 

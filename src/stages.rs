@@ -52,6 +52,9 @@ impl<'a> Stages<'_, 'a> {
         }
         let fork = detach::decide(self.config.detach, self.config.ready_fd != sys::NO_FD);
         let wait = fork && self.config.wait_ready.is_some();
+        if self.config.listen.0 < self.config.listen.1 {
+            crate::listen::unset_listen_env();
+        }
         crate::ready::prepare(self.config.ready_fd, wait && detach::notify_socket_set());
         // `Stdio::Fd(1)` / `Fd(2)` mean the launcher's stdout / stderr, which a detached
         // daemon's own 1 and 2 are not until stage 9 (they carry set-up output).
@@ -222,7 +225,10 @@ impl<'a> Stages<'_, 'a> {
             keep.insert(reporter.fd);
         }
         keep.insert(self.state.cwd);
-        for fd in crate::ready::kept() {
+        for fd in crate::ready::kept()
+            .into_iter()
+            .chain(self.config.listen.0..self.config.listen.1)
+        {
             keep.insert(fd);
         }
         fds::close_inherited(&keep, self.state.close_method)
