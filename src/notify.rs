@@ -161,11 +161,7 @@ impl NotifySocket {
         let fd = sys::unix_datagram_socket().map_err(|e| self.error(e, "socket"))?;
         let sent = sys::sendto_unix(fd, message, &self.addr, self.len);
         sys::close(fd);
-        match sent {
-            Ok(n) if n == message.len() => Ok(()),
-            Ok(_) => Err(self.error(Errno::from_raw(libc::EIO), "sendto")),
-            Err(e) => Err(self.error(e, "sendto")),
-        }
+        whole(sent, message.len()).map_err(|e| self.error(e, "sendto"))
     }
 
     /// The address as `NOTIFY_SOCKET` gave it, into `buf`: `@name` or the path.
@@ -205,6 +201,16 @@ impl fmt::Debug for NotifySocket {
             "NotifySocket(\"{}\")",
             self.value(&mut buf).escape_ascii()
         )
+    }
+}
+
+/// A send's outcome for a datagram of `len` bytes: a short one (which Linux never
+/// makes of a datagram) is `EIO`, as libsystemd has it.
+fn whole(sent: Result<usize, Errno>, len: usize) -> Result<(), Errno> {
+    match sent {
+        Ok(n) if n == len => Ok(()),
+        Ok(_) => Err(Errno::from_raw(libc::EIO)),
+        Err(e) => Err(e),
     }
 }
 
@@ -682,6 +688,14 @@ mod tests {
             send_to(NotifySocket::parse(name.as_bytes()).ok(), b"READY=1\n"),
             Err(e)
         );
+    }
+
+    #[test]
+    fn a_short_send_is_an_error() {
+        assert_eq!(whole(Ok(8), 8), Ok(()));
+        assert_eq!(whole(Ok(0), 0), Ok(()));
+        assert_eq!(whole(Ok(7), 8), Err(Errno::from_raw(libc::EIO)));
+        assert_eq!(whole(Err(Errno::AGAIN), 8), Err(Errno::AGAIN));
     }
 
     #[test]
