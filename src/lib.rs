@@ -226,6 +226,9 @@
 //! `main`'s arguments for `#![no_main]` programs; [`Line`] and [`decimal`] print
 //! messages and numbers without `core::fmt`.
 //!
+//! Under systemd, [`notify`] sends sd_notify(3) messages (`READY=1`, `STATUS=`,
+//! `RELOADING=1`, `STOPPING=1`, watchdog pings) to `$NOTIFY_SOCKET` from fixed buffers.
+//!
 //! # I/O safety: stage 8 closes what is not kept
 //!
 //! Stage 8 closes every descriptor above 2 that is not kept ([`Config::inherit_file`],
@@ -283,6 +286,7 @@ mod holders;
 mod ids;
 mod line;
 pub mod listen;
+pub mod notify;
 pub mod os;
 mod out;
 mod pidfile;

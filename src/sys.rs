@@ -1058,6 +1058,54 @@ pub(crate) fn unsetenv(name: &CStr) -> Result<()> {
     check(unsafe { libc::unsetenv(name.as_ptr()) }).map(drop)
 }
 
+/// `socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC)`—An unbound, unconnected Unix datagram
+/// socket. Async-signal-safe.
+pub(crate) fn unix_datagram_socket() -> Result<c_int> {
+    // SAFETY: socket takes ints and touches no memory.
+    check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
+}
+
+/// `sendto(2)` with `MSG_NOSIGNAL` of one datagram to the Unix address `addr`, its
+/// first `len` bytes (capped at its size), retried on `EINTR`: the bytes sent.
+/// Async-signal-safe.
+pub(crate) fn sendto_unix(
+    fd: c_int,
+    buf: &[u8],
+    addr: &libc::sockaddr_un,
+    len: libc::socklen_t,
+) -> Result<usize> {
+    let len = len.min(core::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t);
+    retry(|| {
+        // SAFETY: buf is valid readable memory of buf.len() bytes; addr is a valid
+        // sockaddr_un of at least len bytes (capped above).
+        check_ssize(unsafe {
+            libc::sendto(
+                fd,
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+                (addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        })
+    })
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` in microseconds. Async-signal-safe.
+///
+/// Both fields are widened to `u64` before the multiplication: where `time_t` is 32
+/// bits (the libc crate's 32-bit musl targets) `tv_sec * 1_000_000` in `time_t` would
+/// overflow after 35 minutes of uptime.
+pub(crate) fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is valid writable memory; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
