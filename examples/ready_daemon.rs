@@ -2,7 +2,8 @@
 //! (and supervisors' configurations in the README) drive.
 //!
 //! ```text
-//! ready_daemon [--wait-ready SECS] [--ready-fd N] [--fail-before-ready CODE] /ABS/PIDFILE DELAY_MS
+//! ready_daemon [--wait-ready SECS] [--ready-fd N] [--fail-before-ready CODE] [--always-detach]
+//!              /ABS/PIDFILE DELAY_MS
 //! ```
 //!
 //! Default stages and the pid file; `run()` sleeps `DELAY_MS`, then declares the daemon
@@ -10,7 +11,9 @@
 //! `SIGTERM`; with `--fail-before-ready CODE` it exits `CODE` after the delay instead.
 //! `--wait-ready SECS` makes the launcher wait for readiness
 //! ([`Config::wait_ready`](pandaemonium::Config::wait_ready)); `--ready-fd N` is an
-//! s6-style readiness descriptor ([`Config::ready_fd`](pandaemonium::Config::ready_fd)).
+//! s6-style readiness descriptor ([`Config::ready_fd`](pandaemonium::Config::ready_fd));
+//! `--always-detach` forks even under a supervisor ([`Detach::Always`]: under systemd
+//! the waiting launcher then relays `MAINPID=` and `READY=1`).
 //! The launcher prints `started pid N` and exits 0, or prints the error and exits 1
 //! (2 for bad usage).
 //!
@@ -26,7 +29,7 @@ use core::ffi::{c_char, c_int, CStr};
 use core::time::Duration;
 
 use pandaemonium::decimal::parse_u32;
-use pandaemonium::{os, ready, target, Daemon, Error, Line, MainArgs};
+use pandaemonium::{os, ready, target, Daemon, Detach, Error, Line, MainArgs};
 
 #[cfg(panic = "abort")]
 #[panic_handler]
@@ -61,10 +64,15 @@ fn serve((delay_ms, fail): (u32, Option<u32>)) -> i32 {
 pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: the C runtime's arguments, alive until exit; the environment is not used.
     let args = unsafe { MainArgs::from_raw(argc, argv, core::ptr::null()) };
-    let (mut wait, mut ready_fd, mut fail) = (None, None, None);
+    let (mut wait, mut ready_fd, mut fail, mut always) = (None, None, None, false);
     let mut i = 1;
     let number = |i: usize| args.get(i).and_then(|a| parse_u32(a.to_bytes()));
     while let Some(arg) = args.get(i).map(CStr::to_bytes) {
+        if arg == b"--always-detach" {
+            always = true;
+            i += 1;
+            continue;
+        }
         let slot = match arg {
             b"--wait-ready" => &mut wait,
             b"--ready-fd" => &mut ready_fd,
@@ -83,6 +91,9 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     let mut daemon = Daemon::new(target(serve, (delay, fail)));
     if let Err(e) = daemon.pid_file(pid_file) {
         return failed(&e);
+    }
+    if always {
+        daemon.detach(Detach::Always);
     }
     if let Some(secs) = wait {
         daemon.wait_ready(Duration::from_secs(u64::from(secs)));
@@ -107,7 +118,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
 fn usage() -> c_int {
     let _ = Line::new()
         .push(b"usage: ready_daemon [--wait-ready SECS] [--ready-fd N] ")
-        .push(b"[--fail-before-ready CODE] /ABS/PIDFILE DELAY_MS")
+        .push(b"[--fail-before-ready CODE] [--always-detach] /ABS/PIDFILE DELAY_MS")
         .write_line(2);
     2
 }

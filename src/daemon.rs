@@ -527,6 +527,18 @@ impl State {
                 pid_file.remove_left(outcome.pid);
             }
         }
+        // Under systemd, the process it started says which is the daemon, and that it
+        // is ready (`NotifyAccess=main` accepts only this process's word).
+        if let (true, Ok(()), Some(pid)) = (crate::ready::relayed(), &outcome.result, outcome.pid) {
+            let mut message = crate::notify::Notification::new();
+            let relayed = message
+                .number("MAINPID", u64::from(pid))
+                .and_then(|m| m.field("READY", b"1"))
+                .and_then(|m| m.send());
+            // The daemon runs: a supervisor that could not be told is its concern, not
+            // a failed start.
+            let _ = relayed;
+        }
         self.pid = outcome.pid;
         self.outcome = Some(outcome.result);
     }

@@ -46,6 +46,11 @@ pub(crate) fn set_pipe(fd: c_int) {
     PIPE.store(fd, SeqCst);
 }
 
+/// Whether the launcher relays readiness to systemd (set in stage 1).
+pub(crate) fn relayed() -> bool {
+    RELAYED.load(SeqCst)
+}
+
 /// After stage 9 with a waiting launcher: the status pipe stays open for [`ready`].
 pub(crate) fn hold_status(fd: c_int) {
     STATUS.store(fd, SeqCst);
@@ -81,8 +86,9 @@ pub(crate) fn kept() -> [c_int; 2] {
 ///
 /// # Errors
 ///
-/// The first supervisor that could not be told (the others are still told):
-/// a write to the readiness descriptor that failed.
+/// The first supervisor that could not be told (the others are still told): a bad
+/// `NOTIFY_SOCKET` or a failed send to it ([`notify`](crate::notify)), a write to the
+/// readiness descriptor that failed.
 pub fn ready() -> Result<(), Error> {
     if DONE.swap(true, SeqCst) {
         return Ok(());
@@ -99,15 +105,21 @@ pub fn ready() -> Result<(), Error> {
         sys::close(pipe);
     }
     let mut result = Ok(());
+    if !RELAYED.load(SeqCst) {
+        if let Err(e) = crate::notify::NotifySocket::from_env()
+            .and_then(|socket| socket.map_or(Ok(()), |s| s.send(b"READY=1\n")))
+        {
+            result = Err(e);
+        }
+    }
     let fd = FD.swap(sys::NO_FD, SeqCst);
     if fd != sys::NO_FD {
-        if let Err(e) = sys::write_all_quiet(fd, b"\n") {
-            result = Err(Error::bare(None, crate::ErrorKind::Os));
-            if let Err(err) = &mut result {
-                err.errno = Some(e);
-                err.push_detail(b"run: write to the readiness descriptor ");
-                err.push_detail(crate::decimal::Dec::new(i64::from(fd)).as_bytes());
-            }
+        if let (Err(e), true) = (sys::write_all_quiet(fd, b"\n"), result.is_ok()) {
+            let mut err = Error::bare(None, crate::ErrorKind::Os);
+            err.errno = Some(e);
+            err.push_detail(b"run: write to the readiness descriptor ");
+            err.push_detail(crate::decimal::Dec::new(i64::from(fd)).as_bytes());
+            result = Err(err);
         }
         sys::close(fd);
     }
