@@ -134,11 +134,16 @@ fn fd_open(pid: i32, fd: i32) -> bool {
     fs::symlink_metadata(format!("/proc/{pid}/fd/{fd}")).is_ok()
 }
 
-/// Whether the daemon `pid` no longer holds the readiness descriptor 3, a pipe. Under
-/// qemu-user the emulator may open files of its own, so there it is "3 is no pipe".
-fn readiness_fd_closed(pid: i32) -> bool {
+/// Whether the daemon `pid` no longer holds the readiness descriptor 3, a pipe or the
+/// file `file`. Under qemu-user the emulator may open files of its own, so there it is
+/// "3 is not that pipe or file".
+fn readiness_fd_closed(pid: i32, file: Option<&Path>) -> bool {
     if support::QEMU {
-        !support::fd_target(pid, 3).starts_with("pipe:")
+        let target = support::fd_target(pid, 3);
+        match file {
+            Some(file) => Path::new(&target) != file,
+            None => !target.starts_with("pipe:"),
+        }
     } else {
         !fd_open(pid, 3)
     }
@@ -148,14 +153,14 @@ fn readiness_fd_closed(pid: i32) -> bool {
 /// between its write and its close when the supervisor has read the newline). As a
 /// user other than root the daemon's `/proc/PID/fd` is root's (it is not dumpable):
 /// then this says so and checks nothing.
-fn wait_readiness_fd_closed(pid: i32) {
+fn wait_readiness_fd_closed(pid: i32, file: Option<&Path>) {
     if !support::inspectable(pid) {
         assert!(!support::is_root(), "root can read /proc/{pid}/fd");
         eprintln!("not checked: /proc/{pid}/fd of the non-dumpable daemon needs root");
         return;
     }
     wait_until("the daemon closes its readiness descriptor 3", || {
-        readiness_fd_closed(pid) || !alive(pid)
+        readiness_fd_closed(pid, file) || !alive(pid)
     });
     assert!(alive(pid), "the daemon {pid} died after its readiness");
 }
@@ -267,7 +272,7 @@ fn s6_service(as_nobody: bool) {
         let uid = support::status(pid)["Uid"].clone();
         assert!(uid.starts_with("65534\t"), "the daemon's Uid: {uid}");
     }
-    wait_readiness_fd_closed(pid);
+    wait_readiness_fd_closed(pid, None);
     // s6 restarts a service whose process ends (a daemon that forked): none of the
     // samples may see another pid, or the service down.
     never(
@@ -415,7 +420,7 @@ fn a_reader_gone_before_readiness_is_no_sigpipe_death() {
     // to ready()): once it names the daemon, a closed descriptor means ready() ran.
     wait_until("the daemon's pid file", || read_pid(&pid_file) == Some(pid));
     wait_until("the daemon is past ready()", || {
-        readiness_fd_closed(pid) || !alive(pid)
+        readiness_fd_closed(pid, None) || !alive(pid)
     });
     assert!(
         alive(pid),
@@ -484,6 +489,7 @@ fn runit_sv_start_returns_ok_once_the_daemon_is_ready() {
         "the pid file names the pid runsv started"
     );
     assert_eq!(stat_ids(pid).0, runsv.pid(), "the daemon's parent is runsv");
+    wait_readiness_fd_closed(pid, Some(&marker));
 
     let (code, text) = run(&sv, &["exit", s(&svc)]);
     assert_eq!(code, Some(0), "sv exit: {text}");
