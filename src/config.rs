@@ -409,3 +409,67 @@ pub(crate) fn check_stdio(to: Stdio<'_>) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::listen::ListenFds;
+
+    #[test]
+    fn a_readiness_descriptor_is_open_and_not_stdio() {
+        let mut config = Config::default();
+        for fd in [-1, 0, 1, 2] {
+            let e = config.ready_fd(fd).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{fd}");
+        }
+        // Beyond any descriptor limit: never open.
+        let e = config.ready_fd(i32::MAX).unwrap_err();
+        assert_eq!(e.errno(), Some(crate::Errno::BADF), "{e:?}");
+        assert_eq!(config.ready_fd, sys::NO_FD, "refused: unchanged");
+        let (r, w) = sys::pipe().unwrap();
+        sys::close(w);
+        config.ready_fd(r).unwrap();
+        assert_eq!(config.ready_fd, r);
+        assert_eq!(config.supervisor(), crate::Supervisor::ReadinessFd);
+        sys::close(r);
+    }
+
+    #[test]
+    fn socket_activation_refuses_a_range_holding_our_own_descriptors() {
+        let (r, w) = sys::pipe().unwrap();
+        let mut config = Config::default();
+        config.ready_fd(r).unwrap();
+        // A range of one that is exactly the readiness descriptor, and one around it.
+        for (first, n) in [(r, 1), (r - 1, 3)] {
+            let e = config
+                .listen_fds(&ListenFds::unchecked(first, n))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+            assert!(e.detail().contains("the readiness descriptor"), "{e:?}");
+        }
+        assert_eq!(config.listen, (0, 0), "refused: unchanged");
+        // Just past it, and just before it: ours are not in the range.
+        config.listen_fds(&ListenFds::unchecked(r + 1, 2)).unwrap();
+        assert_eq!(config.listen, (r + 1, r + 3));
+        config.listen_fds(&ListenFds::unchecked(r - 2, 2)).unwrap();
+        assert_eq!(config.listen, (r - 2, r));
+        sys::close(r);
+        sys::close(w);
+    }
+
+    #[test]
+    fn socket_activation_refuses_a_range_holding_the_pid_file() {
+        let dir = crate::test_dir::TestDir::new("listen-pid");
+        let path = dir.path("p.pid");
+        let mut config = Config::default();
+        config.pid_file(&path).unwrap();
+        let pid_file = config.pid_file_mut().unwrap();
+        pid_file.acquire(None).unwrap();
+        let fd = pid_file.as_raw_fd();
+        let e = config.listen_fds(&ListenFds::unchecked(fd, 1)).unwrap_err();
+        assert!(e.detail().contains("the pid file"), "{e:?}");
+        config.listen_fds(&ListenFds::unchecked(fd + 1, 1)).unwrap();
+    }
+}

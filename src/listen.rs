@@ -134,6 +134,21 @@ impl ListenFds {
         ListenFds::parse_at(FIRST, pid, listen_pid, listen_fds, names)
     }
 
+    /// `n` descriptors from `first`, named `unknown`, unchecked (for other modules' tests).
+    #[cfg(test)]
+    pub(crate) fn unchecked(first: c_int, n: usize) -> ListenFds {
+        let mut fds = ListenFds {
+            first,
+            names: heapless::Vec::new(),
+        };
+        for _ in 0..n {
+            let mut name = heapless::String::new();
+            let _ = name.push_str("unknown");
+            let _ = fds.names.push(name);
+        }
+        fds
+    }
+
     /// [`parse`](ListenFds::parse) with the descriptors at `first …` (3 but in tests).
     fn parse_at(
         first: c_int,
