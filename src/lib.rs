@@ -226,13 +226,25 @@
 //! `main`'s arguments for `#![no_main]` programs; [`Line`] and [`decimal`] print
 //! messages and numbers without `core::fmt`.
 //!
-//! Under systemd, [`notify`] sends sd_notify(3) messages (`READY=1`, `STATUS=`,
-//! `RELOADING=1`, `STOPPING=1`, watchdog pings) to `$NOTIFY_SOCKET` from fixed buffers.
+//! # Readiness and supervisors
+//!
+//! [`ready()`], called in `run()` once the daemon serves, tells every supervisor
+//! present: the original process when it waits ([`Config::wait_ready`]: `start()`
+//! returns only then, or fails with how the daemon ended before, [`ErrorKind::NotReady`],
+//! or after the timeout with the daemon killed), systemd's `NOTIFY_SOCKET`, and an
+//! s6-style readiness descriptor ([`Config::ready_fd`]). [`notify`] sends the other
+//! sd_notify(3) messages (`STATUS=`, `RELOADING=1` with `MONOTONIC_USEC`, watchdog pings,
+//! `ERRNO=`, `EXTEND_TIMEOUT_USEC=`) from fixed buffers; the default `SIGTERM` handler
+//! sends `STOPPING=1`. [`listen`] takes socket activation's descriptors before fork
+//! ([`Config::listen_fds`] keeps them through stage 8). With [`Detach::Auto`], stage 1
+//! does not fork under a supervisor that watches the process it started
+//! ([`Config::supervisor`]).
 //!
 //! # I/O safety: stage 8 closes what is not kept
 //!
 //! Stage 8 closes every descriptor above 2 that is not kept ([`Config::inherit_file`],
-//! stage-9 targets, the pid file, the report channel). A `File`, socket or other owned
+//! stage-9 targets, the pid file, the report channel, socket activation's
+//! ([`Config::listen_fds`]) and the readiness descriptor ([`Config::ready_fd`])). A `File`, socket or other owned
 //! descriptor that lives on across stage 8, in the value your [`Run`] holds or in your
 //! code after [`Daemon::activate`] / [`Daemon::stage`] returned in the daemon, then owns
 //! a closed number: its reads fail with `EBADF`, or, once something else opened that

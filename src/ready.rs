@@ -63,9 +63,18 @@ pub(crate) fn kept() -> [c_int; 2] {
 
 /// Declares the daemon ready: call it in `run()` once the daemon serves.
 ///
-/// Tells every supervisor present (see the [module](self)): the waiting original
-/// process, systemd's `NOTIFY_SOCKET`, the s6-style readiness descriptor. None of
-/// them is needed; a second call does nothing. Async-signal-safe, allocation-free;
+/// Tells every supervisor present, none of them needed:
+///
+/// - the original process, when it waits ([`Config::wait_ready`](crate::Config::wait_ready)):
+///   `start()` returns there only now;
+/// - systemd, through `NOTIFY_SOCKET` (`READY=1`); when the daemon detached with the
+///   launcher waiting, the launcher sends `MAINPID=<daemon>` and `READY=1` instead, in
+///   one datagram from the process systemd started (`NotifyAccess=main` accepts only
+///   that);
+/// - an s6-style readiness descriptor ([`Config::ready_fd`](crate::Config::ready_fd)):
+///   one newline, then the descriptor is closed.
+///
+/// A second call does nothing. Async-signal-safe, allocation-free;
 /// a supervisor that went away is never a `SIGPIPE` death.
 ///
 /// ```no_run
