@@ -14,7 +14,8 @@ pub enum Detach {
     /// (stdin is a socket; fds 0-2 are then inherited), or by a supervisor that
     /// watches the process it started: systemd with `Type=notify` (`NOTIFY_SOCKET`
     /// set), or one that gave a readiness descriptor ([`Config::ready_fd`]), or by
-    /// socket activation (`LISTEN_PID` is ours): see [`Config::supervisor`]. A closed stdin is *not* taken
+    /// socket activation (the descriptors taken, [`Config::listen_fds`]): see
+    /// [`Config::supervisor`]. A closed stdin is *not* taken
     /// for a socket (pandaemonium's `EBADF` bug). Under a supervisor that wants a
     /// forking daemon (systemd `Type=forking`), use [`Detach::Always`].
     #[default]
@@ -54,10 +55,16 @@ pub struct Config<'a> {
     pub(crate) inherit: heapless::Vec<c_int, INHERIT_CAPACITY>,
     pub(crate) stdio: [Option<Stdio<'a>>; 3],
     pub(crate) start_timeout: Option<Duration>,
-    pub(crate) wait_ready: Option<Duration>,
+    /// The waiting's timeout and the code only a waiting daemon links (through
+    /// function pointers set by [`wait_ready`](Self::wait_ready), so that a daemon
+    /// that never waits carries none of it).
+    pub(crate) wait_ready: Option<crate::ready::Waiting>,
     pub(crate) ready_fd: c_int,
     /// Socket activation's descriptors, `first..end` (empty: none).
     pub(crate) listen: (c_int, c_int),
+    /// Run by stage 1 before it forks: the removal of `LISTEN_*` once
+    /// [`listen_fds`](Self::listen_fds) was called (a pointer, linked only then).
+    pub(crate) before_fork: Option<fn()>,
 }
 
 impl Default for Config<'_> {
@@ -76,6 +83,7 @@ impl Default for Config<'_> {
             wait_ready: None,
             ready_fd: sys::NO_FD,
             listen: (0, 0),
+            before_fork: None,
         }
     }
 }
@@ -254,7 +262,11 @@ impl<'a> Config<'a> {
     /// waiting and this does nothing. A `run()` that `exec`s before it is ready keeps
     /// `start()` waiting until the program ends or the timeout passes.
     pub fn wait_ready(&mut self, timeout: Duration) -> &mut Self {
-        self.wait_ready = Some(timeout);
+        self.wait_ready = Some(crate::ready::Waiting {
+            timeout,
+            second_fork: crate::detach::fork_waiting,
+            settle: crate::ready::settle,
+        });
         self
     }
 
@@ -263,10 +275,13 @@ impl<'a> Config<'a> {
     /// by [`ready`](crate::ready()). With it, [`Detach::Auto`] does not fork (the
     /// supervisor watches the process it started).
     ///
+    /// It is kept as [`inherit_file`](Self::inherit_file) keeps a descriptor, and
+    /// counts as one of its [`INHERIT_CAPACITY`](crate::INHERIT_CAPACITY).
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidConfig`] for 0 to 2 (stage 9 replaces them); `EBADF` for a
-    /// descriptor that is not open.
+    /// descriptor that is not open; [`ErrorKind::Capacity`] when `inherit_files` is full.
     pub fn ready_fd(&mut self, fd: c_int) -> Result<&mut Self, Error> {
         let value = crate::decimal::Dec::new(i64::from(fd));
         if fd < 3 {
@@ -284,6 +299,7 @@ impl<'a> Config<'a> {
                 value.as_bytes(),
             ));
         }
+        self.inherit_file(fd)?;
         self.ready_fd = fd;
         Ok(self)
     }
@@ -316,10 +332,15 @@ impl<'a> Config<'a> {
     /// # Ok::<(), pandaemonium::Error>(())
     /// ```
     ///
+    /// They are kept as [`inherit_file`](Self::inherit_file) keeps descriptors, and
+    /// count toward its [`INHERIT_CAPACITY`](crate::INHERIT_CAPACITY).
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidConfig`] when one of the descriptors is the pid file's or
-    /// the readiness descriptor (the supervisor's was closed, and ours took its number).
+    /// the readiness descriptor (the supervisor's was closed, and ours took its number);
+    /// [`ErrorKind::Capacity`] when they do not fit beside `inherit_files` (nothing is
+    /// changed then).
     pub fn listen_fds(&mut self, fds: &crate::listen::ListenFds) -> Result<&mut Self, Error> {
         let range = fds.first()..fds.end();
         let pid_fd = self
@@ -341,7 +362,22 @@ impl<'a> Config<'a> {
                 return Err(e);
             }
         }
+        let fresh = range
+            .clone()
+            .filter(|fd| !self.inherit.contains(fd))
+            .count();
+        if self.inherit.len() + fresh > INHERIT_CAPACITY {
+            return Err(Error::new(
+                Some(Stage::CloseFiles),
+                ErrorKind::Capacity,
+                "listen_fds: with inherit_files, more than 16 descriptors",
+            ));
+        }
+        for fd in range.clone() {
+            self.inherit_file(fd)?;
+        }
         self.listen = (range.start, range.end);
+        self.before_fork = Some(crate::listen::unset_listen_env);
         Ok(self)
     }
 
@@ -349,7 +385,7 @@ impl<'a> Config<'a> {
     /// stage 1 with [`Detach::Auto`] forks only for
     /// [`Supervisor::None`](crate::Supervisor::None).
     pub fn supervisor(&self) -> crate::Supervisor {
-        crate::ready::detect(self.ready_fd != sys::NO_FD)
+        crate::ready::detect(self.ready_fd != sys::NO_FD, self.listen.0 < self.listen.1)
     }
 
     /// How long `start()` waits for the daemon to finish its stages (default: for
@@ -437,27 +473,77 @@ mod tests {
         sys::close(r);
     }
 
+    /// `n` open descriptors (copies of one pipe end) at consecutive numbers from a
+    /// free block high above what the tests open, and the pipe's other end.
+    fn block(n: c_int) -> (c_int, [c_int; 2]) {
+        let (r, w) = sys::pipe().unwrap();
+        let mut first = 300;
+        while (first..first + n).any(sys::fd_is_open) {
+            first += n;
+        }
+        for fd in first..first + n {
+            assert_eq!(sys::dup_at_least(r, fd), Ok(fd));
+        }
+        (first, [r, w])
+    }
+
     #[test]
     fn socket_activation_refuses_a_range_holding_our_own_descriptors() {
-        let (r, w) = sys::pipe().unwrap();
+        let (first, pipe) = block(5);
         let mut config = Config::default();
-        config.ready_fd(r).unwrap();
+        let ready = first + 2;
+        config.ready_fd(ready).unwrap();
         // A range of one that is exactly the readiness descriptor, and one around it.
-        for (first, n) in [(r, 1), (r - 1, 3)] {
+        for (start, n) in [(ready, 1), (ready - 1, 3)] {
             let e = config
-                .listen_fds(&ListenFds::unchecked(first, n))
+                .listen_fds(&ListenFds::unchecked(start, n))
                 .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidConfig);
             assert!(e.detail().contains("the readiness descriptor"), "{e:?}");
         }
         assert_eq!(config.listen, (0, 0), "refused: unchanged");
+        assert_eq!(&config.inherit[..], &[ready], "refused: nothing kept");
         // Just past it, and just before it: ours are not in the range.
-        config.listen_fds(&ListenFds::unchecked(r + 1, 2)).unwrap();
-        assert_eq!(config.listen, (r + 1, r + 3));
-        config.listen_fds(&ListenFds::unchecked(r - 2, 2)).unwrap();
-        assert_eq!(config.listen, (r - 2, r));
-        sys::close(r);
-        sys::close(w);
+        config
+            .listen_fds(&ListenFds::unchecked(ready + 1, 2))
+            .unwrap();
+        assert_eq!(config.listen, (ready + 1, ready + 3));
+        config
+            .listen_fds(&ListenFds::unchecked(ready - 2, 2))
+            .unwrap();
+        assert_eq!(config.listen, (ready - 2, ready));
+        let mut kept: heapless::Vec<c_int, 8> = config.inherit.iter().copied().collect();
+        kept.sort_unstable();
+        assert_eq!(
+            &kept[..],
+            &[first, first + 1, first + 2, first + 3, first + 4]
+        );
+        for fd in (first..first + 5).chain(pipe) {
+            sys::close(fd);
+        }
+    }
+
+    #[test]
+    fn socket_activation_and_inherit_files_share_one_capacity() {
+        let (first, pipe) = block(INHERIT_CAPACITY as c_int);
+        let mut config = Config::default();
+        config.inherit_file(pipe[1]).unwrap();
+        let all = ListenFds::unchecked(first, INHERIT_CAPACITY);
+        let e = config.listen_fds(&all).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Capacity);
+        assert_eq!(
+            (config.listen, config.inherit.len()),
+            ((0, 0), 1),
+            "unchanged"
+        );
+        // Exactly full fits, and descriptors already kept count once.
+        let most = ListenFds::unchecked(first, INHERIT_CAPACITY - 1);
+        config.inherit_file(first).unwrap();
+        config.listen_fds(&most).unwrap();
+        assert_eq!(config.inherit.len(), INHERIT_CAPACITY);
+        for fd in (first..first + INHERIT_CAPACITY as c_int).chain(pipe) {
+            sys::close(fd);
+        }
     }
 
     #[test]
@@ -471,6 +557,5 @@ mod tests {
         let fd = pid_file.as_raw_fd();
         let e = config.listen_fds(&ListenFds::unchecked(fd, 1)).unwrap_err();
         assert!(e.detail().contains("the pid file"), "{e:?}");
-        config.listen_fds(&ListenFds::unchecked(fd + 1, 1)).unwrap();
     }
 }

@@ -493,32 +493,29 @@ impl State {
         let Some((receiver, child)) = self.pending.take() else {
             return;
         };
-        // The intermediate process exits right after its fork: reap it first, so its
-        // SIGCHLD does not interrupt the monitoring below. Waiting for readiness, it
-        // stays until the daemon is ready or has ended: reaped afterwards.
-        let waiting = config.wait_ready.is_some();
-        if !waiting {
-            detach::reap(child);
-        }
-        let deadline = config.wait_ready.or(config.start_timeout).map(|t| {
-            let ms = t.as_millis().min(u128::from(u32::MAX)) as u64;
-            (sys::monotonic_ms().saturating_add(ms), ms)
-        });
+        let waiting = config.wait_ready;
+        let deadline = config
+            .wait_ready
+            .map(|w| w.timeout)
+            .or(config.start_timeout)
+            .map(|t| {
+                let ms = t.as_millis().min(u128::from(u32::MAX)) as u64;
+                (sys::monotonic_ms().saturating_add(ms), ms)
+            });
         let outcome = receiver.monitor(
             &mut self.output,
             &mut self.error,
             &mut |stream, data| app.monitor(stream, data),
             deadline,
-            waiting,
+            waiting.is_some(),
         );
-        if waiting {
-            if outcome.left_behind {
-                // Given up on, or ended: the intermediate, which may still wait for a
-                // pipe a child of the daemon holds, goes too.
-                let _ = sys::kill(child, libc::SIGKILL);
-            }
-            detach::reap(child);
+        if let Some(waiting) = waiting {
+            (waiting.settle)(child, &outcome);
         }
+        // The intermediate process ends right after its fork or, waiting for readiness,
+        // once the daemon is ready or has ended (a poll interrupted by its SIGCHLD is
+        // resumed): reaped now, unseen by the monitoring.
+        detach::reap(child);
         // A daemon that failed removes its pid file itself, unless it could not (it
         // switched to a user who may not unlink in the pid file's directory, from a
         // file acquired here before the fork): then it is left to us too.
@@ -526,18 +523,6 @@ impl State {
             if let Some(pid_file) = &mut config.pid_file {
                 pid_file.remove_left(outcome.pid);
             }
-        }
-        // Under systemd, the process it started says which is the daemon, and that it
-        // is ready (`NotifyAccess=main` accepts only this process's word).
-        if let (true, Ok(()), Some(pid)) = (crate::ready::relayed(), &outcome.result, outcome.pid) {
-            let mut message = crate::notify::Notification::new();
-            let relayed = message
-                .number("MAINPID", u64::from(pid))
-                .and_then(|m| m.field("READY", b"1"))
-                .and_then(|m| m.send());
-            // The daemon runs: a supervisor that could not be told is its concern, not
-            // a failed start.
-            let _ = relayed;
         }
         self.pid = outcome.pid;
         self.outcome = Some(outcome.result);

@@ -32,11 +32,11 @@ pub(crate) enum Detached {
 /// the stdio of a daemon that did not fork), nor under a supervisor that watches the
 /// process it started (`NOTIFY_SOCKET` set, or a readiness descriptor, `ready_fd`).
 /// A closed stdin is not a socket.
-pub(crate) fn decide(detach: Detach, ready_fd: bool) -> bool {
+pub(crate) fn decide(detach: Detach, ready_fd: bool, listen: bool) -> bool {
     match detach {
         Detach::Always => true,
         Detach::Never => false,
-        Detach::Auto => crate::ready::detect(ready_fd) == crate::Supervisor::None,
+        Detach::Auto => crate::ready::detect(ready_fd, listen) == crate::Supervisor::None,
     }
 }
 
@@ -100,7 +100,7 @@ pub(crate) fn detach(
     fork: bool,
     check: bool,
     keep: [bool; 3],
-    wait: bool,
+    wait: Option<SecondFork>,
 ) -> Result<Detached, Error> {
     if !fork {
         stdio::fill_closed_stdio(0..3)?;
@@ -183,35 +183,19 @@ pub(crate) fn detach(
     if let Err(e) = sys::setsid() {
         fail(reporter, &Error::os(Stage::Detach, e, "setsid", b""));
     }
-    // The daemon's readiness, or its end, reaches the intermediate through this pipe.
-    let mut ready = (sys::NO_FD, sys::NO_FD);
-    if wait {
-        match sys::pipe().and_then(|(r, w)| Ok((sys::above_stdio(r)?, sys::above_stdio(w)?))) {
-            Ok(pair) => ready = pair,
-            Err(e) => fail(
-                reporter,
-                &Error::os(Stage::Detach, e, "pipe2", b"(readiness)"),
-            ),
-        }
-    }
-    // SAFETY: as for the first fork; this child is single-threaded by construction.
-    match unsafe { sys::fork() } {
-        Ok(0) => {}
-        // The intermediate process announces the daemon's pid (off the daemon's path)
-        // and ends at once, or once the daemon is ready; the original reaps it.
-        Ok(daemon) => {
-            reporter.pid(daemon as u32);
-            if wait {
-                sys::close(ready.1);
-                await_ready(reporter, ready.0, daemon)
+    match wait {
+        Some(second_fork) => second_fork(reporter),
+        // SAFETY: as for the first fork; this child is single-threaded by construction.
+        None => match unsafe { sys::fork() } {
+            Ok(0) => {}
+            // The intermediate process announces the daemon's pid (off the daemon's
+            // path) and ends at once; the original reaps it.
+            Ok(daemon) => {
+                reporter.pid(daemon as u32);
+                sys::exit_now(0)
             }
-            sys::exit_now(0)
-        }
-        Err(e) => fail(reporter, &Error::os(Stage::Detach, e, "fork", b"(second)")),
-    }
-    if wait {
-        sys::close(ready.0);
-        crate::ready::set_pipe(ready.1);
+            Err(e) => fail(reporter, &Error::os(Stage::Detach, e, "fork", b"(second)")),
+        },
     }
     crate::cleanup::set_report_fd(status_w);
     Ok(Detached::Daemon {
@@ -228,6 +212,39 @@ pub(crate) fn reap(child: libc::pid_t) -> Option<c_int> {
     sys::waitpid(child)
         .ok()
         .map(|status| crate::Exit::from_raw(status).status())
+}
+
+/// The second fork of a waiting launcher ([`fork_waiting`], through
+/// [`Waiting`](crate::ready::Waiting)): returns in the daemon only.
+pub(crate) type SecondFork = fn(Reporter);
+
+/// Stage 1's second fork when the original process waits for readiness: the daemon's
+/// readiness, or its end, reaches the intermediate process through a pipe, and the
+/// intermediate stays until one of them ([`await_ready`]). Returns in the daemon only.
+/// Async-signal-safe.
+#[allow(unsafe_code)]
+pub(crate) fn fork_waiting(reporter: Reporter) {
+    let ready =
+        match sys::pipe().and_then(|(r, w)| Ok((sys::above_stdio(r)?, sys::above_stdio(w)?))) {
+            Ok(pair) => pair,
+            Err(e) => fail(
+                reporter,
+                &Error::os(Stage::Detach, e, "pipe2", b"(readiness)"),
+            ),
+        };
+    // SAFETY: as for the first fork; this child is single-threaded by construction.
+    match unsafe { sys::fork() } {
+        Ok(0) => {
+            sys::close(ready.0);
+            crate::ready::set_pipe(ready.1);
+        }
+        Ok(daemon) => {
+            reporter.pid(daemon as u32);
+            sys::close(ready.1);
+            await_ready(reporter, ready.0, daemon)
+        }
+        Err(e) => fail(reporter, &Error::os(Stage::Detach, e, "fork", b"(second)")),
+    }
 }
 
 /// The intermediate process of a waiting launcher: exits 0 when the daemon says it is

@@ -14,11 +14,12 @@ use crate::{sys, Errno, Error, Stage};
 /// Descriptors `inherit_files` can hold.
 pub const INHERIT_CAPACITY: usize = 16;
 
-/// Most descriptors kept through stage 8: `inherit_files`, socket activation's, a
-/// descriptor for each of the three standard streams, the pid file, the report
-/// channel, the launcher's directory and the two of readiness. Room for all of them,
-/// so [`KeepList::insert`] cannot run out.
-pub(crate) const KEEP_CAPACITY: usize = INHERIT_CAPACITY + crate::listen::LISTEN_CAPACITY + 9;
+/// Most descriptors kept through stage 8: `inherit_files` (the readiness descriptor
+/// and socket activation's among them), a descriptor for each of the three standard
+/// streams, the pid file, the report channel, the launcher's directory and the pipe to
+/// a waiting intermediate process. Room for all of them, so [`KeepList::insert`]
+/// cannot run out.
+pub(crate) const KEEP_CAPACITY: usize = INHERIT_CAPACITY + 7;
 
 /// Which way stage 8 closes descriptors (for tests of the fallbacks).
 #[doc(hidden)]

@@ -116,7 +116,25 @@ impl MainArgs {
     }
 }
 
+extern "C" {
+    /// The process's environment (POSIX): null, or a null-terminated array of
+    /// NUL-terminated strings.
+    static environ: *const *const c_char;
+}
+
 impl Envp {
+    /// The process's own environment, read in place (`environ`).
+    pub(crate) fn current() -> Envp {
+        // SAFETY: reading the C library's pointer; it is null or valid, and the crate
+        // changes the environment only while single-threaded, before fork.
+        let env = unsafe { environ };
+        if env.is_null() {
+            Envp(NO_ENV.as_ptr().cast())
+        } else {
+            Envp(env)
+        }
+    }
+
     /// The value of the variable `name` (`PATH`, not `PATH=`).
     pub fn get(&self, name: &[u8]) -> Option<&'static CStr> {
         let mut at = self.0;
@@ -130,7 +148,9 @@ impl Envp {
             // SAFETY: as above.
             let text = unsafe { CStr::from_ptr(entry) }.to_bytes_with_nul();
             if text.starts_with(name) && text.get(name.len()) == Some(&b'=') {
-                return CStr::from_bytes_until_nul(&text[name.len() + 1..]).ok();
+                // SAFETY: `name=` is inside the entry, so its value's first byte (or its
+                // NUL) is too: the rest of the same NUL-terminated string.
+                return Some(unsafe { CStr::from_ptr(entry.add(name.len() + 1)) });
             }
             // SAFETY: not at the terminating null yet, so the next slot exists.
             at = unsafe { at.add(1) };

@@ -16,7 +16,8 @@
 //! (atomics only, as in `cleanup`), since `run()` cannot reach the `Daemon`.
 
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering::SeqCst};
+use core::time::Duration;
 
 use crate::report::Reporter;
 use crate::{sys, Error};
@@ -32,6 +33,69 @@ static FD: AtomicI32 = AtomicI32::new(sys::NO_FD);
 static RELAYED: AtomicBool = AtomicBool::new(false);
 /// `ready()` ran.
 static DONE: AtomicBool = AtomicBool::new(false);
+/// What the default `SIGTERM` handler sends systemd ([`stopping`]): set by `ready()`,
+/// as a pointer, so that a daemon that never calls it links no notification code.
+static STOPPING: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+fn send_stopping() {
+    let _ = crate::notify::stopping();
+}
+
+/// The default `SIGTERM` handler's word to systemd: `STOPPING=1` once `ready()` has
+/// run, nothing before (or without `NOTIFY_SOCKET`). Async-signal-safe.
+#[allow(unsafe_code)]
+pub(crate) fn stopping() {
+    let f = STOPPING.load(SeqCst);
+    if !f.is_null() {
+        // SAFETY: the only value ever stored besides null is `send_stopping`, a
+        // `fn()`, cast to a data pointer by `ready()`: casting it back is its own type.
+        let f = unsafe { core::mem::transmute::<*mut (), fn()>(f) };
+        f();
+    }
+}
+
+/// [`Config::wait_ready`](crate::Config::wait_ready)'s timeout, and the code only a
+/// waiting launcher runs, reached through these pointers: a daemon that never waits
+/// links none of it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waiting {
+    pub(crate) timeout: Duration,
+    /// Stage 1's second fork, with the intermediate process's wait
+    /// (`detach::fork_waiting`).
+    pub(crate) second_fork: crate::detach::SecondFork,
+    /// The original process, once it knows the outcome ([`settle`]).
+    pub(crate) settle: fn(libc::pid_t, &crate::report::Outcome),
+}
+
+/// The original process of a waiting launcher, once it knows the outcome: when it gave
+/// up on the daemon or the daemon ended, the intermediate process `child` (which may
+/// still wait for a pipe a child of the daemon holds) is killed, to be reaped; when the
+/// daemon is ready under systemd, the launcher says so ([`relay`]).
+pub(crate) fn settle(child: libc::pid_t, outcome: &crate::report::Outcome) {
+    if outcome.left_behind {
+        let _ = sys::kill(child, libc::SIGKILL);
+    }
+    if let (true, Ok(()), Some(pid)) = (relayed(), &outcome.result, outcome.pid) {
+        relay(pid);
+    }
+}
+
+/// `MAINPID=<daemon>` and `READY=1` in one datagram to `NOTIFY_SOCKET`, from the
+/// original process, so that `NotifyAccess=main` accepts it and the daemon becomes the
+/// main pid. The daemon runs: a supervisor that could not be told is its concern, not
+/// a failed start.
+fn relay(pid: u32) {
+    let mut message = [0u8; 40];
+    let mut at = 0;
+    let pid = crate::decimal::Dec::new(i64::from(pid));
+    for part in [b"MAINPID=".as_slice(), pid.as_bytes(), b"\nREADY=1\n"] {
+        message[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    if let Ok(Some(socket)) = crate::notify::NotifySocket::from_env() {
+        let _ = socket.send(&message[..at]);
+    }
+}
 
 /// Stage 1, in the launcher: the readiness descriptor, and whether the launcher relays
 /// readiness to systemd.
@@ -56,9 +120,10 @@ pub(crate) fn hold_status(fd: c_int) {
     STATUS.store(fd, SeqCst);
 }
 
-/// The descriptors stage 8 must keep for [`ready`] (`sys::NO_FD` where none).
-pub(crate) fn kept() -> [c_int; 2] {
-    [PIPE.load(SeqCst), FD.load(SeqCst)]
+/// The descriptor stage 8 must keep for [`ready`] besides `inherit`'s: the pipe to
+/// a waiting intermediate process (`sys::NO_FD` when none).
+pub(crate) fn kept() -> c_int {
+    PIPE.load(SeqCst)
 }
 
 /// Declares the daemon ready: call it in `run()` once the daemon serves.
@@ -102,6 +167,7 @@ pub fn ready() -> Result<(), Error> {
     if DONE.swap(true, SeqCst) {
         return Ok(());
     }
+    STOPPING.store(send_stopping as fn() as *mut (), SeqCst);
     let status = STATUS.swap(sys::NO_FD, SeqCst);
     if status != sys::NO_FD {
         Reporter { fd: status }.ready();
@@ -138,7 +204,9 @@ pub fn ready() -> Result<(), Error> {
 /// Who started this process, as far as it can tell: what [`Detach::Auto`] goes by
 /// (it forks only for [`Supervisor::None`]). One answer, the first that applies in
 /// this order: a readiness descriptor was configured, `NOTIFY_SOCKET` is set,
-/// `LISTEN_PID` names this process, the parent is init, stdin is a socket.
+/// socket activation's descriptors were taken
+/// ([`Config::listen_fds`](crate::Config::listen_fds)), the parent is init, stdin is a
+/// socket.
 ///
 /// ```
 /// use pandaemonium::{Config, Supervisor};
@@ -160,7 +228,8 @@ pub enum Supervisor {
     /// systemd with `Type=notify` (or start-stop-daemon `--notify-await`, OpenRC's
     /// `--notify socket:ready`): `NOTIFY_SOCKET` is set.
     Systemd,
-    /// Socket activation (systemd, `systemd-socket-activate`): `LISTEN_PID` is ours.
+    /// Socket activation (systemd, `systemd-socket-activate`): the daemon took the
+    /// descriptors ([`Config::listen_fds`](crate::Config::listen_fds)).
     SocketActivation,
     /// The parent is init (pid 1): a `sysvinit` `respawn` entry, procd, a container.
     Init,
@@ -171,15 +240,12 @@ pub enum Supervisor {
 }
 
 /// [`Config::supervisor`](crate::Config::supervisor).
-pub(crate) fn detect(ready_fd: bool) -> Supervisor {
-    let ours = |pid: &core::ffi::CStr| {
-        crate::decimal::parse_u32(pid.to_bytes()) == Some(sys::getpid() as u32)
-    };
+pub(crate) fn detect(ready_fd: bool, listen: bool) -> Supervisor {
     if ready_fd {
         Supervisor::ReadinessFd
     } else if crate::detach::notify_socket_set() {
         Supervisor::Systemd
-    } else if sys::getenv(c"LISTEN_PID").is_some_and(ours) {
+    } else if listen {
         Supervisor::SocketActivation
     } else if sys::getppid() == 1 {
         Supervisor::Init

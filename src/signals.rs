@@ -321,9 +321,9 @@ impl SignalMap {
 }
 
 extern "C" fn exit_on_signal(sig: c_int) {
-    // systemd's `Type=notify` learns that the stop is ours (nothing without
-    // `NOTIFY_SOCKET`: one environment lookup).
-    let _ = crate::notify::stopping();
+    // systemd's `Type=notify` learns that the stop is ours, once the daemon said it
+    // was ready (nothing before, or without `NOTIFY_SOCKET`).
+    crate::ready::stopping();
     cleanup::remove_pid_file();
     // Die of the same signal: default action, unblocked (it is blocked while we run).
     let _ = sys::sigaction(sig, Disposition::Default);

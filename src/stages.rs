@@ -50,12 +50,23 @@ impl<'a> Stages<'_, 'a> {
                 "already detached",
             ));
         }
-        let fork = detach::decide(self.config.detach, self.config.ready_fd != sys::NO_FD);
-        let wait = fork && self.config.wait_ready.is_some();
-        if self.config.listen.0 < self.config.listen.1 {
-            crate::listen::unset_listen_env();
+        let fork = detach::decide(
+            self.config.detach,
+            self.config.ready_fd != sys::NO_FD,
+            self.config.listen.0 < self.config.listen.1,
+        );
+        let wait = self
+            .config
+            .wait_ready
+            .filter(|_| fork)
+            .map(|w| w.second_fork);
+        if let Some(before_fork) = self.config.before_fork {
+            before_fork();
         }
-        crate::ready::prepare(self.config.ready_fd, wait && detach::notify_socket_set());
+        crate::ready::prepare(
+            self.config.ready_fd,
+            wait.is_some() && detach::notify_socket_set(),
+        );
         // `Stdio::Fd(1)` / `Fd(2)` mean the launcher's stdout / stderr, which a detached
         // daemon's own 1 and 2 are not until stage 9 (they carry set-up output).
         // (A match, not `contains`: comparing whole `Stdio` values, paths included,
@@ -225,12 +236,9 @@ impl<'a> Stages<'_, 'a> {
             keep.insert(reporter.fd);
         }
         keep.insert(self.state.cwd);
-        for fd in crate::ready::kept()
-            .into_iter()
-            .chain(self.config.listen.0..self.config.listen.1)
-        {
-            keep.insert(fd);
-        }
+        // The pipe to a waiting intermediate process (the readiness descriptor and
+        // socket activation's are in `inherit`).
+        keep.insert(crate::ready::kept());
         fds::close_inherited(&keep, self.state.close_method)
     }
 

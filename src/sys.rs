@@ -1042,12 +1042,11 @@ pub(crate) fn exit_normal(code: c_int) -> ! {
 /// async-signal-safe; assumed so for that reason). The value lives until the variable
 /// changes, which this crate does only while single-threaded, before fork
 /// ([`unsetenv`]).
+///
+/// A scan of `environ` (what glibc's and musl's `getenv` do), shared with
+/// [`Envp::get`](crate::Envp::get): the C library's own costs a few hundred bytes more.
 pub(crate) fn getenv(name: &CStr) -> Option<&'static CStr> {
-    // SAFETY: name is a valid C string; the result is null or points into environ.
-    let value = unsafe { libc::getenv(name.as_ptr()) };
-    // SAFETY: a non-null result is a NUL-terminated string in the environment, which
-    // the crate never frees (it does not call setenv or putenv).
-    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) })
+    crate::Envp::current().get(name.to_bytes())
 }
 
 /// `unsetenv(3)`—Removes `name` from the environment (success if it was not set). Not
