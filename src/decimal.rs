@@ -20,7 +20,9 @@ pub struct Dec {
 }
 
 impl Dec {
-    /// Renders `n` (an `i64` covers pids, fds, uids and errnos).
+    /// Renders `n` (an `i64` covers pids, fds, uids and errnos). Out of line: inlined,
+    /// each of its dozen callers would get its own copy of the buffer set-up.
+    #[inline(never)]
     pub fn new(n: i64) -> Dec {
         Dec::digits(n.unsigned_abs(), n < 0)
     }
@@ -31,9 +33,9 @@ impl Dec {
         Dec::digits(n, false)
     }
 
-    /// `magnitude`'s digits, after a `-` when `negative`. Out of line: inlined, each of
-    /// its dozen callers would get its own copy of the buffer set-up.
-    #[inline(never)]
+    /// `magnitude`'s digits, after a `-` when `negative`: inlined into `new` and
+    /// `unsigned`, so that a program using one links one copy.
+    #[inline(always)]
     fn digits(magnitude: u64, negative: bool) -> Dec {
         let mut buf = [0; 20];
         let start = render(&mut buf, magnitude, negative);

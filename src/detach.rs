@@ -224,6 +224,8 @@ pub(crate) type SecondFork = fn(Reporter);
 /// Async-signal-safe.
 #[allow(unsafe_code)]
 pub(crate) fn fork_waiting(reporter: Reporter) {
+    // Under systemd the original process will say the daemon is ready (`settle`).
+    crate::ready::set_relayed(notify_socket_set());
     let ready =
         match sys::pipe().and_then(|(r, w)| Ok((sys::above_stdio(r)?, sys::above_stdio(w)?))) {
             Ok(pair) => pair,

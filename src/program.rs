@@ -136,6 +136,8 @@ impl Envp {
     }
 
     /// The value of the variable `name` (`PATH`, not `PATH=`).
+    // Out of line: `Program::find` and the crate's `getenv` share one copy.
+    #[inline(never)]
     pub fn get(&self, name: &[u8]) -> Option<&'static CStr> {
         let mut at = self.0;
         loop {

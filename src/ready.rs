@@ -75,8 +75,10 @@ pub(crate) fn settle(child: libc::pid_t, outcome: &crate::report::Outcome) {
     if outcome.left_behind {
         let _ = sys::kill(child, libc::SIGKILL);
     }
-    if let (true, Ok(()), Some(pid)) = (relayed(), &outcome.result, outcome.pid) {
-        relay(pid);
+    if let (Ok(()), Some(pid)) = (&outcome.result, outcome.pid) {
+        if crate::detach::notify_socket_set() {
+            relay(pid);
+        }
     }
 }
 
@@ -97,22 +99,20 @@ fn relay(pid: u32) {
     }
 }
 
-/// Stage 1, in the launcher: the readiness descriptor, and whether the launcher relays
-/// readiness to systemd.
-pub(crate) fn prepare(fd: c_int, relayed: bool) {
+/// Stage 1, in the launcher: the readiness descriptor.
+pub(crate) fn prepare(fd: c_int) {
     FD.store(fd, SeqCst);
+}
+
+/// Stage 1 of a waiting launcher, before the second fork: whether the launcher will
+/// relay readiness to systemd (then the daemon sends no `READY=1` of its own).
+pub(crate) fn set_relayed(relayed: bool) {
     RELAYED.store(relayed, SeqCst);
-    DONE.store(false, SeqCst);
 }
 
 /// Stage 1, in the daemon: the pipe to the waiting intermediate process.
 pub(crate) fn set_pipe(fd: c_int) {
     PIPE.store(fd, SeqCst);
-}
-
-/// Whether the launcher relays readiness to systemd (set in stage 1).
-pub(crate) fn relayed() -> bool {
-    RELAYED.load(SeqCst)
 }
 
 /// After stage 9 with a waiting launcher: the status pipe stays open for [`ready`].

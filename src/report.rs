@@ -321,11 +321,9 @@ impl Status {
                     let mut e = Error::new(
                         Stage::from_number(self.stage),
                         ErrorKind::DaemonDied,
-                        if self.stage == RUN {
-                            "run: the daemon ended before it was ready"
-                        } else {
-                            "daemon exited during set-up"
-                        },
+                        // In set-up (the stage says which) or, waiting, in run() (no
+                        // stage; only if the intermediate process was killed too).
+                        "the daemon ended without a result",
                     );
                     e.holder = self.outcome.pid;
                     self.outcome.result = Err(e);

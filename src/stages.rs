@@ -63,10 +63,7 @@ impl<'a> Stages<'_, 'a> {
         if let Some(before_fork) = self.config.before_fork {
             before_fork();
         }
-        crate::ready::prepare(
-            self.config.ready_fd,
-            wait.is_some() && detach::notify_socket_set(),
-        );
+        crate::ready::prepare(self.config.ready_fd);
         // `Stdio::Fd(1)` / `Fd(2)` mean the launcher's stdout / stderr, which a detached
         // daemon's own 1 and 2 are not until stage 9 (they carry set-up output).
         // (A match, not `contains`: comparing whole `Stdio` values, paths included,
