@@ -483,13 +483,14 @@ mod tests {
                 first += n;
             }
             // Another test may take a number meanwhile: then start again past it.
-            for fd in first..first + n {
+            let start = first;
+            for fd in start..start + n {
                 let got = sys::dup_at_least(r, fd).unwrap();
                 if got != fd {
-                    for made in (first..fd).chain([got]) {
+                    for made in (start..fd).chain([got]) {
                         sys::close(made);
                     }
-                    first += n;
+                    first = start + n;
                     continue 'search;
                 }
             }
