@@ -126,6 +126,35 @@ pub fn ready() -> Result<(), Error> {
     result
 }
 
+/// Where a waiting launcher learns readiness besides the daemon's own [`ready`]:
+/// for a daemon that `exec`s another program in `run()`, which cannot call it
+/// ([`Config::wait_ready_from`](crate::Config::wait_ready_from)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadySource {
+    /// A notification socket (a [`NotifyListener`](crate::notify::NotifyListener)'s
+    /// descriptor) whose path the program got in `NOTIFY_SOCKET`: `READY=1` means
+    /// ready. Only datagrams count whose `SCM_CREDENTIALS` pid is the daemon (the
+    /// program, after `exec`), a child of it, or the pid that one of those named with
+    /// `MAINPID=` (which [`Started::main_pid`](crate::Started::main_pid) then gives).
+    /// `EXTEND_TIMEOUT_USEC=N` moves the deadline to at least N microseconds from
+    /// now; `ERRNO=N` is remembered and given with the error if the daemon then ends
+    /// before it is ready. Truncated datagrams are ignored.
+    Notify(c_int),
+    /// The read end of a pipe whose write end the program has (s6's
+    /// `notification-fd`): a newline means ready; EOF alone does not (the program may
+    /// close it and go on, or end, which is reported as its end).
+    Pipe(c_int),
+}
+
+impl ReadySource {
+    pub(crate) fn fd(self) -> c_int {
+        match self {
+            ReadySource::Notify(fd) | ReadySource::Pipe(fd) => fd,
+        }
+    }
+}
+
 /// Who started this process, as far as it can tell: what [`Detach::Auto`] goes by
 /// (it forks only for [`Supervisor::None`]). One answer, the first that applies in
 /// this order: a readiness descriptor was configured, `NOTIFY_SOCKET` is set,

@@ -23,7 +23,7 @@
 use core::ffi::c_int;
 
 use crate::error::DETAIL_CAPACITY;
-use crate::{sys, Errno, Error, ErrorKind, Stage};
+use crate::{sys, Errno, Error, ErrorKind, ReadySource, Stage};
 
 /// Bytes of the daemon's set-up stdout (and, separately, stderr) kept for the original
 /// process; more is read and dropped, and the capture is marked truncated.
@@ -195,6 +195,11 @@ pub(crate) struct Outcome {
     /// The daemon ended, or was killed, without cleaning up after itself (it died, or
     /// the original gave up on it): the original removes the pid file it may have left.
     pub(crate) left_behind: bool,
+    /// The pid a readiness source named with `MAINPID=`.
+    pub(crate) main_pid: Option<u32>,
+    /// A readiness source said ready: the intermediate process still waits for the
+    /// daemon, and the original kills it.
+    pub(crate) by_source: bool,
 }
 
 impl Receiver {
@@ -208,15 +213,20 @@ impl Receiver {
     /// By `deadline` (monotonic ms), or when `poll` fails, it gives up: the daemon is
     /// killed (`SIGKILL`) and the error says which stage it was in (the stage records
     /// come only with a deadline) or what failed.
+    ///
+    /// With a readiness `source`, that is polled too once the daemon's pid is known
+    /// ([`Source`]); its word of readiness ends the wait like the daemon's own.
     pub(crate) fn monitor(
         self,
         output: &mut Capture,
         error: &mut Capture,
         on_output: &mut dyn FnMut(Stream, &[u8]),
-        deadline: Option<(u64, u64)>,
+        mut deadline: Option<(u64, u64)>,
         waiting: bool,
+        source: Option<ReadySource>,
     ) -> Outcome {
         let mut status = Status::new(self.status, waiting);
+        let mut source = source.filter(|_| waiting).map(Source::new);
         let mut outputs = [
             (self.stdout, Stream::Stdout, output),
             (self.stderr, Stream::Stderr, error),
@@ -227,11 +237,16 @@ impl Receiver {
                 fd: status.fd,
                 events: libc::POLLIN,
                 revents: 0,
-            }; 3];
+            }; 4];
             polled[1].fd = outputs[0].0;
             polled[2].fd = outputs[1].0;
-            if polled.iter().all(|p| p.fd == sys::NO_FD) {
+            polled[3].fd = sys::NO_FD;
+            if polled[..3].iter().all(|p| p.fd == sys::NO_FD) {
                 break None;
+            }
+            let listening = status.fd != sys::NO_FD && !status.final_seen;
+            if let (Some(src), Some(_), true) = (&source, status.outcome.pid, listening) {
+                polled[3].fd = src.fd;
             }
             // Once the outcome is known (the status pipe closed), only drain what is
             // already buffered.
@@ -254,6 +269,17 @@ impl Receiver {
             if polled[0].revents != 0 && status.fd != sys::NO_FD {
                 status.read();
             }
+            if let (Some(src), Some(pid), true) =
+                (&mut source, status.outcome.pid, polled[3].revents != 0)
+            {
+                if src.take(pid, &mut deadline) && status.fd != sys::NO_FD && !status.final_seen {
+                    // Ready: the intermediate's word no longer matters.
+                    sys::close(status.fd);
+                    status.fd = sys::NO_FD;
+                    status.final_seen = true;
+                    status.outcome.by_source = true;
+                }
+            }
             for (p, (fd, stream, capture)) in polled[1..].iter().zip(&mut outputs) {
                 if p.revents != 0 && *fd != sys::NO_FD {
                     pump(fd, *stream, capture, &mut chunk, on_output);
@@ -271,7 +297,81 @@ impl Receiver {
         if status.fd != sys::NO_FD {
             sys::close(status.fd);
         }
+        if let Some(src) = source {
+            status.outcome.main_pid = src.main_pid;
+            if let (Err(e), Some(errno)) = (&mut status.outcome.result, src.errno) {
+                if e.errno.is_none() {
+                    e.errno = Some(errno);
+                }
+            }
+        }
         status.outcome
+    }
+}
+
+/// A readiness source as the original process reads it.
+struct Source {
+    fd: c_int,
+    notify: bool,
+    /// The pid an accepted sender named with `MAINPID=`.
+    main_pid: Option<u32>,
+    /// The last `ERRNO=` from an accepted sender.
+    errno: Option<Errno>,
+}
+
+impl Source {
+    fn new(source: ReadySource) -> Source {
+        Source {
+            fd: source.fd(),
+            notify: matches!(source, ReadySource::Notify(_)),
+            main_pid: None,
+            errno: None,
+        }
+    }
+
+    /// Reads what is there; whether it says the daemon (`daemon`) is ready. An
+    /// `EXTEND_TIMEOUT_USEC` moves `deadline`.
+    #[inline(never)]
+    fn take(&mut self, daemon: u32, deadline: &mut Option<(u64, u64)>) -> bool {
+        if !self.notify {
+            let mut buf = [0u8; 64];
+            return match sys::read(self.fd, &mut buf) {
+                Ok(n) if n > 0 => buf[..n].contains(&b'\n'),
+                // EOF (or an error): the program closed it; its end is reported anyway.
+                _ => {
+                    self.fd = sys::NO_FD;
+                    false
+                }
+            };
+        }
+        let mut ready = false;
+        // Every queued datagram, until EAGAIN.
+        while let Ok(m) = crate::notify::recv_message(self.fd) {
+            let Some(pid) = m.pid() else { continue };
+            let accepted = pid == daemon
+                || Some(pid) == self.main_pid
+                || crate::notify_listen::parent_of(pid) == Some(daemon);
+            if m.truncated() || !accepted {
+                continue;
+            }
+            if let Some(n) = m.get("MAINPID").and_then(crate::decimal::parse_u32) {
+                self.main_pid = Some(n).filter(|&n| n > 0);
+            }
+            if let Some(n) = m.get("ERRNO").and_then(crate::decimal::parse_u32) {
+                self.errno = i32::try_from(n).ok().map(Errno::from_raw);
+            }
+            if let (Some(us), Some((at, _))) = (
+                m.get("EXTEND_TIMEOUT_USEC")
+                    .and_then(crate::decimal::parse_u64),
+                deadline.as_mut(),
+            ) {
+                // Microseconds (start-stop-daemon reads them as milliseconds).
+                let by = sys::monotonic_ms().saturating_add(us.div_ceil(1000));
+                *at = (*at).max(by);
+            }
+            ready |= m.get("READY") == Some(b"1");
+        }
+        ready
     }
 }
 
@@ -302,6 +402,8 @@ impl Status {
                 pid: None,
                 result: Ok(()),
                 left_behind: false,
+                main_pid: None,
+                by_source: false,
             },
         }
     }
