@@ -295,3 +295,93 @@ pub(crate) fn parent_of(pid: u32) -> Option<u32> {
         .nth(1)?;
     crate::decimal::parse_u32(field)
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::notify::NotifySocket;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn a_private_socket_in_a_0700_directory_removed_after() {
+        let l = NotifyListener::bind_private(None).unwrap();
+        let path = std::path::PathBuf::from(l.address().to_str().unwrap());
+        assert!(path.ends_with("notify"), "{path:?}");
+        let dir = path.parent().unwrap().to_path_buf();
+        assert!(dir
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("pdm-notify."));
+        let meta = std::fs::metadata(&dir).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o700);
+        l.remove();
+        assert!(!path.exists() && !dir.exists(), "{dir:?} left");
+    }
+
+    #[test]
+    fn the_owner_gets_the_directory_and_the_socket() {
+        // SAFETY: geteuid cannot fail.
+        #[allow(unsafe_code)]
+        if unsafe { libc::geteuid() } != 0 {
+            std::eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let l = NotifyListener::bind_private(Some((65534, 65534))).unwrap();
+        let path = std::path::PathBuf::from(l.address().to_str().unwrap());
+        for p in [&path, &path.parent().unwrap().to_path_buf()] {
+            let meta = std::fs::symlink_metadata(p).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{p:?}");
+        }
+        drop(l);
+        assert!(!path.parent().unwrap().exists());
+    }
+
+    #[test]
+    fn recv_gives_the_senders_pid_and_cuts_at_the_capacity() {
+        let l = NotifyListener::bind_private(None).unwrap();
+        let to = NotifySocket::parse(l.address().to_bytes()).unwrap();
+        assert_eq!(l.recv().unwrap_err().errno(), Some(Errno::AGAIN));
+        let mut full = [b'x'; NOTIFY_CAPACITY];
+        full[..7].copy_from_slice(b"STATUS=");
+        full[NOTIFY_CAPACITY - 8..].copy_from_slice(b"\nREADY=1");
+        to.send(&full).unwrap();
+        let m = l.recv().unwrap();
+        assert_eq!(m.pid(), Some(std::process::id()));
+        assert!(!m.truncated());
+        assert_eq!(m.as_bytes().len(), NOTIFY_CAPACITY);
+        assert_eq!(m.get("READY"), Some(&b"1"[..]));
+        let sock = sys::unix_datagram_socket().unwrap();
+        let mut addr = libc::sockaddr_un {
+            sun_family: libc::AF_UNIX as libc::sa_family_t,
+            sun_path: [0; SUN_PATH_LEN],
+        };
+        for (slot, &b) in addr.sun_path.iter_mut().zip(l.address().to_bytes()) {
+            *slot = b as libc::c_char;
+        }
+        let len = core::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let long = [b'y'; NOTIFY_CAPACITY + 1];
+        sys::sendto_unix(sock, &long, &addr, len).unwrap();
+        sys::close(sock);
+        let m = l.recv().unwrap();
+        assert!(m.truncated());
+        assert_eq!(m.as_bytes().len(), NOTIFY_CAPACITY);
+    }
+
+    #[test]
+    fn parent_of_reads_proc() {
+        assert_eq!(parent_of(std::process::id()), Some(sys::getppid() as u32));
+        assert_eq!(parent_of(u32::MAX), None);
+    }
+
+    #[test]
+    fn get_takes_the_last_line_of_a_key() {
+        let m = NotifyMessage::from_bytes(b"READY=0\nXREADY=1\nREADY=1\nREADYX=2\n");
+        assert_eq!(m.get("READY"), Some(&b"1"[..]));
+        assert_eq!(m.get("X"), None);
+        assert!(NotifyMessage::from_bytes(&[0; NOTIFY_CAPACITY + 1]).truncated());
+    }
+}

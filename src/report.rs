@@ -618,6 +618,48 @@ mod tests {
     }
 
     #[test]
+    fn a_pipe_source_is_ready_at_a_newline_and_never_at_eof() {
+        let (r, w) = sys::pipe().unwrap();
+        let mut src = Source::new(ReadySource::Pipe(r));
+        let mut deadline = None;
+        sys::write_all(w, b"x").unwrap();
+        assert!(!src.take(1, &mut deadline));
+        sys::write_all(w, b"\n").unwrap();
+        assert!(src.take(1, &mut deadline));
+        sys::close(w);
+        assert!(!src.take(1, &mut deadline), "EOF is not ready");
+        assert_eq!(src.fd, sys::NO_FD, "no longer polled");
+        sys::close(r);
+    }
+
+    #[test]
+    fn a_notify_source_counts_only_the_daemon_and_its_main_pid() {
+        let l = crate::notify::NotifyListener::bind_private(None).unwrap();
+        let to = crate::notify::NotifySocket::parse(l.address().to_bytes()).unwrap();
+        let me = sys::getpid() as u32;
+        let mut src = Source::new(ReadySource::Notify(l.as_raw_fd()));
+        let mut deadline = Some((1000, 1000));
+        // From a stranger's point of view (the daemon is pid 1): ignored, fields too.
+        to.send(b"MAINPID=77\nEXTEND_TIMEOUT_USEC=999000000\nREADY=1")
+            .unwrap();
+        assert!(!src.take(1, &mut deadline));
+        assert_eq!((src.main_pid, deadline), (None, Some((1000, 1000))));
+        // From the daemon: microseconds, the main pid, the errno.
+        to.send(b"MAINPID=77\nERRNO=2\nEXTEND_TIMEOUT_USEC=2000")
+            .unwrap();
+        assert!(!src.take(me, &mut deadline));
+        let (at, _) = deadline.unwrap();
+        let now = sys::monotonic_ms();
+        assert!(at >= now && at <= now + 100, "{at} vs {now}: 2 ms, not 2 s");
+        assert_eq!((src.main_pid, src.errno), (Some(77), Some(Errno::NOENT)));
+        // The main pid's word counts: here the sender is the main pid.
+        let mut src = Source::new(ReadySource::Notify(l.as_raw_fd()));
+        src.main_pid = Some(me);
+        to.send(b"READY=1").unwrap();
+        assert!(src.take(1, &mut None));
+    }
+
+    #[test]
     fn every_byte_of_every_field_crosses() {
         // Values whose four bytes all differ, the longest detail, and no holder.
         let mut e = Error::os(Stage::CloseFiles, Errno::from_raw(0x0102_0304), "op", b"");
