@@ -373,8 +373,8 @@ impl<'a> Config<'a> {
         Ok(self)
     }
 
-    /// Who started this process, as far as it can tell ([`Supervisor`]); stage 1 with
-    /// [`Detach::Auto`] forks only for [`Supervisor::None`].
+    /// Who started this process, as far as it can tell ([`Supervisor`](crate::Supervisor)); stage 1 with
+    /// [`Detach::Auto`] forks only for [`Supervisor::None`](crate::Supervisor::None).
     pub fn supervisor(&self) -> crate::Supervisor {
         crate::ready::detect(self.ready_fd != sys::NO_FD)
     }

@@ -63,7 +63,7 @@ pub(crate) fn kept() -> [c_int; 2] {
 
 /// Declares the daemon ready: call it in `run()` once the daemon serves.
 ///
-/// Tells every supervisor present (see the [module](self)): the waiting original
+/// Tells every supervisor present: the waiting original
 /// process, systemd's `NOTIFY_SOCKET`, the s6-style readiness descriptor. None of
 /// them is needed; a second call does nothing. Async-signal-safe, allocation-free;
 /// a supervisor that went away is never a `SIGPIPE` death.
