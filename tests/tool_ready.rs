@@ -404,3 +404,38 @@ fn usage_errors() {
         assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn notify_as_another_user_gets_a_socket_it_owns() {
+    if !support::is_root() {
+        eprintln!("skipped: --user needs root");
+        return;
+    }
+    if !have("systemd-notify") {
+        return;
+    }
+    let dir = TempDir::new("rdy-user");
+    let pid_file = dir.join("p.pid");
+    let info = dir.join("info");
+    // Not root, systemd-notify's credentials are its own pid: a child of PROGRAM.
+    let script = format!(
+        "stat -c '%a %U' \"$(dirname \"$NOTIFY_SOCKET\")\" \"$NOTIFY_SOCKET\" > {}; \
+         systemd-notify --ready; exec sleep 600",
+        s(&info)
+    );
+    let (out, _) = start(
+        &pid_file,
+        &["--user", "nobody", "--notify=10"],
+        &["sh", "-c", &script],
+    );
+    ok(&out);
+    let info = fs::read_to_string(&info).unwrap();
+    let lines: Vec<&str> = info.lines().collect();
+    assert_eq!(lines[0], "700 nobody", "{info}");
+    assert!(lines[1].ends_with(" nobody"), "{info}");
+    let pid = pids(&pid_file).0.expect("a pid");
+    assert_eq!(
+        support::status(pid)["Uid"].split_whitespace().next(),
+        Some("65534")
+    );
+}
