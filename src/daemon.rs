@@ -535,9 +535,11 @@ impl State {
                 pid_file.remove_left(outcome.pid);
             }
         }
-        // Under systemd, the process it started says which is the daemon, and that it
-        // is ready (`NotifyAccess=main` accepts only this process's word).
-        if let (true, Ok(()), Some(pid)) = (crate::ready::relayed(), &outcome.result, outcome.pid) {
+        // Under systemd, the process it started says which is the daemon (or the
+        // process a readiness source named), and that it is ready
+        // (`NotifyAccess=main` accepts only this process's word).
+        let main = outcome.main_pid.or(outcome.pid);
+        if let (true, Ok(()), Some(pid)) = (crate::ready::relayed(), &outcome.result, main) {
             let mut message = crate::notify::Notification::new();
             let relayed = message
                 .number("MAINPID", u64::from(pid))

@@ -439,3 +439,44 @@ fn notify_as_another_user_gets_a_socket_it_owns() {
         Some("65534")
     );
 }
+
+#[test]
+fn under_systemd_the_launcher_relays_the_main_pid_once_ready() {
+    if !have("systemd-notify") {
+        return;
+    }
+    use std::os::unix::net::UnixDatagram;
+    let dir = TempDir::new("rdy-relay");
+    let outer = dir.join("outer.sock");
+    let receiver = UnixDatagram::bind(&outer).unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let pid_file = dir.join("p.pid");
+    let main = dir.join("main");
+    let script = format!(
+        "sleep 600 & echo $! > {}; systemd-notify --ready --pid=$!; wait",
+        s(&main)
+    );
+    let mut cmd = tool([
+        "start",
+        "--pid-file",
+        s(&pid_file),
+        "--notify=10",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    cmd.env("NOTIFY_SOCKET", &outer);
+    let out = support::run(&mut cmd);
+    assert!(out.status.success(), "{out:?}");
+    let main: i32 = fs::read_to_string(&main).unwrap().trim().parse().unwrap();
+    let mut buf = [0u8; 4096];
+    let n = receiver.recv(&mut buf).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&buf[..n]),
+        format!("MAINPID={main}\nREADY=1\n"),
+        "one datagram, naming the service's process"
+    );
+}
