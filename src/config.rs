@@ -59,6 +59,9 @@ pub struct Config<'a> {
     /// function pointers set by [`wait_ready`](Self::wait_ready), so that a daemon
     /// that never waits carries none of it).
     pub(crate) wait_ready: Option<crate::ready::Waiting>,
+    /// Where the waiting original process also learns readiness
+    /// ([`wait_ready_from`](Self::wait_ready_from)).
+    pub(crate) ready_source: Option<crate::ReadySource>,
     pub(crate) ready_fd: c_int,
     /// Socket activation's descriptors, `first..end` (empty: none).
     pub(crate) listen: (c_int, c_int),
@@ -81,6 +84,7 @@ impl Default for Config<'_> {
             stdio: [None; 3],
             start_timeout: None,
             wait_ready: None,
+            ready_source: None,
             ready_fd: sys::NO_FD,
             listen: (0, 0),
             before_fork: None,
@@ -270,6 +274,32 @@ impl<'a> Config<'a> {
         self
     }
 
+    /// As [`wait_ready`](Self::wait_ready), and the original process also learns
+    /// readiness from `source`, polled once the daemon's pid is known: for a daemon
+    /// whose `run()` `exec`s a program that tells readiness its own way (systemd's
+    /// protocol on a [`NotifyListener`](crate::notify::NotifyListener) named in its
+    /// `NOTIFY_SOCKET`, or a newline on a pipe). Once `source` says ready, the process
+    /// between the two forks (still the daemon's parent, waiting for the program to
+    /// end) is killed and reaped, and `start()` returns `Ok`; the daemon, reparented,
+    /// runs on. The program ending first is [`ErrorKind::NotReady`] with its exit
+    /// status, as with [`wait_ready`](Self::wait_ready). The descriptor stays the
+    /// caller's (stage 8 closes the daemon's copy).
+    ///
+    /// ```no_run
+    /// use core::time::Duration;
+    /// use pandaemonium::{notify::NotifyListener, Config, ReadySource};
+    ///
+    /// let listener = NotifyListener::bind_private(None)?;
+    /// let mut config = Config::default();
+    /// config.wait_ready_from(ReadySource::Notify(listener.as_raw_fd()), Duration::from_secs(60));
+    /// // run() execs a program with NOTIFY_SOCKET=listener.address() in its environment
+    /// # Ok::<(), pandaemonium::Error>(())
+    /// ```
+    pub fn wait_ready_from(&mut self, source: crate::ReadySource, timeout: Duration) -> &mut Self {
+        self.ready_source = Some(source);
+        self.wait_ready(timeout)
+    }
+
     /// An s6-style readiness descriptor (s6's `notification-fd`, OpenRC's
     /// `--notify fd:N`): kept open through stage 8, and written one newline and closed
     /// by [`ready`](crate::ready()). With it, [`Detach::Auto`] does not fork (the
@@ -398,6 +428,11 @@ impl<'a> Config<'a> {
     pub fn start_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.start_timeout = Some(timeout);
         self
+    }
+
+    /// The user and groups stage 3 switches to, if set ([`ids`](Self::ids)).
+    pub fn ids_ref(&self) -> Option<&ProcessIds> {
+        self.ids.as_ref()
     }
 
     /// The pid file, if one is set.

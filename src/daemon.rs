@@ -38,6 +38,7 @@ pub(crate) struct State {
     /// The launcher's working directory, for stage 9's relative paths, or -1.
     pub(crate) cwd: libc::c_int,
     pid: Option<u32>,
+    main_pid: Option<u32>,
     outcome: Option<Result<(), Error>>,
     output: Capture,
     error: Capture,
@@ -48,6 +49,9 @@ pub(crate) struct State {
 pub struct Started<'d> {
     /// The daemon's process id.
     pub pid: u32,
+    /// The pid a readiness source ([`Config::wait_ready_from`]) named with `MAINPID=`:
+    /// the process that is the service, when the program the daemon exec'd forked it.
+    pub main_pid: Option<u32>,
     /// What the daemon wrote to stdout during set-up (pandaemonium's `output`).
     pub output: &'d Capture,
     /// What the daemon wrote to stderr during set-up (pandaemonium's `error`).
@@ -132,6 +136,7 @@ impl<'a, R: Run> Daemon<'a, R> {
                 copies: [sys::NO_FD; 3],
                 cwd: sys::NO_FD,
                 pid: None,
+                main_pid: None,
                 outcome: None,
                 output: Capture::default(),
                 error: Capture::default(),
@@ -508,6 +513,7 @@ impl State {
             &mut |stream, data| app.monitor(stream, data),
             deadline,
             waiting.is_some(),
+            config.ready_source,
         );
         if let Some(waiting) = waiting {
             (waiting.settle)(child, &outcome);
@@ -525,6 +531,7 @@ impl State {
             }
         }
         self.pid = outcome.pid;
+        self.main_pid = outcome.main_pid;
         self.outcome = Some(outcome.result);
     }
 
@@ -533,6 +540,7 @@ impl State {
             Some(Err(e)) => Err(e.clone()),
             _ => Ok(Started {
                 pid: self.pid.unwrap_or(0),
+                main_pid: self.main_pid,
                 output: &self.output,
                 error: &self.error,
             }),

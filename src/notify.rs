@@ -27,12 +27,16 @@
 //! # Ok::<(), pandaemonium::Error>(())
 //! ```
 //!
+//! The receiver side, a launcher's own socket, is [`NotifyListener`].
+//!
 //! What is not here: `BARRIER=1` (a datagram with a pipe's descriptor, for senders
 //! systemd did not start), file descriptor store messages, and `vsock:` addresses
 //! (used by a virtual machine's init towards its host, not by services).
 
 use core::fmt;
 use core::time::Duration;
+
+pub use crate::notify_listen::{recv_message, NotifyListener, NotifyMessage};
 
 use crate::decimal::{parse_u64, Dec};
 use crate::{sys, Errno, Error, ErrorKind};

@@ -23,8 +23,8 @@ use core::ffi::c_int;
 use crate::Errno;
 
 pub use crate::sys::{
-    block_signals, close, exit_now, getpid, monotonic_ms, pipe, read, read_full, set_cloexec,
-    set_ignored, sigrtmax, sleep_ms, wait_signal, write_all,
+    block_signals, close, dup2, dup_at_least, exit_now, getpid, monotonic_ms, pipe, read,
+    read_full, set_cloexec, set_ignored, sigrtmax, sleep_ms, wait_signal, write_all,
 };
 
 /// `kill(2)` to exactly one process: `pid` 0 (the caller's process group) and pids

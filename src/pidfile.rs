@@ -527,6 +527,53 @@ impl PidLockFile {
         removed
     }
 
+    /// Puts `pid` on the first line of a pid file another process holds: for a
+    /// launcher that learnt, after its daemon sealed the file, which process is the
+    /// service (a `MAINPID=` notification). Only a file that is locked and names
+    /// `holder` on its first or second line is rewritten (the second line, a
+    /// supervisor's own pid, is kept); `Ok(false)` otherwise. The file is overwritten,
+    /// then cut, so a reader never sees it empty. Not for a file this object holds
+    /// (`Ok(false)`): a daemon rewrites its own with
+    /// [`rewrite_pid_file`](crate::rewrite_pid_file).
+    ///
+    /// # Errors
+    ///
+    /// OS errors other than `ENOENT` from `open`, the lock query, `pwrite` and
+    /// `ftruncate`.
+    pub fn rewrite_first_pid(&self, holder: u32, pid: u32) -> Result<bool, Error> {
+        if self.fd != sys::NO_FD {
+            return Ok(false);
+        }
+        let path = self.path();
+        let fd = match sys::open(path, sys::PID_FILE, 0) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(os_err(e, "open", path)),
+        };
+        let result = (|| {
+            let held = sys::lock::is_held(fd).map_err(|e| os_err(e, "lock query", path))?;
+            let lines = pid_lines(fd).map_err(|e| os_err(e, "read", path))?;
+            let ours = sys::fstat(fd).is_ok_and(|st| names(path, st.id));
+            if !held || !ours || !lines.contains(&Some(holder)) {
+                return Ok(false);
+            }
+            let mut text = [0u8; 22];
+            let mut len = 0;
+            for n in [Some(pid), lines[1]].into_iter().flatten() {
+                let dec = Dec::new(i64::from(n));
+                text[len..len + dec.as_bytes().len()].copy_from_slice(dec.as_bytes());
+                len += dec.as_bytes().len();
+                text[len] = b'\n';
+                len += 1;
+            }
+            sys::pwrite_all(fd, &text[..len], 0).map_err(|e| os_err(e, "write", path))?;
+            sys::ftruncate(fd, len as i64).map_err(|e| os_err(e, "truncate", path))?;
+            Ok(true)
+        })();
+        sys::close(fd);
+        result
+    }
+
     /// Makes the SIGTERM clean-up and [`crate::exit`] able to remove this file.
     pub(crate) fn register_cleanup(&self) {
         if let Some(id) = self.id {

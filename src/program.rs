@@ -241,6 +241,67 @@ impl<'a> Program<'a> {
         })
     }
 
+    /// The same program with `entry` (`NAME=value`) in its environment, replacing any
+    /// variable of that name: the new environment is built in `slots`, pointers to the
+    /// old one's strings and to `entry`, so nothing is allocated.
+    ///
+    /// ```
+    /// use pandaemonium::{MainArgs, Program, PATH_CAPACITY};
+    ///
+    /// # #[allow(dead_code)]
+    /// fn with_socket(args: MainArgs) -> Result<(), pandaemonium::Errno> {
+    ///     let (Some(name), Some(argv)) = (args.get(1), args.tail(1)) else { return Ok(()) };
+    ///     let mut buf = [0u8; PATH_CAPACITY];
+    ///     let mut slots = [core::ptr::null(); 512];
+    ///     let program = Program::find(name, argv, args.envp(), &mut buf)?
+    ///         .with_env(c"NOTIFY_SOCKET=/run/x/notify", &mut slots)?;
+    ///     let _ = program.spawn(None, None)?;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` when `entry` has no `=` or starts with one; `E2BIG` when `slots` can't
+    /// hold the environment, `entry` and the terminating null.
+    pub fn with_env(
+        self,
+        entry: &'a CStr,
+        slots: &'a mut [*const c_char],
+    ) -> Result<Program<'a>, Errno> {
+        let text = entry.to_bytes();
+        let name = match text.iter().position(|&b| b == b'=') {
+            Some(at) if at > 0 => &text[..=at],
+            _ => return Err(Errno::INVAL),
+        };
+        let mut len = 0;
+        let mut at = self.envp.0;
+        loop {
+            // SAFETY: `MainArgs::from_raw`'s contract (or a previous `with_env`): a
+            // null-terminated array of NUL-terminated strings living as long as 'a.
+            let old = unsafe { *at };
+            if old.is_null() {
+                break;
+            }
+            // SAFETY: as above.
+            if !unsafe { CStr::from_ptr(old) }.to_bytes().starts_with(name) {
+                *slots.get_mut(len).ok_or(Errno::from_raw(libc::E2BIG))? = old;
+                len += 1;
+            }
+            // SAFETY: not at the terminating null yet, so the next slot exists.
+            at = unsafe { at.add(1) };
+        }
+        if len + 2 > slots.len() {
+            return Err(Errno::from_raw(libc::E2BIG));
+        }
+        slots[len] = entry.as_ptr();
+        slots[len + 1] = core::ptr::null();
+        Ok(Program {
+            envp: Envp(slots.as_ptr()),
+            ..self
+        })
+    }
+
     /// The name as given to [`find`](Self::find).
     pub fn name(&self) -> &'a CStr {
         self.name

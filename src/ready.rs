@@ -72,10 +72,13 @@ pub(crate) struct Waiting {
 /// still wait for a pipe a child of the daemon holds) is killed, to be reaped; when the
 /// daemon is ready under systemd, the launcher says so ([`relay`]).
 pub(crate) fn settle(child: libc::pid_t, outcome: &crate::report::Outcome) {
-    if outcome.left_behind {
+    // Once a readiness source said ready, the intermediate still waits for the
+    // program the daemon exec'd: it goes too, and the daemon is reparented.
+    if outcome.left_behind || outcome.by_source {
         let _ = sys::kill(child, libc::SIGKILL);
     }
-    if let (Ok(()), Some(pid)) = (&outcome.result, outcome.pid) {
+    // The pid a readiness source named (`MAINPID=`), else the daemon.
+    if let (Ok(()), Some(pid)) = (&outcome.result, outcome.main_pid.or(outcome.pid)) {
         if crate::detach::notify_socket_set() {
             relay(pid);
         }
@@ -199,6 +202,35 @@ pub fn ready() -> Result<(), Error> {
         sys::close(fd);
     }
     result
+}
+
+/// Where a waiting launcher learns readiness besides the daemon's own [`ready`]:
+/// for a daemon that `exec`s another program in `run()`, which cannot call it
+/// ([`Config::wait_ready_from`](crate::Config::wait_ready_from)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadySource {
+    /// A notification socket (a [`NotifyListener`](crate::notify::NotifyListener)'s
+    /// descriptor) whose path the program got in `NOTIFY_SOCKET`: `READY=1` means
+    /// ready. Only datagrams count whose `SCM_CREDENTIALS` pid is the daemon (the
+    /// program, after `exec`), a child of it, or the pid that one of those named with
+    /// `MAINPID=` (which [`Started::main_pid`](crate::Started::main_pid) then gives).
+    /// `EXTEND_TIMEOUT_USEC=N` moves the deadline to at least N microseconds from
+    /// now; `ERRNO=N` is remembered and given with the error if the daemon then ends
+    /// before it is ready. Truncated datagrams are ignored.
+    Notify(c_int),
+    /// The read end of a pipe whose write end the program has (s6's
+    /// `notification-fd`): a newline means ready; EOF alone does not (the program may
+    /// close it and go on, or end, which is reported as its end).
+    Pipe(c_int),
+}
+
+impl ReadySource {
+    pub(crate) fn fd(self) -> c_int {
+        match self {
+            ReadySource::Notify(fd) | ReadySource::Pipe(fd) => fd,
+        }
+    }
 }
 
 /// Who started this process, as far as it can tell: what [`Detach::Auto`] goes by

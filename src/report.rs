@@ -23,7 +23,7 @@
 use core::ffi::c_int;
 
 use crate::error::DETAIL_CAPACITY;
-use crate::{sys, Errno, Error, ErrorKind, Stage};
+use crate::{sys, Errno, Error, ErrorKind, ReadySource, Stage};
 
 /// Bytes of the daemon's set-up stdout (and, separately, stderr) kept for the original
 /// process; more is read and dropped, and the capture is marked truncated.
@@ -197,6 +197,11 @@ pub(crate) struct Outcome {
     /// The daemon ended, or was killed, without cleaning up after itself (it died, or
     /// the original gave up on it): the original removes the pid file it may have left.
     pub(crate) left_behind: bool,
+    /// The pid a readiness source named with `MAINPID=`.
+    pub(crate) main_pid: Option<u32>,
+    /// A readiness source said ready: the intermediate process still waits for the
+    /// daemon, and the original kills it.
+    pub(crate) by_source: bool,
 }
 
 impl Receiver {
@@ -210,15 +215,20 @@ impl Receiver {
     /// By `deadline` (monotonic ms), or when `poll` fails, it gives up: the daemon is
     /// killed (`SIGKILL`) and the error says which stage it was in (the stage records
     /// come only with a deadline) or what failed.
+    ///
+    /// With a readiness `source`, that is polled too once the daemon's pid is known
+    /// ([`Source`]); its word of readiness ends the wait like the daemon's own.
     pub(crate) fn monitor(
         self,
         output: &mut Capture,
         error: &mut Capture,
         on_output: &mut dyn FnMut(Stream, &[u8]),
-        deadline: Option<(u64, u64)>,
+        mut deadline: Option<(u64, u64)>,
         waiting: bool,
+        source: Option<ReadySource>,
     ) -> Outcome {
         let mut status = Status::new(self.status, waiting);
+        let mut source = source.filter(|_| waiting).map(Source::new);
         let mut outputs = [
             (self.stdout, Stream::Stdout, output),
             (self.stderr, Stream::Stderr, error),
@@ -229,11 +239,16 @@ impl Receiver {
                 fd: status.fd,
                 events: libc::POLLIN,
                 revents: 0,
-            }; 3];
+            }; 4];
             polled[1].fd = outputs[0].0;
             polled[2].fd = outputs[1].0;
-            if polled.iter().all(|p| p.fd == sys::NO_FD) {
+            polled[3].fd = sys::NO_FD;
+            if polled[..3].iter().all(|p| p.fd == sys::NO_FD) {
                 break None;
+            }
+            let listening = status.fd != sys::NO_FD && !status.final_seen;
+            if let (Some(src), Some(_), true) = (&source, status.outcome.pid, listening) {
+                polled[3].fd = src.fd;
             }
             // Once the outcome is known (the status pipe closed), only drain what is
             // already buffered.
@@ -256,6 +271,17 @@ impl Receiver {
             if polled[0].revents != 0 && status.fd != sys::NO_FD {
                 status.read();
             }
+            if let (Some(src), Some(pid), true) =
+                (&mut source, status.outcome.pid, polled[3].revents != 0)
+            {
+                if src.take(pid, &mut deadline) && status.fd != sys::NO_FD && !status.final_seen {
+                    // Ready: the intermediate's word no longer matters.
+                    sys::close(status.fd);
+                    status.fd = sys::NO_FD;
+                    status.final_seen = true;
+                    status.outcome.by_source = true;
+                }
+            }
             for (p, (fd, stream, capture)) in polled[1..].iter().zip(&mut outputs) {
                 if p.revents != 0 && *fd != sys::NO_FD {
                     pump(fd, *stream, capture, &mut chunk, on_output);
@@ -273,7 +299,81 @@ impl Receiver {
         if status.fd != sys::NO_FD {
             sys::close(status.fd);
         }
+        if let Some(src) = source {
+            status.outcome.main_pid = src.main_pid;
+            if let (Err(e), Some(errno)) = (&mut status.outcome.result, src.errno) {
+                if e.errno.is_none() {
+                    e.errno = Some(errno);
+                }
+            }
+        }
         status.outcome
+    }
+}
+
+/// A readiness source as the original process reads it.
+struct Source {
+    fd: c_int,
+    notify: bool,
+    /// The pid an accepted sender named with `MAINPID=`.
+    main_pid: Option<u32>,
+    /// The last `ERRNO=` from an accepted sender.
+    errno: Option<Errno>,
+}
+
+impl Source {
+    fn new(source: ReadySource) -> Source {
+        Source {
+            fd: source.fd(),
+            notify: matches!(source, ReadySource::Notify(_)),
+            main_pid: None,
+            errno: None,
+        }
+    }
+
+    /// Reads what is there; whether it says the daemon (`daemon`) is ready. An
+    /// `EXTEND_TIMEOUT_USEC` moves `deadline`.
+    #[inline(never)]
+    fn take(&mut self, daemon: u32, deadline: &mut Option<(u64, u64)>) -> bool {
+        if !self.notify {
+            let mut buf = [0u8; 64];
+            return match sys::read(self.fd, &mut buf) {
+                Ok(n) if n > 0 => buf[..n].contains(&b'\n'),
+                // EOF (or an error): the program closed it; its end is reported anyway.
+                _ => {
+                    self.fd = sys::NO_FD;
+                    false
+                }
+            };
+        }
+        let mut ready = false;
+        // Every queued datagram, until EAGAIN.
+        while let Ok(m) = crate::notify::recv_message(self.fd) {
+            let Some(pid) = m.pid() else { continue };
+            let accepted = pid == daemon
+                || Some(pid) == self.main_pid
+                || crate::notify_listen::parent_of(pid) == Some(daemon);
+            if m.truncated() || !accepted {
+                continue;
+            }
+            if let Some(n) = m.get("MAINPID").and_then(crate::decimal::parse_u32) {
+                self.main_pid = Some(n).filter(|&n| n > 0);
+            }
+            if let Some(n) = m.get("ERRNO").and_then(crate::decimal::parse_u32) {
+                self.errno = i32::try_from(n).ok().map(Errno::from_raw);
+            }
+            if let (Some(us), Some((at, _))) = (
+                m.get("EXTEND_TIMEOUT_USEC")
+                    .and_then(crate::decimal::parse_u64),
+                deadline.as_mut(),
+            ) {
+                // Microseconds (start-stop-daemon reads them as milliseconds).
+                let by = sys::monotonic_ms().saturating_add(us.div_ceil(1000));
+                *at = (*at).max(by);
+            }
+            ready |= m.get("READY") == Some(b"1");
+        }
+        ready
     }
 }
 
@@ -304,6 +404,8 @@ impl Status {
                 pid: None,
                 result: Ok(()),
                 left_behind: false,
+                main_pid: None,
+                by_source: false,
             },
         }
     }
@@ -513,6 +615,48 @@ mod tests {
             status.read();
         }
         status
+    }
+
+    #[test]
+    fn a_pipe_source_is_ready_at_a_newline_and_never_at_eof() {
+        let (r, w) = sys::pipe().unwrap();
+        let mut src = Source::new(ReadySource::Pipe(r));
+        let mut deadline = None;
+        sys::write_all(w, b"x").unwrap();
+        assert!(!src.take(1, &mut deadline));
+        sys::write_all(w, b"\n").unwrap();
+        assert!(src.take(1, &mut deadline));
+        sys::close(w);
+        assert!(!src.take(1, &mut deadline), "EOF is not ready");
+        assert_eq!(src.fd, sys::NO_FD, "no longer polled");
+        sys::close(r);
+    }
+
+    #[test]
+    fn a_notify_source_counts_only_the_daemon_and_its_main_pid() {
+        let l = crate::notify::NotifyListener::bind_private(None).unwrap();
+        let to = crate::notify::NotifySocket::parse(l.address().to_bytes()).unwrap();
+        let me = sys::getpid() as u32;
+        let mut src = Source::new(ReadySource::Notify(l.as_raw_fd()));
+        let mut deadline = Some((1000, 1000));
+        // From a stranger's point of view (the daemon is pid 1): ignored, fields too.
+        to.send(b"MAINPID=77\nEXTEND_TIMEOUT_USEC=999000000\nREADY=1")
+            .unwrap();
+        assert!(!src.take(1, &mut deadline));
+        assert_eq!((src.main_pid, deadline), (None, Some((1000, 1000))));
+        // From the daemon: microseconds, the main pid, the errno.
+        to.send(b"MAINPID=77\nERRNO=2\nEXTEND_TIMEOUT_USEC=2000")
+            .unwrap();
+        assert!(!src.take(me, &mut deadline));
+        let (at, _) = deadline.unwrap();
+        let now = sys::monotonic_ms();
+        assert!(at >= now && at <= now + 100, "{at} vs {now}: 2 ms, not 2 s");
+        assert_eq!((src.main_pid, src.errno), (Some(77), Some(Errno::NOENT)));
+        // The main pid's word counts: here the sender is the main pid.
+        let mut src = Source::new(ReadySource::Notify(l.as_raw_fd()));
+        src.main_pid = Some(me);
+        to.send(b"READY=1").unwrap();
+        assert!(src.take(1, &mut None));
     }
 
     #[test]

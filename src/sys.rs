@@ -189,7 +189,7 @@ pub fn close(fd: c_int) {
 /// `dup2(2)`—Makes `new` a copy of `old` (clearing `FD_CLOEXEC` on `new`). Async-signal-safe.
 ///
 /// `dup2(fd, fd)` is a no-op that keeps `FD_CLOEXEC`; callers skip that case.
-pub(crate) fn dup2(old: c_int, new: c_int) -> Result<()> {
+pub fn dup2(old: c_int, new: c_int) -> Result<()> {
     // SAFETY: dup2 takes two ints and touches no memory.
     retry(|| check(unsafe { libc::dup2(old, new) })).map(drop)
 }
@@ -197,7 +197,7 @@ pub(crate) fn dup2(old: c_int, new: c_int) -> Result<()> {
 /// `fcntl(F_DUPFD_CLOEXEC)`—A close-on-exec copy of `fd` numbered `min` or above.
 /// Async-signal-safe.
 #[inline(never)]
-pub(crate) fn dup_at_least(fd: c_int, min: c_int) -> Result<c_int> {
+pub fn dup_at_least(fd: c_int, min: c_int) -> Result<c_int> {
     // SAFETY: F_DUPFD_CLOEXEC takes an int argument and touches no memory.
     check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
 }
@@ -1088,6 +1088,140 @@ pub(crate) fn sendto_unix(
             )
         })
     })
+}
+
+/// `mkdtemp(3)`—Makes a fresh directory, mode 0700, from `template` (ending in
+/// `XXXXXX`, replaced in place). Not called after fork.
+pub(crate) fn mkdtemp(template: &mut [u8]) -> Result<()> {
+    if template.last() != Some(&0) {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: template is writable and NUL-terminated (checked above).
+    let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    if made.is_null() {
+        Err(last_errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// `rmdir(2)`. Async-signal-safe.
+pub(crate) fn rmdir(path: &CStr) -> Result<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::rmdir(path.as_ptr()) }).map(drop)
+}
+
+/// `lchown(2)`. Async-signal-safe.
+pub(crate) fn lchown(path: &CStr, uid: libc::uid_t, gid: libc::gid_t) -> Result<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::lchown(path.as_ptr(), uid, gid) }).map(drop)
+}
+
+/// `access(path, W_OK)`: whether this process may write in `path`. Async-signal-safe.
+pub(crate) fn writable(path: &CStr) -> bool {
+    // SAFETY: path is a valid NUL-terminated string.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// `bind(2)` of a Unix socket to the address `addr`, its first `len` bytes.
+pub(crate) fn bind_unix(fd: c_int, addr: &libc::sockaddr_un, len: libc::socklen_t) -> Result<()> {
+    let len = len.min(core::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t);
+    // SAFETY: addr is a valid sockaddr_un of at least len bytes (capped above).
+    check(unsafe { libc::bind(fd, (addr as *const libc::sockaddr_un).cast(), len) }).map(drop)
+}
+
+/// `setsockopt(SOL_SOCKET, SO_PASSCRED, 1)`: every datagram received carries its
+/// sender's credentials.
+pub(crate) fn pass_credentials(fd: c_int) -> Result<()> {
+    let one: c_int = 1;
+    // SAFETY: &one is valid readable memory of the given size.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&one as *const c_int).cast(),
+            core::mem::size_of::<c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Room for the control messages of one received notification: credentials and some
+/// 50 descriptors (a `cmsghdr` is 16 bytes on 64-bit Linux, `ucred` 12). More are
+/// cut by the kernel (`MSG_CTRUNC`), which closes them itself.
+const CONTROL_LEN: usize = 256;
+
+/// One datagram received by [`recv_datagram`].
+pub(crate) struct Datagram {
+    /// Bytes written into the buffer.
+    pub(crate) len: usize,
+    /// The datagram was longer than the buffer (`MSG_TRUNC`): the rest was dropped.
+    pub(crate) truncated: bool,
+    /// The sender's pid from `SCM_CREDENTIALS`, when there was one.
+    pub(crate) pid: Option<u32>,
+    /// Descriptors that came with it (`SCM_RIGHTS`), already closed.
+    pub(crate) fds: usize,
+}
+
+/// `recvmsg(2)`, `MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC`, of one datagram into
+/// `buf`: its length, whether it was cut, the sender's pid (`SCM_CREDENTIALS`, with
+/// `SO_PASSCRED`), and how many descriptors came with it, each closed at once (a
+/// sender such as `systemd-notify` waits for them to close).
+pub(crate) fn recv_datagram(fd: c_int, buf: &mut [u8]) -> Result<Datagram> {
+    #[repr(C, align(8))]
+    struct Control([u8; CONTROL_LEN]);
+    let mut control = Control([0; CONTROL_LEN]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = CONTROL_LEN as _;
+    let flags = libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC | libc::MSG_TRUNC;
+    // SAFETY: msg points to valid iovec and control buffers of the lengths given.
+    let n = retry(|| check_ssize(unsafe { libc::recvmsg(fd, &mut msg, flags) }))?;
+    let mut got = Datagram {
+        len: n.min(buf.len()),
+        truncated: n > buf.len() || msg.msg_flags & libc::MSG_TRUNC != 0,
+        pid: None,
+        fds: 0,
+    };
+    // SAFETY: msg's control buffer was filled by the kernel; CMSG_FIRSTHDR and
+    // CMSG_NXTHDR stay within msg_controllen.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: cmsg is a valid header inside the control buffer (see above).
+        let (level, kind, len) =
+            unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len) };
+        // SAFETY: as above; the data follows the header.
+        let data = unsafe { libc::CMSG_DATA(cmsg) };
+        // SAFETY: CMSG_LEN(0) is a constant computation.
+        let header = unsafe { libc::CMSG_LEN(0) } as usize;
+        let payload = (len as usize).saturating_sub(header);
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            for i in 0..payload / core::mem::size_of::<c_int>() {
+                // SAFETY: the kernel wrote payload bytes of descriptors at data.
+                let fd = unsafe { data.cast::<c_int>().add(i).read_unaligned() };
+                close(fd);
+                got.fds += 1;
+            }
+        } else if level == libc::SOL_SOCKET
+            && kind == libc::SCM_CREDENTIALS
+            && payload >= core::mem::size_of::<libc::ucred>()
+        {
+            // SAFETY: the kernel wrote a ucred at data (length checked).
+            let cred = unsafe { data.cast::<libc::ucred>().read_unaligned() };
+            got.pid = u32::try_from(cred.pid).ok().filter(|&p| p > 0);
+        }
+        // SAFETY: msg and cmsg as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    Ok(got)
 }
 
 /// `clock_gettime(CLOCK_MONOTONIC)` in microseconds. Async-signal-safe.

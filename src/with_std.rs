@@ -777,6 +777,7 @@ mod tests {
         let error = Capture::default();
         let started = crate::Started {
             pid: 7,
+            main_pid: None,
             output: &output,
             error: &error,
         };

@@ -36,11 +36,16 @@ pub const HELP: &str = "\
 usage: pandaemonium start [--pid-file PATH] [--chdir DIR] [--umask OCTAL]
          [--user USER[:GROUP]] [--stdin PATH] [--stdout PATH] [--stderr PATH]
          [--keep-fd N]... [--allow-core] [--detach auto|always|never]
-         [--foreground] [--supervise [--restart[=DELAY]]] [--] PROGRAM [ARG...]
+         [--foreground] [--supervise [--restart[=DELAY]]]
+         [--notify[=SECS] | --ready-fd N[:SECS]] [--] PROGRAM [ARG...]
        pandaemonium stop --pid-file PATH [--signal SIG] [--timeout SECS]
        pandaemonium status --pid-file PATH
        pandaemonium --help | --version
-start: 0 PROGRAM runs, 1 it did not start. stop (TERM, then KILL after 10 s):
+start: 0 PROGRAM runs, 1 it did not start. --notify: PROGRAM gets a private
+NOTIFY_SOCKET; start waits for READY=1 (MAINPID= goes into the pid file).
+--ready-fd: PROGRAM gets a pipe at fd N and writes a newline when ready. Both
+wait up to SECS (60), exit 1 if PROGRAM ends first or the time passes (then it
+is killed); not with --foreground. stop (TERM, then KILL after 10 s):
 0 stopped or not running, 1 not stopped. status: 0 running (prints the pids),
 1 dead but the pid file exists, 3 not running, 4 unknown. Usage errors: 2.
 ";

@@ -6,8 +6,12 @@
 //! core's nine stages run, and [`Launch`] execs PROGRAM or supervises it. The original
 //! process exits 0 only once PROGRAM runs ([`report`]).
 
+use core::ffi::{c_char, c_int, CStr};
+use core::time::Duration;
+
+use pandaemonium::notify::NotifyListener;
 use pandaemonium::{
-    os, Action, Config, Daemon, Detach, ErrorKind, ProcessIds, Program, Signal, Stdio,
+    os, Action, Config, Daemon, Detach, ErrorKind, ProcessIds, Program, ReadySource, Signal, Stdio,
     PATH_CAPACITY,
 };
 
@@ -19,12 +23,30 @@ use crate::report::{self, Received, Record};
 /// Default delay before a restart, in milliseconds (FreeBSD daemon(8) `-R`: 1 s).
 const RESTART_DELAY_MS: u64 = 1000;
 
+/// Default wait for readiness, in milliseconds (systemd's and start-stop-daemon's).
+const READY_TIMEOUT_MS: u64 = 60_000;
+
+/// Most environment variables PROGRAM gets with `--notify` (the tool's own, plus
+/// `NOTIFY_SOCKET`).
+const ENV_CAPACITY: usize = 1024;
+
+/// How PROGRAM tells it is ready, and how long to wait (ms).
+#[derive(Clone, Copy)]
+enum Ready {
+    /// `--notify[=SECS]`: systemd's protocol on a private `NOTIFY_SOCKET`.
+    Notify(u64),
+    /// `--ready-fd N[:SECS]`: a newline on descriptor N.
+    Fd(c_int, u64),
+}
+
 /// What `start` was asked to do.
 struct Start {
     config: Config<'static>,
     program: usize,
     supervise: bool,
     restart: Option<u64>,
+    ready: Option<Ready>,
+    foreground: bool,
 }
 
 /// `start`: returns the exit status.
@@ -38,19 +60,92 @@ pub fn main(cur: &mut Cursor) -> i32 {
         return Msg::error().s("start: PROGRAM missing").usage();
     };
     let mut path_buf = [0u8; PATH_CAPACITY];
-    let program = match Program::find(name, argv, args.envp(), &mut path_buf) {
+    let mut program = match Program::find(name, argv, args.envp(), &mut path_buf) {
         Ok(program) => program,
         Err(e) => {
             Msg::exec_failed(name, e).to(2);
             return 1;
         }
     };
-    launch(opts, program)
+    // `--notify`: a private socket, named in PROGRAM's environment.
+    let mut slots: [*const c_char; ENV_CAPACITY] = [core::ptr::null(); ENV_CAPACITY];
+    let mut entry = [0u8; 128];
+    let mut listener = None;
+    if let Some(Ready::Notify(_)) = opts.ready {
+        let owner = opts.config.ids_ref().map(|ids| (ids.uid(), ids.gid()));
+        let l = match NotifyListener::bind_private(owner) {
+            Ok(l) => l,
+            Err(e) => {
+                Msg::error().error_of(&e).to(2);
+                return 1;
+            }
+        };
+        let var = b"NOTIFY_SOCKET=";
+        let path = l.address().to_bytes_with_nul();
+        entry[..var.len()].copy_from_slice(var);
+        entry[var.len()..var.len() + path.len()].copy_from_slice(path);
+        let entry = CStr::from_bytes_until_nul(&entry).unwrap_or(c"");
+        program = match program.with_env(entry, &mut slots) {
+            Ok(p) => p,
+            Err(e) => {
+                Msg::error().s("NOTIFY_SOCKET: ").errno(e).to(2);
+                return 1;
+            }
+        };
+        listener = Some(l);
+    }
+    let code = launch(opts, program, listener.as_ref());
+    drop(listener); // the socket and its directory go
+    code
 }
 
-/// Runs the stages; in the original process, waits for PROGRAM's start.
-fn launch(opts: Start, program: Program<'_>) -> i32 {
+/// Runs the stages; in the original process, waits for PROGRAM's start (and, with
+/// `--notify` or `--ready-fd`, for its readiness).
+fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) -> i32 {
     let mut config = opts.config;
+    let mut ready_read = None;
+    match (opts.ready, listener) {
+        (Some(Ready::Notify(ms)), Some(l)) => {
+            config.wait_ready_from(
+                ReadySource::Notify(l.as_raw_fd()),
+                Duration::from_millis(ms),
+            );
+        }
+        (Some(Ready::Fd(n, ms)), _) => {
+            // The pipe's write end is put at N here, before any fork, so none of the
+            // core's descriptors can take that number; PROGRAM inherits it (kept
+            // through stage 8, FD_CLOEXEC cleared).
+            let placed = os::pipe().and_then(|(mut r, w)| {
+                if r == n {
+                    let moved = os::dup_at_least(r, n + 1)?;
+                    os::close(r);
+                    r = moved;
+                }
+                ready_read = Some(r);
+                if w != n {
+                    os::dup2(w, n)?;
+                    os::close(w);
+                }
+                os::set_cloexec(n, false)
+            });
+            if let Err(e) = placed {
+                Msg::error().s("--ready-fd: ").errno(e).to(2);
+                return 1;
+            }
+            if let Err(e) = config.inherit_file(n) {
+                Msg::error().error_of(&e).to(2);
+                return 1;
+            }
+            let r = ready_read.unwrap_or(-1);
+            config.wait_ready_from(ReadySource::Pipe(r), Duration::from_millis(ms));
+        }
+        _ => {}
+    }
+    if opts.ready.is_some() {
+        // Waiting needs the fork (whatever a NOTIFY_SOCKET of our own would make of
+        // `auto`); `--foreground` was refused.
+        config.detach(Detach::Always);
+    }
     let (read_end, write_end) = match os::pipe() {
         Ok(ends) => ends,
         Err(e) => {
@@ -93,14 +188,31 @@ fn launch(opts: Start, program: Program<'_>) -> i32 {
     unsafe {
         daemon.allow_threads();
     }
-    if let Err(e) = daemon.start() {
-        Msg::error().error_of(&e).to(2);
-        return 1;
-    }
-    // The original process: the daemon finished stage 9; did PROGRAM start?
+    let started = daemon.start().map(|s| (s.pid, s.main_pid));
+    // The original process: the daemon finished stage 9 (or is ready); did PROGRAM
+    // start?
     os::close(write_end);
     let received = report::receive(read_end);
     os::close(read_end);
+    let (pid, main_pid) = match started {
+        Ok(pids) => pids,
+        Err(e) => {
+            match received {
+                // PROGRAM was never exec'd: say why, not how the daemon then ended.
+                Received::Record(Record::ExecFailed(errno)) => {
+                    Msg::exec_failed(program.name(), errno).to(2)
+                }
+                _ => Msg::error().error_of(&e).to(2),
+            }
+            return 1;
+        }
+    };
+    // `MAINPID=`: the service is that process; the pid file says so.
+    if let (Some(main), Some(pid_file)) = (main_pid, daemon.config().pid_file_ref()) {
+        if let Err(e) = pid_file.rewrite_first_pid(pid, main) {
+            Msg::error().error_of(&e).to(2);
+        }
+    }
     let why = match received {
         Received::Record(Record::Started) => return 0,
         Received::Eof if supervise.is_none() => return 0,
@@ -127,6 +239,8 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         program: 0,
         supervise: false,
         restart: None,
+        ready: None,
+        foreground: false,
     };
     let config = &mut opts.config;
     loop {
@@ -199,6 +313,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
             }
             b"detach" => {
                 let v = cur.value(name, inline)?;
+                opts.foreground = v.to_bytes() == b"never";
                 config.detach(match v.to_bytes() {
                     b"auto" => Detach::Auto,
                     b"always" => Detach::Always,
@@ -215,6 +330,34 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
             b"foreground" => {
                 args::no_value(name, inline)?;
                 config.detach(Detach::Never);
+                opts.foreground = true;
+            }
+            b"notify" | b"ready-fd" if opts.ready.is_some() => {
+                return Err(Msg::error()
+                    .s("start: one of --notify and --ready-fd")
+                    .usage())
+            }
+            b"notify" => {
+                let ms = match inline {
+                    None => READY_TIMEOUT_MS,
+                    Some(v) => ready_timeout("notify", v, v.to_bytes())?,
+                };
+                opts.ready = Some(Ready::Notify(ms));
+            }
+            b"ready-fd" => {
+                let v = cur.value(name, inline)?;
+                let text = v.to_bytes();
+                let (n, ms) = match text.iter().position(|&b| b == b':') {
+                    Some(colon) => (
+                        &text[..colon],
+                        ready_timeout("ready-fd", v, &text[colon + 1..])?,
+                    ),
+                    None => (text, READY_TIMEOUT_MS),
+                };
+                let fd = args::fd(n)
+                    .filter(|&fd| fd > 2)
+                    .ok_or_else(|| args::bad_value("ready-fd", v, "not a descriptor above 2"))?;
+                opts.ready = Some(Ready::Fd(fd, ms));
             }
             b"supervise" => {
                 args::no_value(name, inline)?;
@@ -236,5 +379,17 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
     if opts.restart.is_some() && !opts.supervise {
         return Err(Msg::error().s("start: --restart needs --supervise").usage());
     }
+    if opts.ready.is_some() && opts.foreground {
+        return Err(Msg::error()
+            .s("start: --notify and --ready-fd wait for a detached PROGRAM: not with --foreground or --detach never")
+            .usage());
+    }
     Ok(opts)
+}
+
+/// A readiness timeout, `SECS` (0.001 to 86400), in milliseconds.
+fn ready_timeout(name: &str, v: &CStr, text: &[u8]) -> Parsed<u64> {
+    args::seconds(text)
+        .filter(|&ms| ms > 0)
+        .ok_or_else(|| args::bad_value(name, v, "not a timeout in seconds (0.001 to 86400)"))
 }
