@@ -61,6 +61,7 @@ pub struct Config<'a> {
     pub(crate) wait_ready: Option<crate::ready::Waiting>,
     /// Where the waiting original process also learns readiness
     /// ([`wait_ready_from`](Self::wait_ready_from)).
+    /// With the reader of its messages, as a pointer: linked only when it is set.
     pub(crate) ready_source: Option<crate::ReadySource>,
     pub(crate) ready_fd: c_int,
     /// Socket activation's descriptors, `first..end` (empty: none).
@@ -270,6 +271,7 @@ impl<'a> Config<'a> {
             timeout,
             second_fork: crate::detach::fork_waiting,
             settle: crate::ready::settle,
+            monitor: crate::report::Receiver::monitor_waiting,
         });
         self
     }

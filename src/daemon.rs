@@ -507,14 +507,19 @@ impl State {
                 let ms = t.as_millis().min(u128::from(u32::MAX)) as u64;
                 (sys::monotonic_ms().saturating_add(ms), ms)
             });
-        let outcome = receiver.monitor(
-            &mut self.output,
-            &mut self.error,
-            &mut |stream, data| app.monitor(stream, data),
-            deadline,
-            waiting.is_some(),
-            config.ready_source,
-        );
+        let on_output = &mut |stream, data: &[u8]| app.monitor(stream, data);
+        let (output, error) = (&mut self.output, &mut self.error);
+        let outcome = match waiting {
+            Some(w) => (w.monitor)(
+                receiver,
+                output,
+                error,
+                on_output,
+                deadline,
+                config.ready_source,
+            ),
+            None => receiver.monitor(output, error, on_output, deadline, false, ()),
+        };
         if let Some(waiting) = waiting {
             (waiting.settle)(child, &outcome);
         }

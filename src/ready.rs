@@ -65,6 +65,8 @@ pub(crate) struct Waiting {
     pub(crate) second_fork: crate::detach::SecondFork,
     /// The original process, once it knows the outcome ([`settle`]).
     pub(crate) settle: fn(libc::pid_t, &crate::report::Outcome),
+    /// The original process's monitoring (`Receiver::monitor_waiting`).
+    pub(crate) monitor: crate::report::MonitorWaiting,
 }
 
 /// The original process of a waiting launcher, once it knows the outcome: when it gave

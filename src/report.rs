@@ -218,17 +218,16 @@ impl Receiver {
     ///
     /// With a readiness `source`, that is polled too once the daemon's pid is known
     /// ([`Source`]); its word of readiness ends the wait like the daemon's own.
-    pub(crate) fn monitor(
+    pub(crate) fn monitor<W: Watch>(
         self,
         output: &mut Capture,
         error: &mut Capture,
         on_output: &mut dyn FnMut(Stream, &[u8]),
         mut deadline: Option<(u64, u64)>,
         waiting: bool,
-        source: Option<ReadySource>,
+        mut source: W,
     ) -> Outcome {
         let mut status = Status::new(self.status, waiting);
-        let mut source = source.filter(|_| waiting).map(Source::new);
         let mut outputs = [
             (self.stdout, Stream::Stdout, output),
             (self.stderr, Stream::Stderr, error),
@@ -247,8 +246,8 @@ impl Receiver {
                 break None;
             }
             let listening = status.fd != sys::NO_FD && !status.final_seen;
-            if let (Some(src), Some(_), true) = (&source, status.outcome.pid, listening) {
-                polled[3].fd = src.fd;
+            if let (Some(_), true) = (status.outcome.pid, listening) {
+                polled[3].fd = source.fd();
             }
             // Once the outcome is known (the status pipe closed), only drain what is
             // already buffered.
@@ -271,10 +270,9 @@ impl Receiver {
             if polled[0].revents != 0 && status.fd != sys::NO_FD {
                 status.read();
             }
-            if let (Some(src), Some(pid), true) =
-                (&mut source, status.outcome.pid, polled[3].revents != 0)
-            {
-                if src.take(pid, &mut deadline) && status.fd != sys::NO_FD && !status.final_seen {
+            if let (Some(pid), true) = (status.outcome.pid, polled[3].revents != 0) {
+                if source.take(pid, &mut deadline) && status.fd != sys::NO_FD && !status.final_seen
+                {
                     // Ready: the intermediate's word no longer matters.
                     sys::close(status.fd);
                     status.fd = sys::NO_FD;
@@ -299,20 +297,85 @@ impl Receiver {
         if status.fd != sys::NO_FD {
             sys::close(status.fd);
         }
-        if let Some(src) = source {
-            status.outcome.main_pid = src.main_pid;
-            if let (Err(e), Some(errno)) = (&mut status.outcome.result, src.errno) {
-                if e.errno.is_none() {
-                    e.errno = Some(errno);
-                }
+        source.finish(&mut status.outcome);
+        status.outcome
+    }
+
+    /// [`monitor`](Self::monitor) of a waiting launcher, with its readiness `source`
+    /// if any, reached through the pointer [`Config::wait_ready`](crate::Config::wait_ready)
+    /// sets: a daemon that never waits links none of its code.
+    pub(crate) fn monitor_waiting(
+        self,
+        output: &mut Capture,
+        error: &mut Capture,
+        on_output: &mut dyn FnMut(Stream, &[u8]),
+        deadline: Option<(u64, u64)>,
+        source: Option<ReadySource>,
+    ) -> Outcome {
+        match source {
+            Some(source) => self.monitor(
+                output,
+                error,
+                on_output,
+                deadline,
+                true,
+                Source::new(source),
+            ),
+            None => self.monitor(output, error, on_output, deadline, true, ()),
+        }
+    }
+}
+
+/// [`Receiver::monitor_waiting`], as [`Config`](crate::Config) keeps it.
+pub(crate) type MonitorWaiting = fn(
+    Receiver,
+    &mut Capture,
+    &mut Capture,
+    &mut dyn FnMut(Stream, &[u8]),
+    Option<(u64, u64)>,
+    Option<ReadySource>,
+) -> Outcome;
+
+/// What the waiting original process watches beside the status pipe: nothing (`()`),
+/// or a readiness source ([`Source`]).
+pub(crate) trait Watch {
+    /// The descriptor to poll once the daemon's pid is known (`sys::NO_FD`: none).
+    fn fd(&self) -> c_int;
+    /// Reads what is there: whether it says the daemon `daemon` is ready.
+    fn take(&mut self, daemon: u32, deadline: &mut Option<(u64, u64)>) -> bool;
+    /// Hands what it learnt to the outcome.
+    fn finish(self, outcome: &mut Outcome);
+}
+
+impl Watch for () {
+    fn fd(&self) -> c_int {
+        sys::NO_FD
+    }
+    fn take(&mut self, _: u32, _: &mut Option<(u64, u64)>) -> bool {
+        false
+    }
+    fn finish(self, _: &mut Outcome) {}
+}
+
+impl Watch for Source {
+    fn fd(&self) -> c_int {
+        self.fd
+    }
+    fn take(&mut self, daemon: u32, deadline: &mut Option<(u64, u64)>) -> bool {
+        Source::take(self, daemon, deadline)
+    }
+    fn finish(self, outcome: &mut Outcome) {
+        outcome.main_pid = self.main_pid;
+        if let (Err(e), Some(errno)) = (&mut outcome.result, self.errno) {
+            if e.errno.is_none() {
+                e.errno = Some(errno);
             }
         }
-        status.outcome
     }
 }
 
 /// A readiness source as the original process reads it.
-struct Source {
+pub(crate) struct Source {
     fd: c_int,
     notify: bool,
     /// The pid an accepted sender named with `MAINPID=`.
@@ -333,7 +396,6 @@ impl Source {
 
     /// Reads what is there; whether it says the daemon (`daemon`) is ready. An
     /// `EXTEND_TIMEOUT_USEC` moves `deadline`.
-    #[inline(never)]
     fn take(&mut self, daemon: u32, deadline: &mut Option<(u64, u64)>) -> bool {
         if !self.notify {
             let mut buf = [0u8; 64];
@@ -623,11 +685,14 @@ mod tests {
         let mut src = Source::new(ReadySource::Pipe(r));
         let mut deadline = None;
         sys::write_all(w, b"x").unwrap();
-        assert!(!src.take(1, &mut deadline));
+        assert!(!Source::take(&mut src, 1, &mut deadline));
         sys::write_all(w, b"\n").unwrap();
-        assert!(src.take(1, &mut deadline));
+        assert!(Source::take(&mut src, 1, &mut deadline));
         sys::close(w);
-        assert!(!src.take(1, &mut deadline), "EOF is not ready");
+        assert!(
+            !Source::take(&mut src, 1, &mut deadline),
+            "EOF is not ready"
+        );
         assert_eq!(src.fd, sys::NO_FD, "no longer polled");
         sys::close(r);
     }
@@ -642,7 +707,7 @@ mod tests {
         // From a stranger's point of view (the daemon is pid 1): ignored, fields too.
         to.send(b"MAINPID=77\nEXTEND_TIMEOUT_USEC=999000000\nREADY=1")
             .unwrap();
-        assert!(!src.take(1, &mut deadline));
+        assert!(!Source::take(&mut src, 1, &mut deadline));
         assert_eq!((src.main_pid, deadline), (None, Some((1000, 1000))));
         // From the daemon: microseconds, the main pid, the errno.
         to.send(b"MAINPID=77\nERRNO=2\nEXTEND_TIMEOUT_USEC=2000")
