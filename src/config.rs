@@ -270,7 +270,6 @@ impl<'a> Config<'a> {
         self.wait_ready = Some(crate::ready::Waiting {
             timeout,
             second_fork: crate::detach::fork_waiting,
-            settle: crate::ready::settle,
             monitor: crate::report::Receiver::monitor_waiting,
         });
         self

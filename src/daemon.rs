@@ -510,19 +510,17 @@ impl State {
         let on_output = &mut |stream, data: &[u8]| app.monitor(stream, data);
         let (output, error) = (&mut self.output, &mut self.error);
         let outcome = match waiting {
+            // Settled there too: the intermediate killed when it must go, systemd told.
             Some(w) => (w.monitor)(
                 receiver,
                 output,
                 error,
                 on_output,
                 deadline,
-                config.ready_source,
+                (config.ready_source, child),
             ),
             None => receiver.monitor(output, error, on_output, deadline, false, ()),
         };
-        if let Some(waiting) = waiting {
-            (waiting.settle)(child, &outcome);
-        }
         // The intermediate process ends right after its fork or, waiting for readiness,
         // once the daemon is ready or has ended (a poll interrupted by its SIGCHLD is
         // resumed): reaped now, unseen by the monitoring.

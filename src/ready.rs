@@ -63,8 +63,6 @@ pub(crate) struct Waiting {
     /// Stage 1's second fork, with the intermediate process's wait
     /// (`detach::fork_waiting`).
     pub(crate) second_fork: crate::detach::SecondFork,
-    /// The original process, once it knows the outcome ([`settle`]).
-    pub(crate) settle: fn(libc::pid_t, &crate::report::Outcome),
     /// The original process's monitoring (`Receiver::monitor_waiting`).
     pub(crate) monitor: crate::report::MonitorWaiting,
 }

@@ -303,16 +303,17 @@ impl Receiver {
 
     /// [`monitor`](Self::monitor) of a waiting launcher, with its readiness `source`
     /// if any, reached through the pointer [`Config::wait_ready`](crate::Config::wait_ready)
-    /// sets: a daemon that never waits links none of its code.
+    /// sets: a daemon that never waits links none of its code. Then settles the
+    /// intermediate process `child` and tells systemd ([`settle`](crate::ready::settle)).
     pub(crate) fn monitor_waiting(
         self,
         output: &mut Capture,
         error: &mut Capture,
         on_output: &mut dyn FnMut(Stream, &[u8]),
         deadline: Option<(u64, u64)>,
-        source: Option<ReadySource>,
+        (source, child): (Option<ReadySource>, libc::pid_t),
     ) -> Outcome {
-        match source {
+        let outcome = match source {
             Some(source) => self.monitor(
                 output,
                 error,
@@ -322,7 +323,9 @@ impl Receiver {
                 Source::new(source),
             ),
             None => self.monitor(output, error, on_output, deadline, true, ()),
-        }
+        };
+        crate::ready::settle(child, &outcome);
+        outcome
     }
 }
 
@@ -333,7 +336,7 @@ pub(crate) type MonitorWaiting = fn(
     &mut Capture,
     &mut dyn FnMut(Stream, &[u8]),
     Option<(u64, u64)>,
-    Option<ReadySource>,
+    (Option<ReadySource>, libc::pid_t),
 ) -> Outcome;
 
 /// What the waiting original process watches beside the status pipe: nothing (`()`),
