@@ -313,17 +313,9 @@ impl Receiver {
         deadline: Option<(u64, u64)>,
         (source, child): (Option<ReadySource>, libc::pid_t),
     ) -> Outcome {
-        let outcome = match source {
-            Some(source) => self.monitor(
-                output,
-                error,
-                on_output,
-                deadline,
-                true,
-                Source::new(source),
-            ),
-            None => self.monitor(output, error, on_output, deadline, true, ()),
-        };
+        // One copy of the loop for both: the source, if any, is an `Option`.
+        let source = source.map(Source::new);
+        let outcome = self.monitor(output, error, on_output, deadline, true, source);
         crate::ready::settle(child, &outcome);
         outcome
     }
@@ -339,8 +331,8 @@ pub(crate) type MonitorWaiting = fn(
     (Option<ReadySource>, libc::pid_t),
 ) -> Outcome;
 
-/// What the waiting original process watches beside the status pipe: nothing (`()`),
-/// or a readiness source ([`Source`]).
+/// What the waiting original process watches beside the status pipe: nothing (`()`,
+/// the default path), or a readiness source if any (`Option<Source>`, waiting).
 pub(crate) trait Watch {
     /// The descriptor to poll once the daemon's pid is known (`sys::NO_FD`: none).
     fn fd(&self) -> c_int;
@@ -360,16 +352,20 @@ impl Watch for () {
     fn finish(self, _: &mut Outcome) {}
 }
 
-impl Watch for Source {
+impl Watch for Option<Source> {
     fn fd(&self) -> c_int {
-        self.fd
+        self.as_ref().map_or(sys::NO_FD, |s| s.fd)
     }
     fn take(&mut self, daemon: u32, deadline: &mut Option<(u64, u64)>) -> bool {
-        Source::take(self, daemon, deadline)
+        self.as_mut()
+            .is_some_and(|s| Source::take(s, daemon, deadline))
     }
     fn finish(self, outcome: &mut Outcome) {
-        outcome.main_pid = self.main_pid;
-        if let (Err(e), Some(errno)) = (&mut outcome.result, self.errno) {
+        let Some(source) = self else {
+            return;
+        };
+        outcome.main_pid = source.main_pid;
+        if let (Err(e), Some(errno)) = (&mut outcome.result, source.errno) {
             if e.errno.is_none() {
                 e.errno = Some(errno);
             }
