@@ -273,6 +273,22 @@ pub fn recv_message(fd: c_int) -> Result<NotifyMessage, Errno> {
     Ok(m)
 }
 
+/// Whether `pid` is a descendant of `ancestor` (its child, grandchild... up to 16
+/// generations), going up `/proc/PID/stat`'s parents. A client such as
+/// `systemd-notify`, run by a shell that is PROGRAM's child under `--supervise`, sends
+/// its own pid when it is not root (root may claim its parent's).
+pub(crate) fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut at = pid;
+    for _ in 0..16 {
+        match parent_of(at) {
+            Some(p) if p == ancestor => return true,
+            Some(p) if p > 1 => at = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// The parent of `pid`, from `/proc/PID/stat`'s fourth field, or `None` when it can't
 /// be read (no such process, no `/proc`).
 pub(crate) fn parent_of(pid: u32) -> Option<u32> {
@@ -301,6 +317,19 @@ mod tests {
     extern crate std;
 
     use super::*;
+
+    #[test]
+    fn a_descendant_is_found_up_the_parents_and_an_ancestor_is_not_one() {
+        let me = sys::getpid() as u32;
+        let parent = sys::getppid() as u32;
+        assert!(descends_from(me, parent), "a child");
+        assert!(!descends_from(parent, me), "the parent is no descendant");
+        assert!(!descends_from(me, me), "nor is a process its own");
+        if let Some(grandparent) = parent_of(parent).filter(|&g| g > 1) {
+            assert!(descends_from(me, grandparent), "a grandchild");
+        }
+        assert!(!descends_from(u32::MAX, parent), "no such process");
+    }
     use crate::notify::NotifySocket;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 

@@ -213,7 +213,7 @@ pub enum ReadySource {
     /// A notification socket (a [`NotifyListener`](crate::notify::NotifyListener)'s
     /// descriptor) whose path the program got in `NOTIFY_SOCKET`: `READY=1` means
     /// ready. Only datagrams count whose `SCM_CREDENTIALS` pid is the daemon (the
-    /// program, after `exec`), a child of it, or the pid that one of those named with
+    /// program, after `exec`), a descendant of it, or the pid that one of those named with
     /// `MAINPID=` (which [`Started::main_pid`](crate::Started::main_pid) then gives).
     /// `EXTEND_TIMEOUT_USEC=N` moves the deadline to at least N microseconds from
     /// now; `ERRNO=N` is remembered and given with the error if the daemon then ends

@@ -413,7 +413,7 @@ impl Source {
             let Some(pid) = m.pid() else { continue };
             let accepted = pid == daemon
                 || Some(pid) == self.main_pid
-                || crate::notify_listen::parent_of(pid) == Some(daemon);
+                || crate::notify_listen::descends_from(pid, daemon);
             if m.truncated() || !accepted {
                 continue;
             }
