@@ -703,10 +703,12 @@ mod tests {
         let me = sys::getpid() as u32;
         let mut src = Source::new(ReadySource::Notify(l.as_raw_fd()));
         let mut deadline = Some((1000, 1000));
-        // From a stranger's point of view (the daemon is pid 1): ignored, fields too.
+        // A daemon that is neither us nor an ancestor of ours (no such pid: above any
+        // pid_max): our datagrams are a stranger's, ignored, fields too.
+        let other = 0x3fff_fff0;
         to.send(b"MAINPID=77\nEXTEND_TIMEOUT_USEC=999000000\nREADY=1")
             .unwrap();
-        assert!(!Source::take(&mut src, 1, &mut deadline));
+        assert!(!Source::take(&mut src, other, &mut deadline));
         assert_eq!((src.main_pid, deadline), (None, Some((1000, 1000))));
         // From the daemon: microseconds, the main pid, the errno.
         to.send(b"MAINPID=77\nERRNO=2\nEXTEND_TIMEOUT_USEC=2000")
@@ -720,7 +722,11 @@ mod tests {
         let mut src = Source::new(ReadySource::Notify(l.as_raw_fd()));
         src.main_pid = Some(me);
         to.send(b"READY=1").unwrap();
-        assert!(src.take(1, &mut None));
+        assert!(src.take(other, &mut None));
+        // An ancestor's descendant counts: we descend from our parent.
+        let mut src = Source::new(ReadySource::Notify(l.as_raw_fd()));
+        to.send(b"READY=1").unwrap();
+        assert!(src.take(sys::getppid() as u32, &mut None));
     }
 
     #[test]
