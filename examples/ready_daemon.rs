@@ -95,6 +95,13 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     if always {
         daemon.detach(Detach::Always);
     }
+    // Under qemu-user (the cross tests' `--cfg qemu`) the guest's /proc/self/stat says
+    // 0 threads, so stage 1 could not count them and would refuse to fork.
+    #[cfg(qemu)]
+    // SAFETY: this program starts no thread (no std, and libc starts none).
+    unsafe {
+        daemon.allow_threads();
+    }
     if let Some(secs) = wait {
         daemon.wait_ready(Duration::from_secs(u64::from(secs)));
     }

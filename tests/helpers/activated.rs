@@ -11,6 +11,9 @@ use std::io::Write;
 use std::os::fd::FromRawFd;
 
 use pandaemonium::listen::ListenFds;
+
+#[path = "qemu.rs"]
+mod qemu;
 use pandaemonium::{os, target, Daemon, Detach};
 
 fn serve((fds, report): (Option<ListenFds>, String)) -> i32 {
@@ -70,6 +73,7 @@ fn main() {
     };
     let mut daemon = Daemon::new(target(serve, (fds.clone(), report)));
     daemon.detach(Detach::Always);
+    qemu::allow_threads(&mut daemon);
     if let Some(fds) = &fds {
         if let Err(e) = daemon.listen_fds(fds) {
             println!("error: {e}");
