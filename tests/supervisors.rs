@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::{alive, host, read_pid, spawn, stat_ids, wait_exit, wait_until, TempDir};
+use support::{alive, comm, host, read_pid, spawn, stat_ids, wait_exit, wait_until, TempDir};
 
 /// The daemon's delay in `run()` before it declares readiness (milliseconds).
 const DELAY_MS: &str = "300";
@@ -118,12 +118,6 @@ fn log_file(path: &Path) -> (Stdio, Stdio) {
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
-}
-
-fn comm(pid: i32) -> String {
-    read(Path::new(&format!("/proc/{pid}/comm")))
-        .trim_end()
-        .to_string()
 }
 
 fn kill(pid: i32, sig: i32) {

@@ -16,32 +16,14 @@ use std::path::Path;
 use std::process::Stdio;
 
 use pandaemonium::{Errno, Error, Stage};
-use support::{alive, fd_target, fds, host, wait_exit, wait_until, TempDir};
+use support::{alive, comm, fd_target, fds, host, ppid, wait_exit, wait_until, TempDir};
 
-use support::tool::{expect, run, tool, TOOL};
-
-/// The pids in a pid file: the first line and, under `--supervise`, the second.
-fn pids(path: &Path) -> (Option<i32>, Option<i32>) {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let mut lines = text.lines().map(|l| l.parse().ok());
-    (lines.next().flatten(), lines.next().flatten())
-}
+use support::tool::{expect, pids, run, tool, TOOL};
 
 fn pid_in(path: &Path) -> i32 {
     pids(path)
         .0
         .unwrap_or_else(|| panic!("no pid in {}", path.display()))
-}
-
-fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-fn ppid(pid: i32) -> i32 {
-    support::stat_ids(pid).0
 }
 
 /// Whether `pid` ignores `sig` (`/proc/PID/status`).

@@ -12,29 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::tool::{expect, run, tool, Out};
-use support::{alive, wait_until, TempDir};
+use support::tool::{expect, pids, run, tool, Out};
+use support::{alive, comm, ppid, wait_until, TempDir};
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// The pids in a pid file: the first line and, under `--supervise`, the second.
-fn pids(path: &Path) -> (Option<i32>, Option<i32>) {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let mut lines = text.lines().map(|l| l.parse().ok());
-    (lines.next().flatten(), lines.next().flatten())
-}
-
-fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-fn ppid(pid: i32) -> i32 {
-    support::stat_ids(pid).0
 }
 
 /// Whether `program` is installed; says so when it is not.

@@ -463,6 +463,19 @@ impl Run {
     }
 }
 
+/// `/proc/PID/comm`, trimmed (empty when the process is gone).
+pub fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The parent of `pid` (`/proc/PID/stat`).
+pub fn ppid(pid: i32) -> i32 {
+    stat_ids(pid).0
+}
+
 /// Whether `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

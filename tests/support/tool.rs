@@ -50,3 +50,10 @@ pub fn expect<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(code: i32, args: I) ->
     );
     out
 }
+
+/// The pids in a pid file: the first line and, under `--supervise`, the second.
+pub fn pids(path: &std::path::Path) -> (Option<i32>, Option<i32>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines().map(|l| l.parse().ok());
+    (lines.next().flatten(), lines.next().flatten())
+}
