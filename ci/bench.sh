@@ -21,6 +21,9 @@
 #    size, /usr/bin/time -v (RSS), correctness checks; ratios against both
 #    c-optimal-musl (the minimal C start) and c-ninestage-musl (our nine
 #    default stages written in C);
+#    then ci/bench_ready.py: launch -> "ready" for `pandaemonium start --notify`
+#    against `start-stop-daemon --notify-await` on the same program
+#    (examples/ready_daemon.rs), both built as ci/size.sh builds them;
 # 4. prints a one-table summary (also kept as summary.md beside the report),
 #    then the issue's targets for the ours-* rows, each met or MISSED.
 #
@@ -45,6 +48,7 @@ loud() {
 
 # ---- 2. our rows -------------------------------------------------------
 OURS=()
+READY=()
 NOTE=''
 if [ -f "$ROOT/examples/bench_daemon.rs" ]; then
     build() {   # build DIR ARGS...: one cargo build of the example for $TARGET
@@ -63,6 +67,13 @@ if [ -f "$ROOT/examples/bench_daemon.rs" ]; then
     mkdir -p "$dir/$TARGET/min/examples"
     cp "$dir/$TARGET/min-size/examples/bench_daemon" "$dir/$TARGET/min/examples/bench_daemon"
     OURS+=(--add "ours-std=$dir/$TARGET/release/examples/bench_daemon")
+    # Readiness (section 7): the tool and the readiness example, no_std, as ci/size.sh
+    # builds them.
+    dir=$ROOT/target/bench-ready
+    say "cargo build --profile min-size --no-default-features --bin pandaemonium --example ready_daemon --target $TARGET (CARGO_TARGET_DIR=${dir#$ROOT/})"
+    (cd "$ROOT" && RUSTFLAGS="$PDM_SIZE_FLAGS" CARGO_TARGET_DIR=$dir "$CARGO" build -q --profile min-size \
+        --no-default-features --bin pandaemonium --example ready_daemon --target "$TARGET")
+    READY=("$dir/$TARGET/min-size/pandaemonium" "$dir/$TARGET/min-size/examples/ready_daemon")
 else
     NOTE="examples/bench_daemon.rs does not exist yet: rows ours-nostd and ours-std are SKIPPED; this run measures the peers only."
     loud "$NOTE"
@@ -82,10 +93,18 @@ mkdir -p "$OUT"
 # the ratios by 5-10 % between runs. Options given to this script override these.
 "$BENCH/run.sh" --no-build --runs 81 --runs-limits 21 --limits "1024,$HI" --out "$OUT" "${OURS[@]}" "$@"
 
+# ---- 3b. readiness: launch -> ready, ours against start-stop-daemon ---------
+READY_MD=$OUT/readiness.md
+if [ ${#READY[@]} -eq 2 ]; then
+    say "readiness: ci/bench_ready.py (pandaemonium start --notify vs start-stop-daemon --notify-await)"
+    python3 "$ROOT/ci/bench_ready.py" "${READY[@]}" --runs 81 --out "$READY_MD" >/dev/null ||
+        loud "the readiness benchmark failed: $READY_MD"
+fi
+
 # ---- 4. summary --------------------------------------------------------
-python3 - "$OUT/report.md" "$NOTE" "$(( $(date +%s) - T0 ))" >"$OUT/summary.md" <<'EOF'
-import re, sys
-report, note, secs = sys.argv[1], sys.argv[2], sys.argv[3]
+python3 - "$OUT/report.md" "$NOTE" "$(( $(date +%s) - T0 ))" "$READY_MD" >"$OUT/summary.md" <<'EOF'
+import os, re, sys
+report, note, secs, ready_md = sys.argv[1:5]
 
 # every markdown table of the report, with the headings above it
 tables, heads, cur = [], {}, None
@@ -242,6 +261,17 @@ if ours:
         line(b <= bd, f"ours-std stripped size {b:.0f} B vs {bd:.0f} B for rs-daemonize "
              f"({(b / bd - 1) * 100:+.1f} %, target <= the daemonize crate's)")
     print()
+if os.path.exists(ready_md):
+    text = open(ready_md).read()
+    print('## 7. Readiness: launch to "ready" as the launcher sees it')
+    print()
+    print(text)
+    rows = {c[0]: c for c in ([x.strip() for x in l.strip('|').split('|')] for l in text.splitlines() if l.startswith('| ours') or l.startswith('| ssd'))}
+    o, s = (num(rows.get(k, ['', ''])[1]) for k in ('ours', 'ssd'))
+    if o and s:
+        print(f"- {'met' if o < s else '**MISSED**'}: pandaemonium start --notify {o:.3f} ms vs "
+              f"start-stop-daemon --notify-await {s:.3f} ms (target: ours faster)")
+        print()
 print(f'_ci/bench.sh took {int(secs) // 60} min {int(secs) % 60} s. Full report: {report}_')
 EOF
 echo
