@@ -89,7 +89,7 @@ fn registered(buf: &mut [u8; PID_PATH_CAPACITY + 1]) -> Option<(&CStr, c_int, Fi
     for (b, slot) in buf.iter_mut().zip(&PATH) {
         *b = slot.load(SeqCst);
     }
-    let path = CStr::from_bytes_until_nul(buf).ok()?;
+    let path = crate::sys::until_nul(buf)?;
     let id = FileId {
         dev: load64(&DEV),
         ino: load64(&INO),

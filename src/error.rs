@@ -260,25 +260,23 @@ impl Error {
             out(": ");
         }
         out(&self.detail);
-        let number = |n: u32| crate::decimal::Dec::new(i64::from(n));
-        match (self.kind, self.holder) {
-            (ErrorKind::AlreadyRunning, Some(pid)) => {
-                out(": already running (pid ");
-                out(number(pid).as_str());
-                out(")");
+        // A number between two texts, or nothing: one copy of the rendering for all.
+        let around = match (self.kind, self.holder) {
+            (ErrorKind::AlreadyRunning, Some(pid)) => Some((": already running (pid ", pid, ")")),
+            (ErrorKind::AlreadyRunning, None) => {
+                out(": already running");
+                None
             }
-            (ErrorKind::AlreadyRunning, None) => out(": already running"),
             (ErrorKind::DaemonDied | ErrorKind::Timeout | ErrorKind::NotReady, Some(pid)) => {
-                out(" (pid ");
-                out(number(pid).as_str());
-                out(")");
+                Some((" (pid ", pid, ")"))
             }
-            (ErrorKind::Threaded, Some(n)) => {
-                out(" (");
-                out(number(n).as_str());
-                out(" threads)");
-            }
-            _ => {}
+            (ErrorKind::Threaded, Some(n)) => Some((" (", n, " threads)")),
+            _ => None,
+        };
+        if let Some((before, n, after)) = around {
+            out(before);
+            out(crate::decimal::Dec::new(i64::from(n)).as_str());
+            out(after);
         }
         if let Some(errno) = self.errno {
             out(": ");

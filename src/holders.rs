@@ -217,7 +217,7 @@ fn proc_path<'b>(buf: &'b mut [u8; 64], pid: u32, dir: &str, fd: Option<u32>) ->
     }
     buf[at] = 0;
     // One NUL, at `at`: the pieces are digits and the names above.
-    CStr::from_bytes_until_nul(&buf[..=at]).unwrap_or(c"/")
+    crate::sys::until_nul(&buf[..=at]).unwrap_or(c"/")
 }
 
 /// Whether process `pid` holds a lock on the file `id` through one of its

@@ -111,7 +111,7 @@ impl NotifyListener {
             .map_err(|e| os_error(e, "setsockopt SO_PASSCRED", l.address().to_bytes()))?;
         if let Some((uid, gid)) = owner {
             let dir = l.dir_path();
-            let dir = CStr::from_bytes_until_nul(&dir).unwrap_or(c"");
+            let dir = crate::sys::until_nul(&dir).unwrap_or(c"");
             for path in [l.address(), dir] {
                 sys::lchown(path, uid, gid).map_err(|e| os_error(e, "lchown", path.to_bytes()))?;
             }
@@ -121,7 +121,7 @@ impl NotifyListener {
 
     /// The socket's path, for `NOTIFY_SOCKET`.
     pub fn address(&self) -> &CStr {
-        CStr::from_bytes_until_nul(&self.path[..=self.len]).unwrap_or(c"")
+        crate::sys::until_nul(&self.path[..=self.len]).unwrap_or(c"")
     }
 
     /// The directory holding the socket, NUL-terminated.
@@ -159,7 +159,7 @@ impl NotifyListener {
         }
         if self.dir_len > 0 {
             let dir = self.dir_path();
-            if let Ok(dir) = CStr::from_bytes_until_nul(&dir) {
+            if let Some(dir) = crate::sys::until_nul(&dir) {
                 let _ = sys::rmdir(dir);
             }
         }
@@ -300,7 +300,7 @@ pub(crate) fn parent_of(pid: u32) -> Option<u32> {
         path[len..len + part.len()].copy_from_slice(part);
         len += part.len();
     }
-    let path = CStr::from_bytes_until_nul(&path[..=len]).ok()?;
+    let path = crate::sys::until_nul(&path[..=len])?;
     let mut buf = [0u8; 512];
     let stat = sys::read_small_file(path, &mut buf).ok()?;
     // "pid (comm) state ppid ...": comm may hold spaces and ')'.

@@ -143,7 +143,7 @@ impl PidLockFile {
         // The copy holds no NUL before `path_len` (it came from a `CStr`) and one after.
         // (`until_nul`, not `with_nul`: the same slice, and core's search for it is
         // linked already, where `with_nul` inlines its own into each of ~20 callers.)
-        CStr::from_bytes_until_nul(&self.path[..=self.path_len]).unwrap_or(c"/")
+        crate::sys::until_nul(&self.path[..=self.path_len]).unwrap_or(c"/")
     }
 
     /// Whether this object holds the lock (acquired, sealed or not).

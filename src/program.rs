@@ -147,12 +147,20 @@ impl Envp {
             if entry.is_null() {
                 return None;
             }
-            // SAFETY: as above.
-            let text = unsafe { CStr::from_ptr(entry) }.to_bytes_with_nul();
-            if text.starts_with(name) && text.get(name.len()) == Some(&b'=') {
-                // SAFETY: `name=` is inside the entry, so its value's first byte (or its
-                // NUL) is too: the rest of the same NUL-terminated string.
-                return Some(unsafe { CStr::from_ptr(entry.add(name.len() + 1)) });
+            // One pass over `name=`, byte by byte, never past the entry's NUL; a name
+            // with a NUL or a `=` matches nothing (as musl's getenv).
+            let mut i = 0;
+            loop {
+                // SAFETY: bytes 0..i of the entry matched `name`, none of them NUL, so
+                // byte i is still inside the NUL-terminated entry.
+                let b = unsafe { *entry.add(i) } as u8;
+                match name.get(i) {
+                    Some(&n) if n == b && b != 0 && b != b'=' => i += 1,
+                    // SAFETY: `name=` is inside the entry, so its value's first byte (or
+                    // its NUL) is too: the rest of the same NUL-terminated string.
+                    None if b == b'=' => return Some(unsafe { CStr::from_ptr(entry.add(i + 1)) }),
+                    _ => break,
+                }
             }
             // SAFETY: not at the terminating null yet, so the next slot exists.
             at = unsafe { at.add(1) };
@@ -231,7 +239,7 @@ impl<'a> Program<'a> {
                 let search = envp.get(b"PATH").map_or(DEFAULT_PATH, CStr::to_bytes);
                 search_path(bytes, search, cwd, buf)?
             };
-            CStr::from_bytes_until_nul(&buf[..=len]).map_err(|_| Errno::NOENT)?
+            crate::sys::until_nul(&buf[..=len]).ok_or(Errno::NOENT)?
         };
         Ok(Program {
             name,
@@ -414,7 +422,7 @@ fn search_path(name: &[u8], path: &[u8], cwd: &[u8], buf: &mut [u8]) -> Result<u
             _ => join(buf, &[cwd, b"/", dir, b"/", name]),
         };
         let Some(len) = len else { continue };
-        let Ok(candidate) = CStr::from_bytes_until_nul(&buf[..=len]) else {
+        let Some(candidate) = crate::sys::until_nul(&buf[..=len]) else {
             continue;
         };
         match executable(candidate) {
@@ -514,13 +522,23 @@ mod tests {
     fn environment_lookup_needs_the_whole_name() {
         let entries = [
             c"PATHX=/no".as_ptr(),
+            c"PA".as_ptr(),
+            c"EMPTY=".as_ptr(),
             c"PATH=/bin:/x".as_ptr(),
+            c"A=b=c".as_ptr(),
             core::ptr::null(),
         ];
         let envp = Envp(entries.as_ptr());
         assert_eq!(envp.get(b"PATH"), Some(c"/bin:/x"));
         assert_eq!(envp.get(b"PAT"), None);
         assert_eq!(envp.get(b"HOME"), None);
+        assert_eq!(envp.get(b"EMPTY"), Some(c""));
+        assert_eq!(envp.get(b"A"), Some(c"b=c"), "the first '=' ends the name");
+        assert_eq!(envp.get(b"A=b"), None, "a name holds no '='");
+        // A name with a NUL never matches, and the scan stops at each entry's NUL.
+        assert_eq!(envp.get(b"PA\0"), None);
+        assert_eq!(envp.get(b"PA\0TH"), None);
+        assert_eq!(envp.get(b""), None, "no entry starts with '='");
     }
 
     #[test]

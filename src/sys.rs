@@ -73,6 +73,16 @@ fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     }
 }
 
+/// The C string at the start of `bytes`, up to its first NUL (`None` without one):
+/// `CStr::from_bytes_until_nul` without core's word-at-a-time search, 200 bytes of
+/// code for buffers of a few hundred bytes at most.
+#[inline(never)]
+pub(crate) fn until_nul(bytes: &[u8]) -> Option<&CStr> {
+    let end = bytes.iter().position(|&b| b == 0)?;
+    // SAFETY: bytes[end] is the first NUL, so bytes[..=end] ends with its only NUL.
+    Some(unsafe { CStr::from_bytes_with_nul_unchecked(&bytes[..=end]) })
+}
+
 /// `strerror_r(3)`—The system's text for `errno`, written into `buf`. Not called after fork.
 pub(crate) fn strerror(errno: i32, buf: &mut [u8; 128]) -> &str {
     // SAFETY: buf is a valid, writable 128-byte buffer and its length is passed.
@@ -80,9 +90,9 @@ pub(crate) fn strerror(errno: i32, buf: &mut [u8; 128]) -> &str {
     if ret != 0 {
         return "Unknown error";
     }
-    match CStr::from_bytes_until_nul(&buf[..]) {
+    match until_nul(&buf[..]) {
         // SAFETY: is_utf8 checked the bytes.
-        Ok(text) if is_utf8(text.to_bytes()) => unsafe {
+        Some(text) if is_utf8(text.to_bytes()) => unsafe {
             core::str::from_utf8_unchecked(text.to_bytes())
         },
         _ => "Unknown error",
@@ -459,7 +469,7 @@ pub(crate) fn getcwd(buf: &mut [u8]) -> Result<&CStr> {
     if buf.first() != Some(&b'/') {
         return Err(Errno::NOENT);
     }
-    CStr::from_bytes_until_nul(buf).map_err(|_| Errno::NAMETOOLONG)
+    until_nul(buf).ok_or(Errno::NAMETOOLONG)
 }
 
 /// `access(2)` with `X_OK`.
@@ -1026,7 +1036,7 @@ pub(crate) fn cstr_in<'b>(bytes: &[u8], buf: &'b mut [u8]) -> Option<&'b CStr> {
     }
     buf[..bytes.len()].copy_from_slice(bytes);
     buf[bytes.len()] = 0;
-    CStr::from_bytes_until_nul(&buf[..=bytes.len()]).ok()
+    until_nul(&buf[..=bytes.len()])
 }
 
 /// `exit(3)`—Ends the process normally: atexit hooks and stdio flushing run. Not
@@ -1242,6 +1252,26 @@ pub(crate) fn monotonic_us() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `until_nul` agrees with core's `CStr::from_bytes_until_nul`.
+    #[test]
+    fn until_nul_agrees_with_core() {
+        for bytes in [
+            &b""[..],
+            b"\0",
+            b"a",
+            b"ab\0",
+            b"ab\0cd\0",
+            b"\0\0x",
+            b"abc",
+        ] {
+            assert_eq!(
+                until_nul(bytes),
+                CStr::from_bytes_until_nul(bytes).ok(),
+                "{bytes:?}"
+            );
+        }
+    }
 
     /// `is_utf8` agrees with `str::from_utf8` on every sequence of one and two bytes
     /// and on the boundary cases of three and four (overlong forms, surrogates, past
