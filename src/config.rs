@@ -489,6 +489,7 @@ mod tests {
 
     use super::*;
     use crate::listen::ListenFds;
+    use crate::test_fds::FdBlock;
 
     #[test]
     fn a_readiness_descriptor_is_open_and_not_stdio() {
@@ -509,34 +510,10 @@ mod tests {
         sys::close(r);
     }
 
-    /// `n` open descriptors (copies of one pipe end) at consecutive numbers from a
-    /// free block high above what the tests open, and the pipe's other end.
-    fn block(n: c_int) -> (c_int, [c_int; 2]) {
-        let (r, w) = sys::pipe().unwrap();
-        let mut first = 300;
-        'search: loop {
-            while (first..first + n).any(sys::fd_is_open) {
-                first += n;
-            }
-            // Another test may take a number meanwhile: then start again past it.
-            let start = first;
-            for fd in start..start + n {
-                let got = sys::dup_at_least(r, fd).unwrap();
-                if got != fd {
-                    for made in (start..fd).chain([got]) {
-                        sys::close(made);
-                    }
-                    first = start + n;
-                    continue 'search;
-                }
-            }
-            return (first, [r, w]);
-        }
-    }
-
     #[test]
     fn socket_activation_refuses_a_range_holding_our_own_descriptors() {
-        let (first, pipe) = block(5);
+        let block = FdBlock::new(5);
+        let first = block.first;
         let mut config = Config::default();
         let ready = first + 2;
         config.ready_fd(ready).unwrap();
@@ -565,16 +542,14 @@ mod tests {
             &kept[..],
             &[first, first + 1, first + 2, first + 3, first + 4]
         );
-        for fd in (first..first + 5).chain(pipe) {
-            sys::close(fd);
-        }
     }
 
     #[test]
     fn socket_activation_and_inherit_files_share_one_capacity() {
-        let (first, pipe) = block(INHERIT_CAPACITY as c_int);
+        let block = FdBlock::new(INHERIT_CAPACITY as c_int);
+        let first = block.first;
         let mut config = Config::default();
-        config.inherit_file(pipe[1]).unwrap();
+        config.inherit_file(block.spare).unwrap();
         let all = ListenFds::unchecked(first, INHERIT_CAPACITY);
         let e = config.listen_fds(&all).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Capacity);
@@ -588,9 +563,6 @@ mod tests {
         config.inherit_file(first).unwrap();
         config.listen_fds(&most).unwrap();
         assert_eq!(config.inherit.len(), INHERIT_CAPACITY);
-        for fd in (first..first + INHERIT_CAPACITY as c_int).chain(pipe) {
-            sys::close(fd);
-        }
     }
 
     #[test]

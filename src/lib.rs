@@ -315,6 +315,8 @@ mod stdio;
 mod sys;
 #[cfg(test)]
 mod test_dir;
+#[cfg(test)]
+mod test_fds;
 mod user_files;
 #[cfg(feature = "std")]
 mod with_std;

@@ -296,6 +296,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::test_fds::FdBlock;
     use crate::Errno;
 
     /// The tests that probe for a free range of descriptors take turns.
@@ -306,41 +307,6 @@ mod tests {
         HIGH_FDS
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// `n` descriptors without `FD_CLOEXEC`, copies of one pipe end, at a free range of
-    /// numbers well above what the test runner holds; closed when dropped.
-    struct Range {
-        first: c_int,
-        n: c_int,
-    }
-
-    impl Range {
-        #[allow(unsafe_code)]
-        fn new(n: c_int) -> Range {
-            let mut first = 200;
-            while (first..first + n).any(sys::fd_is_open) {
-                first += n;
-            }
-            let (r, w) = sys::pipe().unwrap();
-            for fd in first..first + n {
-                // SAFETY: F_DUPFD takes an int argument and touches no memory.
-                let got = unsafe { libc::fcntl(r, libc::F_DUPFD, fd) };
-                assert_eq!(got, fd, "the probed range is free");
-                assert!(!cloexec(fd));
-            }
-            sys::close(r);
-            sys::close(w);
-            Range { first, n }
-        }
-    }
-
-    impl Drop for Range {
-        fn drop(&mut self) {
-            for fd in self.first..self.first + self.n {
-                sys::close(fd);
-            }
-        }
     }
 
     #[allow(unsafe_code)]
@@ -457,7 +423,10 @@ mod tests {
     #[test]
     fn open_descriptors_get_close_on_exec() {
         let _turn = turn();
-        let range = Range::new(3);
+        let range = FdBlock::new(3);
+        for fd in range.fds() {
+            assert!(!cloexec(fd), "fd {fd} starts without FD_CLOEXEC");
+        }
         let fds = at(range.first, "3", Some(b"ctl:data:ctl"))
             .unwrap()
             .unwrap();
@@ -487,7 +456,7 @@ mod tests {
     #[test]
     fn absent_names_are_unknown_and_empty_ones_count() {
         let _turn = turn();
-        let range = Range::new(3);
+        let range = FdBlock::new(3);
         let fds = at(range.first, "3", None).unwrap().unwrap();
         let names: std::vec::Vec<_> = fds.iter().map(|(_, n)| n).collect();
         assert_eq!(names, ["unknown"; 3]);
@@ -505,7 +474,7 @@ mod tests {
     #[test]
     fn the_largest_counts_and_names_fit() {
         let _turn = turn();
-        let range = Range::new(LISTEN_CAPACITY as c_int);
+        let range = FdBlock::new(LISTEN_CAPACITY as c_int);
         let long = [b'n'; LISTEN_NAME_CAPACITY];
         let mut names = std::vec::Vec::new();
         for i in 0..LISTEN_CAPACITY {
@@ -524,7 +493,7 @@ mod tests {
     #[test]
     fn a_closed_descriptor_is_refused_and_nothing_changes() {
         let _turn = turn();
-        let range = Range::new(4);
+        let range = FdBlock::new(4);
         let closed = range.first + 2;
         sys::close(closed);
         let e = at(range.first, "4", None).unwrap_err();
