@@ -511,6 +511,26 @@ mod tests {
     }
 
     #[test]
+    fn socket_activation_is_the_supervisor_once_the_descriptors_are_taken() {
+        use crate::Supervisor;
+        // systemd's NOTIFY_SOCKET comes first (documented order); the rest of the
+        // machine's state (init as parent, a socket on stdin) comes after.
+        let notify = std::env::var_os("NOTIFY_SOCKET").is_some_and(|v| !v.is_empty());
+        let mut config = Config::default();
+        assert_ne!(config.supervisor(), Supervisor::SocketActivation, "none taken");
+        let block = FdBlock::new(2);
+        config
+            .listen_fds(&ListenFds::unchecked(block.first, 2))
+            .unwrap();
+        let want = if notify {
+            Supervisor::Systemd
+        } else {
+            Supervisor::SocketActivation
+        };
+        assert_eq!(config.supervisor(), want);
+    }
+
+    #[test]
     fn socket_activation_refuses_a_range_holding_our_own_descriptors() {
         let block = FdBlock::new(5);
         let first = block.first;
