@@ -517,7 +517,11 @@ mod tests {
         // machine's state (init as parent, a socket on stdin) comes after.
         let notify = std::env::var_os("NOTIFY_SOCKET").is_some_and(|v| !v.is_empty());
         let mut config = Config::default();
-        assert_ne!(config.supervisor(), Supervisor::SocketActivation, "none taken");
+        assert_ne!(
+            config.supervisor(),
+            Supervisor::SocketActivation,
+            "none taken"
+        );
         let block = FdBlock::new(2);
         config
             .listen_fds(&ListenFds::unchecked(block.first, 2))

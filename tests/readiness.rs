@@ -78,6 +78,28 @@ fn without_waiting_start_returns_at_stage_9() {
 }
 
 #[test]
+fn the_launcher_gets_the_exit_status_itself_not_only_its_text() {
+    // `Error::exit()` comes from the record the process between the forks sends, not
+    // from the message: the probe's run() returns 7 without declaring readiness.
+    let dir = TempDir::new("ready-exit-field");
+    let pid_file = dir.join("p.pid");
+    let r = support::run_fields(support::probe().args([
+        "--wait-ready",
+        "20",
+        "--exit",
+        "7",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ]));
+    assert_eq!(r.status, Some(3), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.field("kind"), "NotReady", "{}", r.stdout);
+    assert_eq!(r.field("stage"), "0", "run() is no set-up stage");
+    assert_eq!(r.field("exit"), "Some(Code(7))", "{}", r.stdout);
+    assert_eq!(r.field("errno"), "0");
+    assert!(!pid_file.exists(), "the daemon removed its pid file");
+}
+
+#[test]
 fn a_daemon_that_exits_before_ready_is_reported_with_its_status() {
     let dir = TempDir::new("ready-exit");
     let pid_file = dir.join("p.pid");

@@ -1,7 +1,7 @@
 //! Test helper: a daemon configured from argv, driven by the integration tests.
 //!
 //! The launcher prints `key=value` lines: `result=ok pid=N output=... error=...`, or
-//! `result=err message=... stage=N errno=E kind=K`. Exit codes: 0 started, 3 start
+//! `result=err message=... stage=N errno=E kind=K holder=H exit=Some(Code(N))`. Exit codes: 0 started, 3 start
 //! failed, 2 bad usage, 9 watchdog. The daemon's run() writes a report file when
 //! `--report PATH` is given (what it sees from inside), then waits for signals.
 //!
@@ -417,6 +417,7 @@ fn print_err(e: &Error, daemon: Option<(&[u8], &[u8])>) -> ! {
     let _ = writeln!(out, "stage={}", e.stage().map_or(0, Stage::number));
     let _ = writeln!(out, "errno={}", e.errno().map_or(0, |e| e.raw()));
     let _ = writeln!(out, "holder={}", e.holder().map_or(0, |h| h as i64));
+    let _ = writeln!(out, "exit={:?}", e.exit());
     if let Some((o, err)) = daemon {
         let _ = writeln!(
             out,
@@ -729,6 +730,12 @@ fn main() {
                 }
             }
             "--exit" => probe.run = RunMode::Exit(next(&mut i).parse().unwrap()),
+            "--wait-ready" => {
+                let secs = next(&mut i).parse().unwrap();
+                daemon
+                    .config()
+                    .wait_ready(std::time::Duration::from_secs(secs));
+            }
             "--mode" => mode = next(&mut i),
             "--stage-first" => stage_first = next(&mut i).parse().unwrap(),
             "--custom-file" => custom_file = Some(next(&mut i)),
