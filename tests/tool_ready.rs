@@ -34,10 +34,12 @@ fn have(program: &str) -> bool {
 
 /// A python3 that the tool finds (pyenv's shims need pyenv's environment).
 fn python3() -> Option<String> {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
+    if !have("python3") {
+        eprintln!("skipped: no python3");
+        return None;
+    }
+    let out =
+        support::run(support::host("python3").args(["-c", "import sys; print(sys.executable)"]));
     let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
     if path.is_empty() {
         eprintln!("skipped: no python3");
@@ -299,6 +301,23 @@ fn mainpid_goes_into_the_pid_file() {
         "MAINPID is the pid file's pid"
     );
     assert_eq!(comm(main), "sleep");
+}
+
+#[test]
+fn mainpid_zero_names_no_process() {
+    let Some(py) = python3() else { return };
+    let dir = TempDir::new("rdy-mainpid0");
+    let pid_file = dir.join("p.pid");
+    let marker = dir.join("me");
+    // MAINPID=0 is no pid (systemd refuses it): PROGRAM stays the main process.
+    let body = format!(
+        "open('{}', 'w').write(str(os.getpid()))\ns.sendto(b'MAINPID=0\\nREADY=1', addr)",
+        s(&marker)
+    );
+    let (out, _) = start(&pid_file, &["--notify=20"], &strs(&client(&py, &body)));
+    ok(&out);
+    let me: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    assert_eq!(pids(&pid_file), (Some(me), None), "PROGRAM, not 0");
 }
 
 #[test]
