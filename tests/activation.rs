@@ -128,6 +128,33 @@ fn descriptors_meant_for_another_process_are_closed() {
 }
 
 #[test]
+fn detach_auto_does_not_fork_under_socket_activation() {
+    // The supervisor watches the pid it started (LISTEN_PID): with `Detach::Auto` the
+    // daemon is that process. NOTIFY_SOCKET, which would say the same, is unset.
+    let dir = TempDir::new("activate-auto");
+    let rep = dir.join("rep");
+    let script = format!(
+        "unset NOTIFY_SOCKET; LISTEN_PID=$$ LISTEN_FDS=1 exec {} {} --auto 3</dev/null",
+        support::sh_target(&activated()),
+        rep.display()
+    );
+    let mut shell = support::spawn(
+        support::host("/bin/sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null()),
+    );
+    support::wait_until("the daemon's report", || rep.exists());
+    let r = report(&rep);
+    assert_eq!(r["names"], "unknown", "the descriptor was taken");
+    assert_eq!(
+        r["pid"],
+        shell.pid().to_string(),
+        "not forked: the daemon is the process LISTEN_PID named"
+    );
+    shell.kill();
+}
+
+#[test]
 fn bad_values_fail_before_anything_forks() {
     for (vars, redirections, message) in [
         ("LISTEN_PID=$$ LISTEN_FDS=abc", "", "LISTEN_FDS=abc"),

@@ -1,7 +1,8 @@
-//! Test helper: a socket-activated daemon. `pdm-activated REPORT [ECHO]`
+//! Test helper: a socket-activated daemon. `pdm-activated REPORT [--auto]`
 //!
 //! Reads `LISTEN_*` before anything forks, keeps the descriptors through stage 8
-//! (`Config::listen_fds`), always detaches, and in `run()` writes REPORT (`pid=`,
+//! (`Config::listen_fds`), always detaches (with `--auto`: `Detach::Auto`, which does
+//! not fork under socket activation), and in `run()` writes REPORT (`pid=`,
 //! `names=` and `fds=` of the activation, `open=` its own descriptors above 2, `env=`
 //! the `LISTEN_` variables it still has), then accepts one connection on each socket
 //! and answers it with the socket's name and a newline, then waits for SIGTERM.
@@ -63,7 +64,8 @@ fn serve((fds, report): (Option<ListenFds>, String)) -> i32 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let report = args.next().expect("usage: pdm-activated REPORT");
+    let report = args.next().expect("usage: pdm-activated REPORT [--auto]");
+    let auto = args.next().as_deref() == Some("--auto");
     let fds = match ListenFds::from_env(os::getpid() as u32) {
         Ok(fds) => fds,
         Err(e) => {
@@ -72,7 +74,7 @@ fn main() {
         }
     };
     let mut daemon = Daemon::new(target(serve, (fds.clone(), report)));
-    daemon.detach(Detach::Always);
+    daemon.detach(if auto { Detach::Auto } else { Detach::Always });
     qemu::allow_threads(&mut daemon);
     if let Some(fds) = &fds {
         if let Err(e) = daemon.listen_fds(fds) {
