@@ -50,6 +50,17 @@ fn os_error(errno: Errno, op: &str, path: &[u8]) -> Error {
     e
 }
 
+/// Where the private socket's directory goes: `/run` when this process may write
+/// there, else an absolute `$TMPDIR`, else `/tmp`; without a trailing slash.
+fn base_dir(run_writable: bool, tmpdir: Option<&[u8]>) -> &[u8] {
+    let base: &[u8] = match tmpdir {
+        _ if run_writable => b"/run",
+        Some(dir) if dir.starts_with(b"/") => dir,
+        _ => b"/tmp",
+    };
+    base.strip_suffix(b"/").unwrap_or(base)
+}
+
 impl NotifyListener {
     /// Makes a fresh directory `pdm-notify.XXXXXX` (`mkdtemp(3)`, mode 0700) under
     /// `/run` when this process may write there, else under `$TMPDIR` or `/tmp`, and
@@ -66,15 +77,16 @@ impl NotifyListener {
     pub fn bind_private(
         owner: Option<(libc::uid_t, libc::gid_t)>,
     ) -> Result<NotifyListener, Error> {
-        let base: &[u8] = if sys::writable(c"/run") {
-            b"/run"
-        } else {
-            match sys::getenv(c"TMPDIR").map(CStr::to_bytes) {
-                Some(dir) if dir.starts_with(b"/") => dir,
-                _ => b"/tmp",
-            }
-        };
-        let base = base.strip_suffix(b"/").unwrap_or(base);
+        let tmpdir = sys::getenv(c"TMPDIR").map(CStr::to_bytes);
+        NotifyListener::bind_in(base_dir(sys::writable(c"/run"), tmpdir), owner)
+    }
+
+    /// [`bind_private`](Self::bind_private) under the directory `base` (no trailing
+    /// slash).
+    fn bind_in(
+        base: &[u8],
+        owner: Option<(libc::uid_t, libc::gid_t)>,
+    ) -> Result<NotifyListener, Error> {
         let mut l = NotifyListener {
             fd: sys::NO_FD,
             path: [0; SUN_PATH_LEN],
@@ -104,7 +116,8 @@ impl NotifyListener {
         for (slot, &b) in addr.sun_path.iter_mut().zip(&l.path[..l.len]) {
             *slot = b as libc::c_char;
         }
-        let len = (PATH_OFFSET + l.len + 1) as libc::socklen_t;
+        // A path socket: the whole structure, the path NUL-terminated inside it.
+        let len = core::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         sys::bind_unix(l.fd, &addr, len)
             .map_err(|e| os_error(e, "bind", l.address().to_bytes()))?;
         sys::pass_credentials(l.fd)
@@ -332,6 +345,56 @@ mod tests {
     }
     use crate::notify::NotifySocket;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn the_directory_is_run_else_an_absolute_tmpdir_else_tmp() {
+        assert_eq!(base_dir(true, Some(b"/var/tmp")), b"/run");
+        assert_eq!(base_dir(false, Some(b"/var/tmp/")), b"/var/tmp");
+        assert_eq!(base_dir(false, Some(b"/var/tmp")), b"/var/tmp");
+        assert_eq!(base_dir(false, Some(b"relative")), b"/tmp", "not absolute");
+        assert_eq!(base_dir(false, Some(b"")), b"/tmp");
+        assert_eq!(base_dir(false, None), b"/tmp");
+    }
+
+    #[test]
+    fn a_path_that_fits_sun_path_binds_and_a_longer_one_is_refused() {
+        let dir = crate::test_dir::TestDir::new("notify-long");
+        let made = dir.0.to_str().unwrap().as_bytes().to_vec();
+        let suffix = b"/pdm-notify.XXXXXX/notify".len();
+        // The longest base that fits: the socket's path is then SUN_PATH_LEN - 1 bytes,
+        // its NUL the last of sun_path.
+        let Some(room) = (SUN_PATH_LEN - 1 - suffix).checked_sub(made.len() + 1) else {
+            std::eprintln!("skipped: the temporary directory's path is too long");
+            return;
+        };
+        let mut base = made.clone();
+        base.push(b'/');
+        base.resize(base.len() + room, b'd');
+        std::fs::create_dir(std::str::from_utf8(&base).unwrap()).unwrap();
+        let l = NotifyListener::bind_in(&base, None).unwrap();
+        let path = l.address().to_bytes().to_vec();
+        assert_eq!(path.len(), SUN_PATH_LEN - 1);
+        assert!(std::path::Path::new(std::str::from_utf8(&path).unwrap()).exists());
+        // One byte more does not fit: refused before anything is made.
+        let mut longer = base.clone();
+        longer.push(b'e');
+        let e = NotifyListener::bind_in(&longer, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Capacity, "{e:?}");
+        assert!(e.detail().starts_with("notify socket path too long: "));
+        l.remove();
+    }
+
+    #[test]
+    fn remove_closes_the_socket() {
+        let l = NotifyListener::bind_private(None).unwrap();
+        let fd = l.as_raw_fd();
+        let before = sys::fstat(fd).unwrap();
+        l.remove();
+        // The number may be another thread's by now, but never this socket.
+        if let Ok(now) = sys::fstat(fd) {
+            assert!(now.id != before.id, "fd {fd} still the socket");
+        }
+    }
 
     #[test]
     fn a_private_socket_in_a_0700_directory_removed_after() {
