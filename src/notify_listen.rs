@@ -415,6 +415,86 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_bytes_is_cut_at_the_capacity_and_says_so() {
+        let full = [b'x'; NOTIFY_CAPACITY];
+        let m = NotifyMessage::from_bytes(&full);
+        assert_eq!(
+            (m.as_bytes().len(), m.truncated()),
+            (NOTIFY_CAPACITY, false)
+        );
+        let mut over = std::vec::Vec::from(&full[..]);
+        over.push(b'y');
+        let m = NotifyMessage::from_bytes(&over);
+        assert_eq!((m.as_bytes().len(), m.truncated()), (NOTIFY_CAPACITY, true));
+        assert_eq!(
+            std::format!("{:?}", NotifyMessage::from_bytes(b"READY=1")),
+            "NotifyMessage { len: 7, truncated: false, pid: None, fds: 0 }"
+        );
+    }
+
+    /// Sends `text` to `path` with `fds` attached (`SCM_RIGHTS`).
+    #[allow(unsafe_code)]
+    fn send_with_fds(path: &CStr, text: &[u8], fds: &[c_int]) {
+        let s = sys::unix_datagram_socket().unwrap();
+        let mut addr = libc::sockaddr_un {
+            sun_family: libc::AF_UNIX as libc::sa_family_t,
+            sun_path: [0; SUN_PATH_LEN],
+        };
+        for (slot, &b) in addr.sun_path.iter_mut().zip(path.to_bytes()) {
+            *slot = b as libc::c_char;
+        }
+        let mut iov = libc::iovec {
+            iov_base: text.as_ptr() as *mut _,
+            iov_len: text.len(),
+        };
+        let mut control = [0u64; 8];
+        // SAFETY: a zeroed msghdr is valid; every pointer set below outlives sendmsg,
+        // and the control buffer (64 bytes, 8-aligned) holds one SCM_RIGHTS header with
+        // up to 4 descriptors.
+        unsafe {
+            let mut msg: libc::msghdr = core::mem::zeroed();
+            msg.msg_name = (&mut addr as *mut libc::sockaddr_un).cast();
+            msg.msg_namelen = core::mem::size_of::<libc::sockaddr_un>() as _;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            let bytes = core::mem::size_of_val(fds) as u32;
+            if !fds.is_empty() {
+                msg.msg_control = control.as_mut_ptr().cast();
+                msg.msg_controllen = libc::CMSG_SPACE(bytes) as _;
+                let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                (*cmsg).cmsg_level = libc::SOL_SOCKET;
+                (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(bytes) as _;
+                let data = libc::CMSG_DATA(cmsg).cast();
+                core::ptr::copy_nonoverlapping(fds.as_ptr(), data, fds.len());
+            }
+            assert_eq!(libc::sendmsg(s, &msg, 0), text.len() as isize, "sendmsg");
+        }
+        sys::close(s);
+    }
+
+    #[test]
+    fn descriptors_that_come_with_a_message_are_counted_and_closed() {
+        let l = NotifyListener::bind_private(None).unwrap();
+        let (r, w) = sys::pipe().unwrap();
+        send_with_fds(l.address(), b"FDSTORE=1", &[r, w]);
+        let m = l.recv().unwrap();
+        assert_eq!(m.get("FDSTORE"), Some(&b"1"[..]));
+        assert_eq!(m.pid(), Some(sys::getpid() as u32));
+        assert_eq!(m.fds_closed(), 2);
+        // The received copies are closed: with ours gone too, the pipe has no reader.
+        sys::close(r);
+        assert_eq!(
+            sys::write_all_quiet(w, b"x"),
+            Err(crate::Errno::from_raw(libc::EPIPE))
+        );
+        sys::close(w);
+        send_with_fds(l.address(), b"A=1", &[]);
+        let m = l.recv().unwrap();
+        assert_eq!(m.fds_closed(), 0);
+    }
+
+    #[test]
     fn the_owner_gets_the_directory_and_the_socket() {
         // SAFETY: geteuid cannot fail.
         #[allow(unsafe_code)]
