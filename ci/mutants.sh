@@ -3,9 +3,9 @@
 # must make the test suite fail, or be listed, with the reason it cannot change
 # behaviour (or cannot be observed on Linux), in .cargo/mutants.toml.
 #
-#   ci/mutants.sh                  # all the fork-path files (about 2 hours on 2 cores)
+#   ci/mutants.sh                  # all the fork-path files (some four hours on 2 cores)
 #   ci/mutants.sh src/ids.rs ...   # only these
-#   MUTANTS_JOBS=2 ci/mutants.sh   # two mutants at a time (about 70 minutes on 2 cores)
+#   MUTANTS_JOBS=2 ci/mutants.sh   # two mutants at a time (some two hours on 2 cores)
 #
 # Installs cargo-mutants if it is missing (`cargo install --locked cargo-mutants`).
 # `--jobserver false` keeps cargo-mutants' jobserver descriptors out of the tests, which
@@ -19,7 +19,7 @@ command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
 if [ $# -eq 0 ]; then
   set -- src/detach.rs src/process.rs src/ids.rs src/fds.rs src/signals.rs src/stdio.rs \
     src/pidfile.rs src/report.rs src/cleanup.rs src/daemon.rs src/stages.rs src/program.rs \
-    src/ready.rs src/listen.rs src/notify.rs src/notify_listen.rs
+    src/config.rs src/ready.rs src/listen.rs src/notify.rs src/notify_listen.rs
 fi
 files=()
 for f in "$@"; do files+=(-f "$f"); done
