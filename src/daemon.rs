@@ -499,8 +499,7 @@ impl State {
             return;
         };
         let waiting = config.wait_ready;
-        let deadline = config
-            .wait_ready
+        let deadline = waiting
             .map(|w| w.timeout)
             .or(config.start_timeout)
             .map(|t| {

@@ -369,6 +369,15 @@ fn with_number(prefix: &[u8], n: u64) -> Short {
     message
 }
 
+/// `MAINPID=pid` and `READY=1` in one datagram: what a waiting launcher relays under
+/// systemd for the daemon it detached (`ready::settle`).
+pub(crate) fn relay_ready(pid: u32) -> Result<bool, Error> {
+    let mut message = with_number(b"MAINPID=", u64::from(pid));
+    // 8 + 10 + 1 + 8 bytes at most: they fit.
+    let _ = message.extend_from_slice(b"READY=1\n");
+    send_env(&message)
+}
+
 /// `STATUS=text`: the one line `systemctl status` shows.
 ///
 /// # Errors

@@ -70,35 +70,20 @@ pub(crate) struct Waiting {
 /// The original process of a waiting launcher, once it knows the outcome: when it gave
 /// up on the daemon or the daemon ended, the intermediate process `child` (which may
 /// still wait for a pipe a child of the daemon holds) is killed, to be reaped; when the
-/// daemon is ready under systemd, the launcher says so ([`relay`]).
+/// daemon is ready under systemd, the launcher says so: `MAINPID=<daemon>` and
+/// `READY=1` in one datagram from the process systemd started, which
+/// `NotifyAccess=main` accepts. The daemon runs: a supervisor that could not be told is
+/// its concern, not a failed start.
 pub(crate) fn settle(child: libc::pid_t, outcome: &crate::report::Outcome) {
     // Once a readiness source said ready, the intermediate still waits for the
     // program the daemon exec'd: it goes too, and the daemon is reparented.
     if outcome.left_behind || outcome.by_source {
         let _ = sys::kill(child, libc::SIGKILL);
     }
-    // The pid a readiness source named (`MAINPID=`), else the daemon.
+    // The pid a readiness source named (`MAINPID=`), else the daemon; nothing is sent
+    // without `NOTIFY_SOCKET`.
     if let (Ok(()), Some(pid)) = (&outcome.result, outcome.main_pid.or(outcome.pid)) {
-        if crate::detach::notify_socket_set() {
-            relay(pid);
-        }
-    }
-}
-
-/// `MAINPID=<daemon>` and `READY=1` in one datagram to `NOTIFY_SOCKET`, from the
-/// original process, so that `NotifyAccess=main` accepts it and the daemon becomes the
-/// main pid. The daemon runs: a supervisor that could not be told is its concern, not
-/// a failed start.
-fn relay(pid: u32) {
-    let mut message = [0u8; 40];
-    let mut at = 0;
-    let pid = crate::decimal::Dec::new(i64::from(pid));
-    for part in [b"MAINPID=".as_slice(), pid.as_bytes(), b"\nREADY=1\n"] {
-        message[at..at + part.len()].copy_from_slice(part);
-        at += part.len();
-    }
-    if let Ok(Some(socket)) = crate::notify::NotifySocket::from_env() {
-        let _ = socket.send(&message[..at]);
+        let _ = crate::notify::relay_ready(pid);
     }
 }
 
