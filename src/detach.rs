@@ -30,13 +30,15 @@ pub(crate) enum Detached {
 /// Whether stage 1 forks. [`Detach::Auto`] does not when the parent is init (ppid 1),
 /// nor when stdin is a socket (inetd style; fds 0-2 are then kept, as stage 9 keeps
 /// the stdio of a daemon that did not fork), nor under a supervisor that watches the
-/// process it started (`NOTIFY_SOCKET` set, or a readiness descriptor, `ready_fd`).
+/// process it started (`NOTIFY_SOCKET` set, a readiness descriptor, `ready_fd`, or
+/// socket activation's descriptors taken, `listen_fds`).
 /// A closed stdin is not a socket.
-pub(crate) fn decide(detach: Detach, ready_fd: bool, listen: bool) -> bool {
+/// `supervisor` is asked only for [`Detach::Auto`] ([`Config::supervisor`](crate::Config::supervisor)).
+pub(crate) fn decide(detach: Detach, supervisor: impl FnOnce() -> crate::Supervisor) -> bool {
     match detach {
         Detach::Always => true,
         Detach::Never => false,
-        Detach::Auto => crate::ready::detect(ready_fd, listen) == crate::Supervisor::None,
+        Detach::Auto => supervisor() == crate::Supervisor::None,
     }
 }
 

@@ -50,11 +50,7 @@ impl<'a> Stages<'_, 'a> {
                 "already detached",
             ));
         }
-        let fork = detach::decide(
-            self.config.detach,
-            self.config.ready_fd != sys::NO_FD,
-            self.config.listen.0 < self.config.listen.1,
-        );
+        let fork = detach::decide(self.config.detach, || self.config.supervisor());
         let wait = self
             .config
             .wait_ready
