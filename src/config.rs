@@ -43,6 +43,7 @@ pub enum Detach {
 /// | [`stdin`](Self::stdin), [`stdout`](Self::stdout), [`stderr`](Self::stderr) | `/dev/null` when detached, else unchanged |
 /// | [`start_timeout`](Self::start_timeout), [`wait_ready`](Self::wait_ready) | none: `start()` returns when stage 9 ends |
 /// | [`ready_fd`](Self::ready_fd) | none |
+/// | [`chroot_directory`](Self::chroot_directory), [`keep_capabilities`](Self::keep_capabilities), [`limit_bounding_set`](Self::limit_bounding_set), [`no_new_privileges`](Self::no_new_privileges) | none, none, no, no |
 #[derive(Debug)]
 pub struct Config<'a> {
     pub(crate) detach: Detach,
@@ -66,10 +67,24 @@ pub struct Config<'a> {
     pub(crate) ready_fd: c_int,
     /// Socket activation's descriptors, `first..end` (empty: none).
     pub(crate) listen: (c_int, c_int),
-    /// Run by stage 1 before it forks: the removal of `LISTEN_*` once
-    /// [`listen_fds`](Self::listen_fds) was called (a pointer, linked only then).
-    pub(crate) before_fork: Option<fn()>,
+    /// Run by stage 1 before it forks ([`prepare_fork`]), once a setter that needs it
+    /// was called (a pointer, so linked only then).
+    pub(crate) before_fork: Option<BeforeFork>,
+    /// Stage 3's chroot, capabilities and `no_new_privs` (with its code, through
+    /// pointers: linked only when a setter asks for one of them).
+    pub(crate) privileges: Option<crate::privileges::Privileges<'a>>,
+    /// Stage 3's work, set by the setters of stage 3 ([`crate::ids::apply`], or
+    /// [`crate::privileges::apply`] once privileges are asked for): a daemon that
+    /// sets none links none of it.
+    pub(crate) stage3: Option<Stage3>,
 }
+
+/// Stage 1's work before it forks ([`prepare_fork`]).
+pub(crate) type BeforeFork = fn(&Config<'_>) -> Result<(), Error>;
+
+/// Stage 3's work: the configuration, and the descriptor on the launcher's directory
+/// (closed by a chroot).
+pub(crate) type Stage3 = fn(&Config<'_>, &mut c_int) -> Result<(), Error>;
 
 impl Default for Config<'_> {
     fn default() -> Self {
@@ -89,6 +104,8 @@ impl Default for Config<'_> {
             ready_fd: sys::NO_FD,
             listen: (0, 0),
             before_fork: None,
+            privileges: None,
+            stage3: None,
         }
     }
 }
@@ -126,14 +143,101 @@ impl<'a> Config<'a> {
     ///
     /// As [`ProcessIds::new`].
     pub fn process_ids(&mut self, uid: libc::uid_t, gid: libc::gid_t) -> Result<&mut Self, Error> {
-        self.ids = Some(ProcessIds::new(uid, gid)?);
-        Ok(self)
+        Ok(self.ids(ProcessIds::new(uid, gid)?))
     }
 
     /// Stage 3: the user (and groups) to switch to, resolved by the caller
     /// ([`ProcessIds::user`], [`ProcessIds::with_group`], [`ProcessIds::with_groups`]).
     pub fn ids(&mut self, ids: ProcessIds) -> &mut Self {
         self.ids = Some(ids);
+        if self.privileges.is_none() {
+            self.stage3 = Some(crate::ids::apply);
+        }
+        self
+    }
+
+    fn privileges(&mut self) -> &mut crate::privileges::Privileges<'a> {
+        self.before_fork = Some(prepare_fork);
+        self.stage3 = Some(crate::privileges::apply);
+        self.privileges.get_or_insert_with(Default::default)
+    }
+
+    /// Stage 3, first: `chroot(2)` into `dir` (absolute), then `chdir("/")` inside it,
+    /// while still root (python-daemon's `chroot_directory`). Users and groups are
+    /// resolved before, outside the jail (the setters of stage 3 look them up at once).
+    ///
+    /// Every path used after stage 3 is the jail's: stage 5's
+    /// [`working_directory`](Self::working_directory), a [`pid_file`](Self::pid_file)
+    /// given by path (sealed in stage 6; a pid file acquired before `start()` and given
+    /// with [`pid_lock_file`](Self::pid_lock_file) stays where it was, outside), and
+    /// stage 9's paths (a relative one is relative to the working directory in the
+    /// jail, not to the launcher's; a jail without `dev/null` fails stage 9 unless all
+    /// three streams have other targets). A program `run()` `exec`s is looked up in the
+    /// jail too.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for an empty or relative path; the `stat` error
+    /// (`ENOENT`) for a missing one, `ENOTDIR` for one that is not a directory.
+    pub fn chroot_directory(&mut self, dir: &'a CStr) -> Result<&mut Self, Error> {
+        if dir.to_bytes().first() != Some(&b'/') {
+            return Err(invalid(
+                Stage::ProcessIds,
+                "chroot_directory must be an absolute path:",
+                dir.to_bytes(),
+            ));
+        }
+        let os = |e| Error::os(Stage::ProcessIds, e, "chroot_directory", dir.to_bytes());
+        let st = sys::stat(dir).map_err(os)?;
+        if st.mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(os(crate::Errno::from_raw(libc::ENOTDIR)));
+        }
+        self.privileges().chroot = Some(dir);
+        Ok(self)
+    }
+
+    /// Stage 3: keep `caps` across the switch to the user of
+    /// [`process_ids`](Self::process_ids) or [`ids`](Self::ids), in the permitted,
+    /// effective, inheritable and ambient sets, so that the daemon, and a program it
+    /// `exec`s (one without set-user-ID bits or file capabilities), can still do what
+    /// they allow: [`Capability::NET_BIND_SERVICE`](crate::Capability::NET_BIND_SERVICE)
+    /// to bind port 53 as `nobody`. Every other capability is gone.
+    ///
+    /// `start()` refuses ([`ErrorKind::InvalidConfig`], before fork) capabilities
+    /// without a switch to a uid other than 0. A capability this process may not have
+    /// (not in its bounding or permitted set) fails stage 3 with
+    /// [`ErrorKind::CapabilityUnavailable`] naming it, never a silently weaker daemon.
+    /// Keeping `CAP_SETUID` keeps the way back to root: stage 3's check that
+    /// `setuid(0)` fails is skipped then.
+    ///
+    /// ```no_run
+    /// use pandaemonium::{Capabilities, Capability, Config};
+    ///
+    /// let mut config = Config::default();
+    /// config
+    ///     .process_ids(65534, 65534)?
+    ///     .keep_capabilities(Capabilities::EMPTY.with(Capability::NET_BIND_SERVICE));
+    /// # Ok::<(), pandaemonium::Error>(())
+    /// ```
+    pub fn keep_capabilities(&mut self, caps: crate::Capabilities) -> &mut Self {
+        self.privileges().keep = caps;
+        self
+    }
+
+    /// Stage 3: drop every capability not kept ([`keep_capabilities`](Self::keep_capabilities))
+    /// from the bounding set too, before the user switch (systemd's
+    /// `CapabilityBoundingSet=`), so that no program the daemon runs, set-user-ID root
+    /// or with file capabilities, gets any other. Needs `CAP_SETPCAP`.
+    pub fn limit_bounding_set(&mut self, limit: bool) -> &mut Self {
+        self.privileges().limit_bounding = limit;
+        self
+    }
+
+    /// Stage 3, last: `PR_SET_NO_NEW_PRIVS` (systemd's `NoNewPrivileges=`): no program
+    /// the daemon `exec`s gains privileges from set-user-ID bits or file capabilities.
+    /// Capabilities kept in the ambient set stay.
+    pub fn no_new_privileges(&mut self, on: bool) -> &mut Self {
+        self.privileges().no_new_privs = on;
         self
     }
 
@@ -408,7 +512,7 @@ impl<'a> Config<'a> {
             self.inherit_file(fd)?;
         }
         self.listen = (range.start, range.end);
-        self.before_fork = Some(crate::listen::unset_listen_env);
+        self.before_fork = Some(prepare_fork);
         Ok(self)
     }
 
@@ -445,6 +549,19 @@ impl<'a> Config<'a> {
     pub fn pid_file_mut(&mut self) -> Option<&mut PidLockFile> {
         self.pid_file.as_mut()
     }
+}
+
+/// Stage 1's work before it forks, for the settings that need some: the checks of the
+/// privileges ([`crate::privileges::check`]), and the removal of `LISTEN_*` once
+/// [`listen_fds`](Config::listen_fds) was called.
+fn prepare_fork(config: &Config<'_>) -> Result<(), Error> {
+    if config.privileges.is_some() {
+        crate::privileges::check(config)?;
+    }
+    if config.listen.0 < config.listen.1 {
+        crate::listen::unset_listen_env();
+    }
+    Ok(())
 }
 
 /// Stage 5's check: the directory must not be empty.

@@ -34,6 +34,9 @@ pub enum ErrorKind {
     DaemonDied,
     /// After dropping privileges, `setuid(0)` still succeeded.
     PrivilegesRegained,
+    /// A capability to keep ([`Config::keep_capabilities`](crate::Config::keep_capabilities))
+    /// is not in this process's bounding or permitted set; the detail names it.
+    CapabilityUnavailable,
     /// A user name or uid has no entry in the user database.
     UnknownUser,
     /// A group name has no entry in the group database.

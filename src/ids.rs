@@ -78,9 +78,11 @@ impl ProcessIds {
         ProcessIds::new(pw.uid, pw.gid)
     }
 
-    /// Exactly these ids, with no lookup: `groups` `None` leaves the supplementary
-    /// groups alone. For callers that resolved names themselves (and keep the user
-    /// database's code out of their binary).
+    /// These ids, with no lookup, for callers that resolved names themselves (and keep
+    /// the user database's code out of their binary). `groups` `None`: when the caller
+    /// is root and `uid` is not 0, just `gid`, so that root's own supplementary groups
+    /// never survive the user switch; otherwise they are left alone (changing them
+    /// needs root). `Some(&[])` drops them all.
     ///
     /// # Errors
     ///
@@ -97,7 +99,18 @@ impl ProcessIds {
         };
         match groups {
             Some(list) => ids.with_groups(list),
+            None if uid != 0 && sys::ids().1 == 0 => ids.with_groups(&[gid]),
             None => Ok(ids),
+        }
+    }
+
+    /// `uid` and `gid`, the supplementary groups left as they are (for a caller that
+    /// is not root, which can't change them).
+    pub(crate) fn groups_alone(uid: libc::uid_t, gid: libc::gid_t) -> ProcessIds {
+        ProcessIds {
+            uid,
+            gid,
+            groups: None,
         }
     }
 
@@ -189,9 +202,19 @@ fn user_groups(
     Ok(heapless::Vec::from_slice(&list[..n]).unwrap_or_default())
 }
 
-/// Stage 3: `setgroups`, `setgid`, `setuid`, then checks that `setuid(0)` now fails.
-/// Async-signal-safe.
-pub(crate) fn apply(ids: &ProcessIds) -> Result<(), Error> {
+/// Stage 3 without the privileges' settings: `setgroups`, `setgid`, `setuid` to the
+/// configured ids, then checks that `setuid(0)` now fails. Async-signal-safe.
+pub(crate) fn apply(config: &crate::Config<'_>, _: &mut core::ffi::c_int) -> Result<(), Error> {
+    let Some(ids) = &config.ids else {
+        return Ok(());
+    };
+    set_groups_and_gid(ids)?;
+    set_uid(ids)?;
+    check_dropped(ids)
+}
+
+/// Stage 3's first half: the supplementary groups (when set), then the gid.
+pub(crate) fn set_groups_and_gid(ids: &ProcessIds) -> Result<(), Error> {
     if let Some(groups) = &ids.groups {
         sys::setgroups(groups).map_err(|e| Error::os(Stage::ProcessIds, e, "setgroups", b""))?;
     }
@@ -202,7 +225,11 @@ pub(crate) fn apply(ids: &ProcessIds) -> Result<(), Error> {
             "setgid",
             Dec::new(i64::from(ids.gid)).as_bytes(),
         )
-    })?;
+    })
+}
+
+/// Stage 3's second half: the uid.
+pub(crate) fn set_uid(ids: &ProcessIds) -> Result<(), Error> {
     sys::setuid(ids.uid).map_err(|e| {
         Error::os(
             Stage::ProcessIds,
@@ -210,7 +237,11 @@ pub(crate) fn apply(ids: &ProcessIds) -> Result<(), Error> {
             "setuid",
             Dec::new(i64::from(ids.uid)).as_bytes(),
         )
-    })?;
+    })
+}
+
+/// After the switch to a uid other than 0, `setuid(0)` must fail.
+pub(crate) fn check_dropped(ids: &ProcessIds) -> Result<(), Error> {
     if ids.uid != 0 && sys::setuid(0) != Err(Errno::PERM) {
         return Err(stage_err(
             ErrorKind::PrivilegesRegained,
@@ -230,7 +261,11 @@ mod tests {
         let ids = ProcessIds::from_parts(1000, 100, Some(&[100, 27])).unwrap();
         assert_eq!((ids.uid(), ids.gid()), (1000, 100));
         assert_eq!(ids.groups(), Some(&[100, 27][..]));
-        assert_eq!(ProcessIds::from_parts(5, 6, None).unwrap().groups(), None);
+        // Without a list, root's own groups never survive a switch away from root.
+        let root = sys::ids().1 == 0;
+        let alone = ProcessIds::from_parts(5, 6, None).unwrap();
+        assert_eq!(alone.groups(), root.then_some(&[6][..]));
+        assert_eq!(ProcessIds::from_parts(0, 6, None).unwrap().groups(), None);
     }
 
     #[test]
@@ -243,11 +278,13 @@ mod tests {
         );
         let same = ids.with_gid(27).unwrap();
         assert_eq!((same.gid(), same.groups()), (27, Some(&[100, 27][..])));
+        // Not root: no list, and none made (as root the list is [2], then [2, 3]).
         let none = ProcessIds::from_parts(1, 2, None)
             .unwrap()
             .with_gid(3)
             .unwrap();
-        assert_eq!((none.gid(), none.groups()), (3, None));
+        let want = (sys::ids().1 == 0).then_some(&[2, 3][..]);
+        assert_eq!((none.gid(), none.groups()), (3, want));
     }
 
     #[test]

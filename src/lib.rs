@@ -286,6 +286,7 @@ extern "C" {}
 #[cfg(not(target_os = "linux"))]
 compile_error!("pandaemonium supports Linux only");
 
+mod caps;
 mod cleanup;
 mod config;
 mod daemon;
@@ -303,6 +304,7 @@ mod notify_listen;
 pub mod os;
 mod out;
 mod pidfile;
+mod privileges;
 mod process;
 mod program;
 mod ready;
@@ -321,6 +323,7 @@ mod user_files;
 #[cfg(feature = "std")]
 mod with_std;
 
+pub use caps::{Capabilities, Capability};
 pub use cleanup::{exit, remove_pid_file, rewrite_pid_file, PID_LINES_CAPACITY};
 pub use config::{Config, Detach};
 pub use daemon::{Activated, Daemon, Side, Started};

@@ -163,7 +163,7 @@ fn kind_code(kind: ErrorKind) -> u8 {
     KINDS.iter().position(|&k| k == kind).map_or(0, |i| i as u8)
 }
 
-const KINDS: [ErrorKind; 16] = [
+const KINDS: [ErrorKind; 17] = [
     ErrorKind::Os,
     ErrorKind::AlreadyRunning,
     ErrorKind::InvalidConfig,
@@ -180,6 +180,7 @@ const KINDS: [ErrorKind; 16] = [
     ErrorKind::Panicked,
     ErrorKind::Timeout,
     ErrorKind::NotReady,
+    ErrorKind::CapabilityUnavailable,
 ];
 
 /// The original process's ends of the three pipes.

@@ -5,7 +5,7 @@ use crate::detach::{self, Detached};
 use crate::fds::{self, KeepList};
 use core::ffi::c_int;
 
-use crate::{ids, process, signals, stdio, sys, Config, Error, ErrorKind, Stage, Stdio};
+use crate::{process, signals, stdio, sys, Config, Error, ErrorKind, Stage, Stdio};
 
 /// The stage primitives, handed to [`Run`](crate::Run)'s stage overrides.
 ///
@@ -57,7 +57,7 @@ impl<'a> Stages<'_, 'a> {
             .filter(|_| fork)
             .map(|w| w.second_fork);
         if let Some(before_fork) = self.config.before_fork {
-            before_fork();
+            before_fork(self.config)?;
         }
         crate::ready::prepare(self.config.ready_fd);
         // `Stdio::Fd(1)` / `Fd(2)` mean the launcher's stdout / stderr, which a detached
@@ -121,18 +121,22 @@ impl<'a> Stages<'_, 'a> {
         process::prevent_core(self.config.prevent_core)
     }
 
-    /// Stage 3: `setgroups`, `setgid`, `setuid` to the configured
-    /// [`ProcessIds`](crate::ProcessIds), then a check that `setuid(0)` fails.
+    /// Stage 3: [`chroot_directory`](Config::chroot_directory) when set, then
+    /// `setgroups`, `setgid`, `setuid` to the configured
+    /// [`ProcessIds`](crate::ProcessIds) (keeping
+    /// [`keep_capabilities`](Config::keep_capabilities)), then a check that `setuid(0)`
+    /// fails, then [`no_new_privileges`](Config::no_new_privileges).
     ///
     /// # Errors
     ///
-    /// `EPERM` and the like from the three calls; [`ErrorKind::PrivilegesRegained`].
+    /// `EPERM` and the like from the calls; [`ErrorKind::PrivilegesRegained`];
+    /// [`ErrorKind::CapabilityUnavailable`].
     ///
     /// Override: implement [`Run::stage3`](crate::Run::stage3); call this from the
     /// override to keep the default work.
     pub fn process_ids(&mut self) -> Result<(), Error> {
-        match &self.config.ids {
-            Some(ids) => ids::apply(ids),
+        match self.config.stage3 {
+            Some(stage3) => stage3(self.config, &mut self.state.cwd),
             None => Ok(()),
         }
     }

@@ -614,6 +614,99 @@ pub(crate) fn setuid(uid: libc::uid_t) -> Result<()> {
     check(unsafe { libc::setuid(uid) }).map(drop)
 }
 
+/// `chroot(2)`. Async-signal-safe (a plain system call on Linux).
+pub(crate) fn chroot(path: &CStr) -> Result<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::chroot(path.as_ptr()) }).map(drop)
+}
+
+/// `prctl(option, arg)` with integer arguments: `PR_SET_KEEPCAPS`, `PR_CAPBSET_READ`,
+/// `PR_CAPBSET_DROP`, `PR_SET_NO_NEW_PRIVS`; its non-negative result. Async-signal-safe.
+pub(crate) fn prctl(option: c_int, arg: libc::c_ulong) -> Result<c_int> {
+    // SAFETY: these options take integers and touch no memory.
+    check(unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+}
+
+/// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)`. Async-signal-safe.
+pub(crate) fn ambient_raise(cap: u8) -> Result<()> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAPABILITY_V3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct` (libc has no capget/capset wrappers).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// The calling thread's capability sets (`capget(2)`), as 64-bit masks:
+/// `[effective, permitted, inheritable]`. Async-signal-safe.
+pub(crate) fn capget() -> Result<[u64; 3]> {
+    let mut header = CapHeader {
+        version: CAPABILITY_V3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and the two-element data array (version 3's size) are valid
+    // writable memory for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    check(ret as c_int)?;
+    let both = |f: fn(&CapData) -> u32| u64::from(f(&data[0])) | u64::from(f(&data[1])) << 32;
+    Ok([
+        both(|d| d.effective),
+        both(|d| d.permitted),
+        both(|d| d.inheritable),
+    ])
+}
+
+/// `capset(2)` of the calling thread's three sets at once, from 64-bit masks.
+/// Async-signal-safe.
+pub(crate) fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
+    let mut header = CapHeader {
+        version: CAPABILITY_V3,
+        pid: 0,
+    };
+    let word = |mask: u64, i: u32| (mask >> (32 * i)) as u32;
+    let data = [0, 1].map(|i| CapData {
+        effective: word(effective, i),
+        permitted: word(permitted, i),
+        inheritable: word(inheritable, i),
+    });
+    // SAFETY: header and the two-element data array are valid memory for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    check(ret as c_int).map(drop)
+}
+
 /// `sigprocmask(SIG_SETMASK, ∅)`—Unblocks every signal. Async-signal-safe.
 pub(crate) fn unblock_all_signals() -> Result<()> {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();

@@ -175,7 +175,7 @@ impl Files<'_> {
             ));
         };
         if !root {
-            return ProcessIds::from_parts(uid, gid, None);
+            return Ok(ProcessIds::groups_alone(uid, gid));
         }
         // The primary group first, once.
         list[0] = gid;

@@ -560,8 +560,7 @@ impl Builder {
         let base = match (&self.user, gid) {
             (Some(Resolved::Ok(ids)), _) => ids.clone(),
             (Some(Resolved::BareUid(uid, _)), Some(gid)) => {
-                let root = crate::sys::ids().1 == 0;
-                ProcessIds::from_parts(*uid, gid, root.then_some(&[gid][..]))?
+                ProcessIds::from_parts(*uid, gid, None)?
             }
             (Some(Resolved::BareUid(_, e)) | Some(Resolved::Err(e)), _) => return Err(e.clone()),
             (None, _) if self.group.is_some() || self.groups.is_some() => {
