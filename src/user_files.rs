@@ -195,6 +195,44 @@ impl Files<'_> {
         }
         ProcessIds::from_parts(uid, gid, Some(&list[..n]))
     }
+
+    /// The gids of a comma-separated list of group names or decimal gids.
+    fn group_list(
+        &self,
+        list: &[u8],
+    ) -> Result<heapless::Vec<libc::gid_t, GROUPS_CAPACITY>, Error> {
+        let mut gids = heapless::Vec::new();
+        if list.is_empty() {
+            return Ok(gids);
+        }
+        for item in list.split(|&b| b == b',') {
+            let gid = match parse_u32(item) {
+                Some(gid) => Some(gid),
+                None if item.is_empty() => None,
+                None => {
+                    let mut found = None;
+                    scan(self.group, &mut |line| {
+                        let [n, _, g, _] = fields(line);
+                        found = parse_u32(g).filter(|_| n == item);
+                        found.is_some()
+                    })?;
+                    found
+                }
+            };
+            let gid =
+                gid.ok_or_else(|| refused(ErrorKind::UnknownGroup, "no such group: ", item))?;
+            if !gids.contains(&gid) {
+                gids.push(gid).map_err(|_| {
+                    refused(
+                        ErrorKind::Capacity,
+                        "more than 32 supplementary groups",
+                        b"",
+                    )
+                })?;
+            }
+        }
+        Ok(gids)
+    }
 }
 
 impl ProcessIds {
@@ -216,6 +254,21 @@ impl ProcessIds {
     /// beyond [`GROUPS_CAPACITY`] groups; the OS error reading either file.
     pub fn from_files(user: &[u8], group: Option<&[u8]>) -> Result<ProcessIds, Error> {
         ETC.ids(user, group, sys::ids().1 == 0)
+    }
+
+    /// The same ids with exactly these supplementary groups: `list` is comma-separated
+    /// group names (looked up in `/etc/group` only, as [`from_files`](Self::from_files)
+    /// does) or decimal gids; an empty list drops them all (runit's `chpst -u
+    /// user:group:group`, s6's `s6-applyuidgid -G`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::UnknownGroup`] naming a group that is not in the file (or an empty
+    /// item); [`ErrorKind::Capacity`] beyond [`GROUPS_CAPACITY`]; the OS error reading
+    /// the file.
+    pub fn with_groups_from_files(self, list: &[u8]) -> Result<ProcessIds, Error> {
+        let gids = ETC.group_list(list)?;
+        self.with_groups(&gids)
     }
 }
 
@@ -248,6 +301,34 @@ mod tests {
             group: &g,
         }
         .ids(user.as_bytes(), group.map(str::as_bytes), root)
+    }
+
+    #[test]
+    fn a_group_list_by_names_and_numbers() {
+        let (_dir, p, g) = files(PASSWD, GROUP);
+        let f = Files {
+            passwd: &p,
+            group: &g,
+        };
+        assert_eq!(
+            &f.group_list(b"wheel,20,net,svc,7").unwrap()[..],
+            &[10, 20, 1001, 7]
+        );
+        assert!(f.group_list(b"").unwrap().is_empty(), "none");
+        for bad in [&b"wheel,nosuch"[..], b"wheel,", b",", b"svcx"] {
+            let e = f.group_list(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::UnknownGroup, "{bad:?}");
+        }
+        assert!(f
+            .group_list(b"wheel,nosuch")
+            .unwrap_err()
+            .detail()
+            .ends_with("nosuch"));
+        let many: std::string::String = (0..33).map(|n| std::format!("{n},")).collect();
+        let e = f
+            .group_list(many.trim_end_matches(',').as_bytes())
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Capacity);
     }
 
     #[test]
