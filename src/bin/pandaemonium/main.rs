@@ -11,7 +11,8 @@
 //! overrides), [`report`] (did PROGRAM start?), [`supervise`], [`stop`], [`status`],
 //! [`pidfile`] (the file's two lines), [`out`] (messages). Everything below them is
 //! the library's public API: `Program` (PROGRAM found before fork, exec'd, spawned),
-//! `ProcessIds::from_files` (`--user`), `PidLockFile` and its holders, `os`.
+//! `ProcessIds::from_files` (`--user`, `--groups`), `Capability` (`--keep-cap`),
+//! `PidLockFile` and its holders, `os`.
 #![cfg_attr(all(not(feature = "std"), panic = "abort"), no_std)]
 #![no_main]
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
@@ -34,9 +35,10 @@ use crate::out::Msg;
 /// `--help`.
 pub const HELP: &str = "\
 usage: pandaemonium start [--pid-file PATH] [--chdir DIR] [--umask OCTAL]
-         [--user USER[:GROUP]] [--stdin PATH] [--stdout PATH] [--stderr PATH]
-         [--keep-fd N]... [--allow-core] [--detach auto|always|never]
-         [--foreground] [--supervise [--restart[=DELAY]]]
+         [--user USER[:GROUP] [--groups LIST|user|none] [--keep-cap CAP]...]
+         [--chroot DIR] [--no-new-privs] [--stdin PATH] [--stdout PATH]
+         [--stderr PATH] [--keep-fd N]... [--allow-core] [--foreground]
+         [--detach auto|always|never] [--supervise [--restart[=DELAY]]]
          [--notify[=SECS] | --ready-fd N[:SECS]] [--] PROGRAM [ARG...]
        pandaemonium stop --pid-file PATH [--signal SIG] [--timeout SECS]
        pandaemonium status --pid-file PATH
@@ -48,6 +50,9 @@ wait up to SECS (60), exit 1 if PROGRAM ends first or the time passes (then it
 is killed); not with --foreground. stop (TERM, then KILL after 10 s):
 0 stopped or not running, 1 not stopped. status: 0 running (prints the pids),
 1 dead but the pid file exists, 3 not running, 4 unknown. Usage errors: 2.
+--groups: the user's (default), none, or a list (names, gids). --keep-cap
+NET_BIND_SERVICE[,CAP...]: kept as USER, and by what PROGRAM execs. --chroot:
+PROGRAM (absolute), --chdir and the redirections are in DIR; the pid file not.
 ";
 
 /// The C entry point (the same with and without std).

@@ -1,18 +1,28 @@
 //! `pandaemonium start [OPTIONS] -- PROGRAM [ARG...]`: the launcher's side.
 //!
 //! Everything is checked and prepared before the first fork: the options (usage
-//! errors exit 2 there), the user and groups (`ProcessIds::from_files`), PROGRAM's
-//! path (`Program::find`) and its argument vector (a tail of our own `argv`). Then the
-//! core's nine stages run, and [`Launch`] execs PROGRAM or supervises it. The original
-//! process exits 0 only once PROGRAM runs ([`report`]).
+//! errors exit 2 there), the user and groups (`ProcessIds::from_files`; `--groups`:
+//! the user's, none, or `with_groups_from_files`), PROGRAM's path (`Program::find`)
+//! and its argument vector (a tail of our own `argv`). Then the core's nine stages
+//! run, and [`Launch`] execs PROGRAM or supervises it. The original process exits 0
+//! only once PROGRAM runs ([`report`]).
+//!
+//! The privileges are the core's stage 3 (`Config::keep_capabilities`,
+//! `chroot_directory`, `no_new_privileges`), set after the option loop, so the order
+//! of the options does not matter. `--groups` needs `--user`, and `--keep-cap` a
+//! `--user` other than root (root keeps them all). `--chroot DIR` must exist, and
+//! PROGRAM must then be an absolute path: it is exec'd inside the jail as it is
+//! (`Program::find` takes an absolute name without looking at the host's files);
+//! `--chdir` and the redirections are the jail's too, but the pid file is acquired
+//! here, before the fork, outside the jail.
 
 use core::ffi::{c_char, c_int, CStr};
 use core::time::Duration;
 
 use pandaemonium::notify::NotifyListener;
 use pandaemonium::{
-    os, Action, Config, Daemon, Detach, ErrorKind, ProcessIds, Program, ReadySource, Signal, Stdio,
-    PATH_CAPACITY,
+    os, Action, Capabilities, Capability, Config, Daemon, Detach, ErrorKind, ProcessIds, Program,
+    ReadySource, Signal, Stdio, PATH_CAPACITY,
 };
 
 use crate::args::{self, Cursor, Item, Parsed};
@@ -243,6 +253,11 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         foreground: false,
     };
     let config = &mut opts.config;
+    // Applied after the loop, whatever the order of the options.
+    let mut ids: Option<ProcessIds> = None;
+    let mut groups: Option<&CStr> = None;
+    let mut keep = Capabilities::EMPTY;
+    let mut chroot = false;
     loop {
         let (name, inline) = match cur.item()? {
             None => return Err(Msg::error().s("start: PROGRAM missing").usage()),
@@ -284,9 +299,35 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     Some(colon) => (&spec[..colon], Some(&spec[colon + 1..])),
                     None => (spec, None),
                 };
-                let ids = ProcessIds::from_files(user, group)
-                    .map_err(|e| args::bad("user", v).detail(&e).usage())?;
-                config.ids(ids);
+                ids = Some(
+                    ProcessIds::from_files(user, group)
+                        .map_err(|e| args::bad("user", v).detail(&e).usage())?,
+                );
+            }
+            b"groups" => groups = Some(cur.value(name, inline)?),
+            b"keep-cap" => {
+                let v = cur.value(name, inline)?;
+                for item in v.to_bytes().split(|&b| b == b',') {
+                    let cap = Capability::parse(item).ok_or_else(|| {
+                        args::bad("keep-cap", v)
+                            .s("unknown capability ")
+                            .v(item)
+                            .usage()
+                    })?;
+                    keep = keep.with(cap);
+                }
+            }
+            b"no-new-privs" => {
+                args::no_value(name, inline)?;
+                config.no_new_privileges(true);
+            }
+            b"chroot" => {
+                let v = cur.value(name, inline)?;
+                config.chroot_directory(v).map_err(|e| match e.errno() {
+                    Some(errno) => args::bad("chroot", v).errno(errno).usage(),
+                    None => args::bad_value("chroot", v, "not an absolute path"),
+                })?;
+                chroot = true;
             }
             b"stdin" | b"stdout" | b"stderr" => {
                 let v = cur.value(name, inline)?;
@@ -374,6 +415,40 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 });
             }
             _ => return Err(args::unknown(name)),
+        }
+    }
+    if let Some(v) = groups {
+        let user = ids
+            .take()
+            .ok_or_else(|| Msg::error().s("start: --groups needs --user").usage())?;
+        let set = match v.to_bytes() {
+            b"user" => Ok(user),
+            b"none" => user.with_groups(&[]),
+            list => user.with_groups_from_files(list),
+        };
+        ids = Some(set.map_err(|e| args::bad("groups", v).detail(&e).usage())?);
+    }
+    if !keep.is_empty() {
+        // Kept across a switch to another user only (as root, every capability stays).
+        if ids.as_ref().is_none_or(|ids| ids.uid() == 0) {
+            return Err(Msg::error()
+                .s("start: --keep-cap needs --user, to a user other than root")
+                .usage());
+        }
+        config.keep_capabilities(keep);
+    }
+    if let Some(ids) = ids {
+        config.ids(ids);
+    }
+    if chroot {
+        // Exec'd inside the jail: a name looked up here would be the host's.
+        if let Some(name) = cur.args.get(opts.program) {
+            if name.to_bytes().first() != Some(&b'/') {
+                return Err(Msg::error()
+                    .s("start: with --chroot, PROGRAM must be an absolute path: ")
+                    .v(name.to_bytes())
+                    .usage());
+            }
         }
     }
     if opts.restart.is_some() && !opts.supervise {
