@@ -84,7 +84,7 @@ pub(crate) type BeforeFork = fn(&Config<'_>) -> Result<(), Error>;
 
 /// Stage 3's work: the configuration, and the descriptor on the launcher's directory
 /// (closed by a chroot).
-pub(crate) type Stage3 = fn(&Config<'_>, &mut c_int) -> Result<(), Error>;
+pub(crate) type Stage3 = fn(&mut Config<'_>, &mut c_int) -> Result<(), Error>;
 
 impl Default for Config<'_> {
     fn default() -> Self {

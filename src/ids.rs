@@ -204,7 +204,7 @@ fn user_groups(
 
 /// Stage 3 without the privileges' settings: `setgroups`, `setgid`, `setuid` to the
 /// configured ids, then checks that `setuid(0)` now fails. Async-signal-safe.
-pub(crate) fn apply(config: &crate::Config<'_>, _: &mut core::ffi::c_int) -> Result<(), Error> {
+pub(crate) fn apply(config: &mut crate::Config<'_>, _: &mut core::ffi::c_int) -> Result<(), Error> {
     let Some(ids) = &config.ids else {
         return Ok(());
     };

@@ -73,6 +73,9 @@ pub struct PidLockFile {
     /// In the original process after detaching: the file it had acquired before the
     /// fork and handed to the daemon, if any (see [`remove_left`](Self::remove_left)).
     handed: Option<FileId>,
+    /// The path is outside the daemon's root (acquired before a chroot): checked by
+    /// [`check_before_jail`](Self::check_before_jail), not again by [`seal`](Self::seal).
+    jailed: bool,
 }
 
 #[cold]
@@ -135,6 +138,7 @@ impl PidLockFile {
             id: None,
             sealed: None,
             handed: None,
+            jailed: false,
         })
     }
 
@@ -303,7 +307,7 @@ impl PidLockFile {
         let id = self
             .id
             .ok_or_else(|| err(ErrorKind::StageOrder, self.path()))?;
-        if !fresh && !names(self.path(), id) {
+        if !fresh && !self.jailed && !names(self.path(), id) {
             return Err(os_err(
                 Errno(libc::ESTALE),
                 "replaced by another file:",
@@ -322,6 +326,23 @@ impl PidLockFile {
         sys::pwrite_all(self.fd, &line[..=n], 0).map_err(|e| os_err(e, "write", self.path()))?;
         self.sealed = Some(pid);
         Ok(pid)
+    }
+
+    /// Stage 3, before it enters a chroot: an acquired file's path must still name it
+    /// (what [`seal`](Self::seal) checks otherwise, and can't once the path is outside
+    /// the root). Async-signal-safe.
+    pub(crate) fn check_before_jail(&mut self) -> Result<(), Error> {
+        if let Some(id) = self.id {
+            if !names(self.path(), id) {
+                return Err(os_err(
+                    Errno(libc::ESTALE),
+                    "replaced by another file:",
+                    self.path(),
+                ));
+            }
+            self.jailed = true;
+        }
+        Ok(())
     }
 
     /// Removes the file if the path still names the file we locked, then drops the

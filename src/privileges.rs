@@ -79,7 +79,7 @@ fn check_available(keep: Capabilities) -> Result<(), Error> {
         } else {
             continue;
         };
-        let mut e = os(Errno::PERM, "keep ", cap.name().as_bytes());
+        let mut e = os(Errno::PERM, "keep", cap.name().as_bytes());
         e.kind = ErrorKind::CapabilityUnavailable;
         e.push_detail(why.as_bytes());
         return Err(e);
@@ -122,12 +122,17 @@ fn switch_keeping(ids: &ProcessIds, keep: Capabilities) -> Result<(), Error> {
 /// the launcher's directory that stage 9 resolves relative paths against, closed when
 /// entering a jail (relative paths are then the jail's, and a descriptor outside it
 /// would be a way out). Async-signal-safe.
-pub(crate) fn apply(config: &Config<'_>, launcher_dir: &mut c_int) -> Result<(), Error> {
+pub(crate) fn apply(config: &mut Config<'_>, launcher_dir: &mut c_int) -> Result<(), Error> {
     let ids = config.ids.as_ref();
     let Some(p) = &config.privileges else {
         return Ok(());
     };
     if let Some(dir) = p.chroot {
+        // A pid file acquired before start() stays outside the jail: its path is
+        // checked now, while it still resolves.
+        if let Some(pid_file) = &mut config.pid_file {
+            pid_file.check_before_jail()?;
+        }
         if *launcher_dir != sys::NO_FD {
             sys::close(*launcher_dir);
             *launcher_dir = sys::NO_FD;

@@ -13,8 +13,8 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 use pandaemonium::{
-    Action, CloseMethod, Daemon, Detach, Error, PidLockFile, ProcessIds, Run, Side, Signal, Stage,
-    Stages, Stdio,
+    Action, Capabilities, Capability, CloseMethod, Daemon, Detach, Error, PidLockFile, ProcessIds,
+    Run, Side, Signal, Stage, Stages, Stdio,
 };
 
 #[path = "alloc_trap.rs"]
@@ -84,6 +84,15 @@ struct Probe {
     /// `--fake-detached-in-stage N`: stage N's override fails with an error of kind
     /// `Detached` (the driver's own marker), which must still count as a failure.
     fake_detached_stage: u8,
+    /// `--bind PORT`: run() binds a TCP socket to 127.0.0.1:PORT and reports
+    /// `bind=ok` or `bind=ERRNO`.
+    bind_port: Option<u16>,
+    /// `--try-open PATH`: run() opens PATH for reading and reports `open=ok` or
+    /// `open=ERRNO`.
+    try_open: Option<CString>,
+    /// `--exec-in-run PROGRAM ARG...` (the rest of the arguments): run() execs it after
+    /// its report.
+    exec_in_run: Vec<CString>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -290,11 +299,44 @@ impl Run for Probe {
                 .map(|fd| fd.to_string())
                 .collect();
             text += &format!("fds={}\n", fds.join(","));
+            if let Some(port) = self.bind_port {
+                let r = std::net::TcpListener::bind(("127.0.0.1", port));
+                let what = r.map_or_else(
+                    |e| e.raw_os_error().unwrap_or(-1).to_string(),
+                    |_| "ok".into(),
+                );
+                text += &format!("bind={what}\n");
+            }
+            if let Some(path) = &self.try_open {
+                // SAFETY: open with a valid NUL-terminated path; closed at once.
+                let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+                let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                if fd >= 0 {
+                    // SAFETY: the descriptor opened above.
+                    unsafe { libc::close(fd) };
+                    text += "open=ok\n";
+                } else {
+                    text += &format!("open={errno}\n");
+                }
+            }
+            let cwd = std::env::current_dir()
+                .map_or_else(|e| format!("error {e}"), |d| d.display().to_string());
+            text += &format!("cwd={cwd}\n");
             write_atomically(std::str::from_utf8(path.as_bytes()).unwrap(), &text);
         }
         if let Some(m) = &self.marker {
             // Visible to the test: the daemon reached run() after the custom step.
             let _ = std::fs::write(std::str::from_utf8(m.as_bytes()).unwrap(), b"run\n");
+        }
+        if !self.exec_in_run.is_empty() {
+            let mut argv: Vec<*const libc::c_char> =
+                self.exec_in_run.iter().map(|a| a.as_ptr()).collect();
+            argv.push(std::ptr::null());
+            // SAFETY: a null-terminated vector of NUL-terminated strings that outlive
+            // the call (execv only returns on failure).
+            unsafe { libc::execv(argv[0], argv.as_ptr()) };
+            eprintln!("probe: execv: {}", std::io::Error::last_os_error());
+            return 127;
         }
         match self.run {
             RunMode::Exit(code) => code,
@@ -465,6 +507,7 @@ fn main() {
     let mut stage_first: u8 = 0;
     let mut custom_file: Option<String> = None;
     let mut catch_panic = false;
+    let mut keep = Capabilities::EMPTY;
     let mut i = 0;
     let next = |i: &mut usize| -> String {
         *i += 1;
@@ -739,6 +782,90 @@ fn main() {
             "--mode" => mode = next(&mut i),
             "--stage-first" => stage_first = next(&mut i).parse().unwrap(),
             "--custom-file" => custom_file = Some(next(&mut i)),
+            "--chroot" => check(daemon.chroot_directory(cstr(&next(&mut i))).map(drop)),
+            "--keep-cap" => {
+                let name = next(&mut i);
+                let cap =
+                    Capability::parse(name.as_bytes()).unwrap_or_else(|| fail_usage("capability"));
+                keep = keep.with(cap);
+                daemon.keep_capabilities(keep);
+            }
+            "--limit-bounding" => {
+                daemon.limit_bounding_set(true);
+            }
+            "--no-new-privs" => {
+                daemon.no_new_privileges(true);
+            }
+            "--setgroups" => {
+                // The launcher's own supplementary groups (as root): what a switch must drop.
+                let v = next(&mut i);
+                let list: Vec<libc::gid_t> = v
+                    .split(',')
+                    .filter(|g| !g.is_empty())
+                    .map(|g| g.parse().unwrap())
+                    .collect();
+                // SAFETY: a pointer and length from the same Vec.
+                let r = unsafe { libc::setgroups(list.len(), list.as_ptr()) };
+                assert_eq!(r, 0, "setgroups: {}", std::io::Error::last_os_error());
+            }
+            "--groups" => {
+                // After --user or --ids: exactly these supplementary groups ("none": none).
+                let v = next(&mut i);
+                let list: Vec<libc::gid_t> = match v.as_str() {
+                    "none" => Vec::new(),
+                    _ => v.split(',').map(|g| g.parse().unwrap()).collect(),
+                };
+                let ids = daemon
+                    .ids_ref()
+                    .cloned()
+                    .unwrap_or_else(|| fail_usage("--groups needs --user or --ids"));
+                daemon.ids(
+                    ids.with_groups(&list)
+                        .unwrap_or_else(|e| print_err(&e, None)),
+                );
+            }
+            "--parts" => {
+                // ProcessIds::from_parts without a list (as a caller that resolved names).
+                let v = next(&mut i);
+                let (u, g) = v.split_once(':').unwrap();
+                let ids = ProcessIds::from_parts(u.parse().unwrap(), g.parse().unwrap(), None)
+                    .unwrap_or_else(|e| print_err(&e, None));
+                daemon.ids(ids);
+            }
+            "--drop-permitted" => {
+                // The launcher gives up one capability from its effective, permitted and
+                // inheritable sets (the bounding set keeps it).
+                let cap = Capability::parse(next(&mut i).as_bytes())
+                    .unwrap_or_else(|| fail_usage("capability"));
+                let mut head = [0x2008_0522u32, 0];
+                let mut data = [0u32; 6];
+                // SAFETY: version 3's header and two data structs (six u32s).
+                unsafe {
+                    assert_eq!(
+                        libc::syscall(libc::SYS_capget, head.as_mut_ptr(), data.as_mut_ptr()),
+                        0
+                    );
+                    let (word, bit) = (usize::from(cap.number() / 32), cap.number() % 32);
+                    for set in 0..3 {
+                        data[word * 3 + set] &= !(1 << bit);
+                    }
+                    assert_eq!(
+                        libc::syscall(libc::SYS_capset, head.as_mut_ptr(), data.as_ptr()),
+                        0,
+                        "capset"
+                    );
+                }
+            }
+            "--bind" => probe.bind_port = Some(next(&mut i).parse().unwrap()),
+            "--try-open" => probe.try_open = Some(CString::new(next(&mut i)).unwrap()),
+            "--exec-in-run" => {
+                probe.exec_in_run = args[i + 1..]
+                    .iter()
+                    .map(|a| CString::new(a.as_str()).unwrap())
+                    .collect();
+                i = args.len();
+                continue;
+            }
             "--allow-threads" => {
                 // SAFETY: this helper has no other threads; used where /proc can't count.
                 unsafe { daemon.allow_threads() };
