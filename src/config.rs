@@ -180,20 +180,14 @@ impl<'a> Config<'a> {
     /// [`ErrorKind::InvalidConfig`] for an empty or relative path; the `stat` error
     /// (`ENOENT`) for a missing one, `ENOTDIR` for one that is not a directory.
     pub fn chroot_directory(&mut self, dir: &'a CStr) -> Result<&mut Self, Error> {
-        if dir.to_bytes().first() != Some(&b'/') {
-            return Err(invalid(
-                Stage::ProcessIds,
-                "chroot_directory must be an absolute path:",
-                dir.to_bytes(),
-            ));
-        }
-        let os = |e| Error::os(Stage::ProcessIds, e, "chroot_directory", dir.to_bytes());
-        let st = sys::stat(dir).map_err(os)?;
-        if st.mode & libc::S_IFMT != libc::S_IFDIR {
-            return Err(os(crate::Errno::from_raw(libc::ENOTDIR)));
-        }
-        self.privileges().chroot = Some(dir);
+        check_chroot_directory(dir)?;
+        self.jail(dir);
         Ok(self)
+    }
+
+    /// [`chroot_directory`](Self::chroot_directory) once checked.
+    pub(crate) fn jail(&mut self, dir: &'a CStr) {
+        self.privileges().chroot = Some(dir);
     }
 
     /// Stage 3: keep `caps` across the switch to the user of
@@ -560,6 +554,23 @@ fn prepare_fork(config: &Config<'_>) -> Result<(), Error> {
     }
     if config.listen.0 < config.listen.1 {
         crate::listen::unset_listen_env();
+    }
+    Ok(())
+}
+
+/// Stage 3's check of a jail: an absolute path to a directory.
+pub(crate) fn check_chroot_directory(dir: &CStr) -> Result<(), Error> {
+    if dir.to_bytes().first() != Some(&b'/') {
+        return Err(invalid(
+            Stage::ProcessIds,
+            "chroot_directory must be an absolute path:",
+            dir.to_bytes(),
+        ));
+    }
+    let os = |e| Error::os(Stage::ProcessIds, e, "chroot_directory", dir.to_bytes());
+    let st = sys::stat(dir).map_err(os)?;
+    if st.mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(os(crate::Errno::from_raw(libc::ENOTDIR)));
     }
     Ok(())
 }

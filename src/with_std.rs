@@ -14,8 +14,8 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::{
-    target, Action, Activated, Capture, Config, Daemon, Detach, Error, ErrorKind, PidLockFile,
-    ProcessIds, Signal, Stage, Stdio,
+    target, Action, Activated, Capabilities, Capability, Capture, Config, Daemon, Detach, Error,
+    ErrorKind, PidLockFile, ProcessIds, Signal, Stage, Stdio,
 };
 
 /// A user looked up by a setter.
@@ -125,6 +125,7 @@ pub struct Builder {
     // program links only the code of the setters it calls.
     config: Config<'static>,
     working_directory: Option<CString>,
+    chroot_directory: Option<CString>,
     stdio_paths: [Option<CString>; 3],
     // Names are looked up in the setters, so a program that never names a user or
     // group does not link the user database (NSS, stdio, nscd) at all.
@@ -402,6 +403,81 @@ impl Builder {
         self
     }
 
+    /// Stage 3, first: chroot into this absolute directory (see
+    /// [`Config::chroot_directory`]: the paths of stages 5, 6 and 9 are the jail's).
+    pub fn chroot_directory(self, dir: impl AsRef<Path>) -> Builder {
+        self.set_chroot_directory(dir.as_ref())
+    }
+
+    fn set_chroot_directory(mut self, dir: &Path) -> Builder {
+        let result = c_path(dir, Stage::ProcessIds).and_then(|c| {
+            crate::config::check_chroot_directory(&c)?;
+            self.chroot_directory = Some(c);
+            Ok(())
+        });
+        self.note(result);
+        self
+    }
+
+    /// Stage 3: keep this capability across the user switch, by name
+    /// (`NET_BIND_SERVICE`, `cap_net_bind_service`; see [`Capability::parse`] and
+    /// [`Config::keep_capabilities`]); repeat for more.
+    ///
+    /// ```no_run
+    /// use pandaemonium::Builder;
+    ///
+    /// let launched = Builder::new()
+    ///     .user("nobody")
+    ///     .keep_capability("NET_BIND_SERVICE")
+    ///     .start(|| {
+    ///         let _listener = std::net::TcpListener::bind("0.0.0.0:53");
+    ///         0
+    ///     })?;
+    /// # Ok::<(), pandaemonium::StartError>(())
+    /// ```
+    pub fn keep_capability(mut self, name: &str) -> Builder {
+        let result = match Capability::parse(name.as_bytes()) {
+            Some(cap) => {
+                let caps = self
+                    .config
+                    .privileges
+                    .map_or(Capabilities::EMPTY, |p| p.keep);
+                self.config.keep_capabilities(caps.with(cap));
+                Ok(())
+            }
+            None => {
+                let mut e = Error::new(
+                    Some(Stage::ProcessIds),
+                    ErrorKind::InvalidConfig,
+                    "unknown capability: ",
+                );
+                e.push_detail(name.as_bytes());
+                Err(e)
+            }
+        };
+        self.note(result);
+        self
+    }
+
+    /// Stage 3: keep exactly these capabilities ([`Config::keep_capabilities`]).
+    pub fn keep_capabilities(mut self, caps: Capabilities) -> Builder {
+        self.config.keep_capabilities(caps);
+        self
+    }
+
+    /// Stage 3: limit the bounding set to the kept capabilities
+    /// ([`Config::limit_bounding_set`]).
+    pub fn limit_bounding_set(mut self, limit: bool) -> Builder {
+        self.config.limit_bounding_set(limit);
+        self
+    }
+
+    /// Stage 3, last: `PR_SET_NO_NEW_PRIVS` ([`Config::no_new_privileges`]).
+    pub fn no_new_privileges(mut self, on: bool) -> Builder {
+        self.config.no_new_privileges(on);
+        self
+    }
+
     /// Stage 4: the umask (default `0o077`).
     pub fn umask(mut self, mask: u32) -> Builder {
         self.config.umask(mask);
@@ -640,6 +716,7 @@ impl Builder {
         let Builder {
             mut config,
             working_directory,
+            chroot_directory,
             stdio_paths,
             allow_threads,
             user,
@@ -653,6 +730,9 @@ impl Builder {
         // Checked by the setters: nothing can fail from here on.
         if let Some(dir) = &working_directory {
             config.working_directory = dir;
+        }
+        if let Some(dir) = &chroot_directory {
+            config.jail(dir);
         }
         for (slot, path) in config.stdio.iter_mut().zip(&stdio_paths) {
             if let Some(path) = path {
@@ -673,7 +753,7 @@ impl Builder {
             // `activate` returned inside the daemon: nothing is freed there (another
             // thread of the launcher may have held the allocator's lock at fork): the C
             // strings stay for the daemon's life. (The `Daemon` holds no heap memory.)
-            core::mem::forget((working_directory, stdio_paths));
+            core::mem::forget((working_directory, chroot_directory, stdio_paths));
         }
         result
     }

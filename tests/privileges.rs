@@ -41,9 +41,12 @@ fn ids_are_nobody(st: &HashMap<String, String>) {
     }
 }
 
-/// Runs a probe that must start; its daemon's pid and the report it wrote.
+/// Runs a probe that must start (with the allocation trap armed: stage 3 allocates
+/// nothing); its daemon's pid and the report it wrote.
 fn started(args: &[&str], rep: &Path) -> (i32, HashMap<String, String>) {
-    let r = run_fields(probe().args(args).args(["--report", s(rep)]));
+    let mut cmd = probe();
+    cmd.env("PDM_ALLOC_TRAP", "1");
+    let r = run_fields(cmd.args(args).args(["--report", s(rep)]));
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
     (r.pid(), support::report(rep))
 }
@@ -344,6 +347,7 @@ fn chroot_jails_the_daemon_and_its_paths() {
     let cwd = dir.join("cwd");
     std::fs::create_dir(&cwd).unwrap();
     let mut cmd = probe();
+    cmd.env("PDM_ALLOC_TRAP", "1");
     cmd.current_dir(&cwd).args([
         "--chroot",
         s(&jail),

@@ -56,6 +56,32 @@ fn a_user_by_name() {
 }
 
 #[test]
+fn a_capability_by_name_kept_with_no_new_privileges() {
+    require_root!();
+    let dir = TempDir::new("std-caps");
+    let extra = ["as-user", "nobody", "keep-cap", "cap_net_bind_service"];
+    let pid = closure_daemon(&dir, &extra, true);
+    let st = support::status(pid);
+    for set in ["CapPrm", "CapEff", "CapInh", "CapAmb"] {
+        assert_eq!(st[set], "0000000000000400", "{set}");
+    }
+    assert_eq!(st["NoNewPrivs"], "1");
+    assert_eq!(st["Uid"].split_whitespace().next(), Some("65534"));
+}
+
+#[test]
+fn an_unknown_capability_name_is_a_clear_error_before_fork() {
+    let r = run_fields(std_probe().arg("unknown-cap"));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert_eq!(
+        r.field("message"),
+        "stage 3 (process ids): unknown capability: NET_BIND"
+    );
+    assert_eq!(r.field("kind"), "InvalidConfig");
+    assert_eq!(r.field("children"), "none");
+}
+
+#[test]
 fn an_unknown_user_name_is_a_clear_error_before_fork() {
     let r = run_fields(std_probe().arg("unknown-user"));
     assert_eq!(r.status, Some(0), "{}", r.stderr);

@@ -47,6 +47,9 @@ fn main() {
             if arg(2) == "as-user" {
                 builder = builder.user(arg(3).as_str());
             }
+            if arg(4) == "keep-cap" {
+                builder = builder.keep_capability(&arg(5)).no_new_privileges(true);
+            }
             let result = builder.start(move || {
                 alloc_trap::in_run();
                 // SAFETY: getuid cannot fail.
@@ -105,10 +108,13 @@ fn main() {
                 }
             }
         }
-        "unknown-user" => {
-            let r = qemu::builder(Builder::new())
-                .user("no-such-user-pdm")
-                .start(|| 0);
+        "unknown-user" | "unknown-cap" => {
+            let builder = qemu::builder(Builder::new());
+            let builder = match arg(0).as_str() {
+                "unknown-user" => builder.user("no-such-user-pdm"),
+                _ => builder.user("nobody").keep_capability("NET_BIND"),
+            };
+            let r = builder.start(|| 0);
             let e = r.expect_err("must fail");
             println!("message={}", e.error());
             println!("kind={:?}", e.error().kind());
