@@ -31,13 +31,13 @@
 //! |---|---|---|---|
 //! | 1 | detach: fork, `setsid`, fork | auto: not under init (ppid 1) or inetd (stdin a socket) | [`Config::detach`] |
 //! | 2 | prevent core dumps | `RLIMIT_CORE` 0/0, not dumpable | [`Config::prevent_core`] |
-//! | 3 | uid, gid, supplementary groups | unchanged | [`Config::process_ids`], [`Config::ids`] |
+//! | 3 | chroot, supplementary groups, gid, uid, capabilities kept, `no_new_privs` | unchanged | [`Config::process_ids`], [`Config::ids`], [`Config::chroot_directory`], [`Config::keep_capabilities`], [`Config::no_new_privileges`] |
 //! | 4 | umask | `0o077` | [`Config::umask`] |
 //! | 5 | working directory | `/` | [`Config::working_directory`] |
 //! | 6 | pid file: acquire, seal | none | [`Config::pid_file`], [`Config::pid_lock_file`] |
 //! | 7 | signals: mask cleared, dispositions reset, then the map | `SIGTERM` exits cleanly; `SIGTSTP`/`SIGTTIN`/`SIGTTOU` ignored | [`Config::signal`] |
 //! | 8 | close inherited descriptors | all above 2 | [`Config::inherit_file`] |
-//! | 9 | redirect stdin/stdout/stderr (relative paths: the launcher's directory) | `/dev/null` when detached | [`Config::stdin`], [`Config::stdout`], [`Config::stderr`] |
+//! | 9 | redirect stdin/stdout/stderr (relative paths: the launcher's directory; in a jail, the working directory) | `/dev/null` when detached | [`Config::stdin`], [`Config::stdout`], [`Config::stderr`] |
 //!
 //! # Usage patterns
 //!
@@ -225,6 +225,29 @@
 //! program's pid and its own, and the signal calls of [`os`]. [`MainArgs`] wraps a C
 //! `main`'s arguments for `#![no_main]` programs; [`Line`] and [`decimal`] print
 //! messages and numbers without `core::fmt`.
+//!
+//! # Privileges
+//!
+//! Stage 3 switches to the user of [`Config::process_ids`] / [`Config::ids`] (names
+//! resolved before fork: [`ProcessIds::user`], [`ProcessIds::from_files`]) and can keep
+//! chosen [`Capabilities`] across the switch ([`Config::keep_capabilities`]: permitted,
+//! effective, inheritable and ambient, so that a program it `exec`s keeps them too),
+//! limit the bounding set to them ([`Config::limit_bounding_set`]), set
+//! `PR_SET_NO_NEW_PRIVS` ([`Config::no_new_privileges`]), and first enter a chroot
+//! ([`Config::chroot_directory`]; later stages' paths are the jail's). A router daemon
+//! that binds port 53 as `nobody`:
+//!
+//! ```no_run
+//! use pandaemonium::{target, Capabilities, Capability, Daemon, ProcessIds};
+//!
+//! let mut daemon = Daemon::new(target(|()| 0, ()));
+//! daemon
+//!     .ids(ProcessIds::user(c"nobody")?)
+//!     .keep_capabilities(Capabilities::EMPTY.with(Capability::NET_BIND_SERVICE))
+//!     .no_new_privileges(true);
+//! daemon.start()?;
+//! # Ok::<(), pandaemonium::Error>(())
+//! ```
 //!
 //! # Readiness and supervisors
 //!

@@ -426,7 +426,7 @@ impl Builder {
     /// ```no_run
     /// use pandaemonium::Builder;
     ///
-    /// let launched = Builder::new()
+    /// Builder::new()
     ///     .user("nobody")
     ///     .keep_capability("NET_BIND_SERVICE")
     ///     .start(|| {
