@@ -43,7 +43,7 @@ fn os(e: Errno, op: &str, value: &[u8]) -> Error {
     Error::os(Stage::ProcessIds, e, op, value)
 }
 
-/// Before fork: capabilities need a switch to a uid other than 0 (without one, the
+/// Before fork (and in stage 3): capabilities need a switch to a uid other than 0 (without one, the
 /// daemon is root and keeps every capability anyway, or it is not and can't keep any).
 pub(crate) fn check(config: &Config<'_>) -> Result<(), Error> {
     let Some(p) = &config.privileges else {
@@ -123,6 +123,8 @@ fn switch_keeping(ids: &ProcessIds, keep: Capabilities) -> Result<(), Error> {
 /// entering a jail (relative paths are then the jail's, and a descriptor outside it
 /// would be a way out). Async-signal-safe.
 pub(crate) fn apply(config: &mut Config<'_>, launcher_dir: &mut c_int) -> Result<(), Error> {
+    // Again here: a stage-1 override that skipped `detach()` skipped the check too.
+    check(config)?;
     let ids = config.ids.as_ref();
     let Some(p) = &config.privileges else {
         return Ok(());

@@ -272,6 +272,10 @@ fn capabilities_without_a_user_switch_are_refused_before_fork() {
         assert!(r.field("message").contains("user switch"), "{}", r.stdout);
         assert_eq!(r.field("daemon_pid"), "0", "no fork: {args:?}");
     }
+    // A stage-1 override that skips detach() (and its check before fork): stage 3
+    // refuses all the same, in the process that became the daemon.
+    let r = refused(&["--skip-detach", "--keep-cap", "NET_BIND_SERVICE"]);
+    assert_eq!((r.field("kind"), r.field("stage")), ("InvalidConfig", "3"));
 }
 
 #[test]
