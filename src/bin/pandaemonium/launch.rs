@@ -86,8 +86,13 @@ impl Run for Launch<'_> {
             None => {
                 let e = self.program.exec();
                 // Still here: remove the pid file first, so that it is gone by the time
-                // the original process reports the failure and exits.
+                // the original process reports the failure and exits; let go of its lock
+                // too, so that the original process (root, outside any jail) removes
+                // it when this process could not (as `nobody`, or in a jail).
                 pandaemonium::remove_pid_file();
+                if let Some(fd) = self.lock {
+                    os::close(fd);
+                }
                 Msg::exec_failed(self.program.name(), e).to(2);
                 if let Some(fd) = self.report() {
                     report::send(fd, Record::ExecFailed(e));

@@ -223,14 +223,21 @@ fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) 
             Msg::error().error_of(&e).to(2);
         }
     }
-    let why = match received {
+    match received {
         Received::Record(Record::Started) => return 0,
         Received::Eof if supervise.is_none() => return 0,
+        _ => {}
+    }
+    // The daemon let go of the lock before reporting (launch.rs, supervise.rs): a pid
+    // file it could not remove (as its user, or outside its jail) goes now.
+    if let Some(pid_file) = daemon.config().pid_file_ref() {
+        let _ = pid_file.remove_if_stale();
+    }
+    let why = match received {
         Received::Record(Record::ExecFailed(e)) => {
             Msg::exec_failed(program.name(), e).to(2);
             return 1;
         }
-        Received::Eof => "the supervisor ended before PROGRAM started",
         Received::Record(Record::PidFileFailed(e)) => {
             Msg::error()
                 .s("writing PROGRAM's pid into the pid file: ")
@@ -238,6 +245,7 @@ fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) 
                 .to(2);
             return 1;
         }
+        _ => "the supervisor ended before PROGRAM started",
     };
     Msg::error().s(why).to(2);
     1

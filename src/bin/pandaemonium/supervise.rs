@@ -137,7 +137,11 @@ pub fn run(
         }
     };
     if let Some(record) = failed {
+        // Removed, or unlocked for the original process to remove (see launch.rs).
         pandaemonium::remove_pid_file();
+        if let Some(fd) = lock {
+            os::close(fd);
+        }
         if let Some(fd) = report {
             report::send(fd, record);
         }
