@@ -245,7 +245,10 @@ fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) 
                 .to(2);
             return 1;
         }
-        _ => "the supervisor ended before PROGRAM started",
+        // (Started returned above.)
+        Received::Record(Record::Started) | Received::Eof => {
+            "the supervisor ended before PROGRAM started"
+        }
     };
     Msg::error().s(why).to(2);
     1
