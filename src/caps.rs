@@ -235,5 +235,7 @@ mod tests {
             Capabilities::from_bits(0x400),
             Capabilities::EMPTY.with(Capability(10))
         );
+        // Adding one already there keeps it (a union, not a toggle).
+        assert_eq!(set.with(Capability::NET_BIND_SERVICE), set);
     }
 }
