@@ -540,8 +540,11 @@ fn no_new_privs_keeps_the_ambient_capability() {
     stop(&pid_file, pid);
 }
 
-/// A jail in `dir`: `bin/busybox` (a static one), `tmp` (1777) and, when asked,
-/// `dev/null`.
+/// A path that names PROGRAM in the jails only: busybox's `sh` by its name.
+const JAIL_ONLY: &str = "/pdm-jail-only/sh";
+
+/// A jail in `dir`: `bin/busybox` (a static one), the same as [`JAIL_ONLY`], `tmp`
+/// (1777) and, when asked, `dev/null`.
 fn jail(dir: &TempDir, dev_null: bool) -> PathBuf {
     assert!(
         Path::new(BUSYBOX).exists(),
@@ -555,6 +558,9 @@ fn jail(dir: &TempDir, dev_null: bool) -> PathBuf {
     fs::set_permissions(jail.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
     fs::copy(BUSYBOX, jail.join("bin/busybox")).unwrap();
     fs::set_permissions(jail.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    let only = jail.join(&JAIL_ONLY[1..]);
+    fs::create_dir(only.parent().unwrap()).unwrap();
+    fs::hard_link(jail.join("bin/busybox"), only).unwrap();
     if dev_null {
         let path = std::ffi::CString::new(jail.join("dev/null").as_os_str().as_bytes()).unwrap();
         // SAFETY: mknod with a NUL-terminated path and integer arguments.
@@ -565,10 +571,11 @@ fn jail(dir: &TempDir, dev_null: bool) -> PathBuf {
     fs::canonicalize(jail).unwrap()
 }
 
-/// `--chroot`: PROGRAM's root is the jail and its directory is in it (`/`, or
-/// `--chdir`), what it writes lands in the jail, the host's files are out of reach,
-/// and the pid file, outside the jail, names PROGRAM (acquired before the fork) and
-/// is removed by `stop`.
+/// `--chroot`: PROGRAM, a path that exists only in the jail, runs there (nothing is
+/// looked up on the host before the fork); its root is the jail and its directory is
+/// in it (`/`, or `--chdir`), what it writes lands in the jail, the host's files are
+/// out of reach, and the pid file, outside the jail, names PROGRAM (acquired before
+/// the fork) and is removed by `stop`.
 #[test]
 fn chroot_runs_program_in_the_jail_with_the_pid_file_outside() {
     require_root!();
@@ -581,10 +588,13 @@ fn chroot_runs_program_in_the_jail_with_the_pid_file_outside() {
                   > /tmp/escape.new; \
                   /bin/busybox mv /tmp/escape.new /tmp/escape; \
                   exec /bin/busybox sleep 300";
+    // PROGRAM's path names nothing on the host: the tool takes it as it is, and the
+    // daemon finds it in the jail.
+    assert!(!Path::new(JAIL_ONLY).exists());
     let pid = start(
         &pid_file,
         &["--chroot", s(&jail), "--user", "nobody"],
-        &["/bin/busybox", "sh", "-c", script],
+        &[JAIL_ONLY, "-c", script],
     );
     assert_eq!(written(&jail.join("tmp/escape")), "jailed\n");
     assert_eq!(fs::read_to_string(jail.join("tmp/out")).unwrap(), "hi\n");
