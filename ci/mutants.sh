@@ -19,7 +19,8 @@ command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
 if [ $# -eq 0 ]; then
   set -- src/detach.rs src/process.rs src/ids.rs src/fds.rs src/signals.rs src/stdio.rs \
     src/pidfile.rs src/report.rs src/cleanup.rs src/daemon.rs src/stages.rs src/program.rs \
-    src/config.rs src/ready.rs src/listen.rs src/notify.rs src/notify_listen.rs
+    src/config.rs src/ready.rs src/listen.rs src/notify.rs src/notify_listen.rs \
+    src/privileges.rs src/caps.rs src/user_files.rs
 fi
 files=()
 for f in "$@"; do files+=(-f "$f"); done
