@@ -26,8 +26,10 @@ macro_rules! capabilities {
             )*
         }
 
-        /// The names, by number (`cap_` and lower case, as libcap and systemd print them).
-        const NAMES: &[&str] = &[$($text),*];
+        /// The names, by number (`cap_` and lower case, as libcap and systemd print
+        /// them), packed one after another, each ended by a space: one string, not a
+        /// table of pointers (the largest constant of the tool).
+        const NAMES: &str = concat!($($text, " "),*);
     };
 }
 
@@ -103,21 +105,33 @@ impl Capability {
         if let Some(n) = crate::decimal::parse_u32(name) {
             return u8::try_from(n).ok().and_then(Capability::from_number);
         }
-        let bare = match name.get(..4) {
-            Some(p) if p.eq_ignore_ascii_case(b"cap_") => &name[4..],
+        let bare = match name {
+            [c, a, p, b'_', rest @ ..] if same(&[*c, *a, *p], b"cap") => rest,
             _ => name,
         };
-        NAMES
-            .iter()
-            .position(|n| n.as_bytes()[4..].eq_ignore_ascii_case(bare))
+        names()
+            .position(|n| same(bare, &n.as_bytes()[4..]))
             .map(|i| Capability(i as u8))
     }
 
     /// Its name (`cap_net_bind_service`), or `cap_?` for a number this crate has no
     /// name for.
     pub fn name(self) -> &'static str {
-        NAMES.get(usize::from(self.0)).copied().unwrap_or("cap_?")
+        names().nth(usize::from(self.0)).unwrap_or("cap_?")
     }
+}
+
+/// The names in number order.
+fn names() -> impl Iterator<Item = &'static str> {
+    NAMES.split_terminator(' ')
+}
+
+/// Whether `a` is `lower` in any case (`lower` is lower case).
+fn same(a: &[u8], lower: &[u8]) -> bool {
+    a.len() == lower.len()
+        && a.iter()
+            .zip(lower)
+            .all(|(x, y)| x.to_ascii_lowercase() == *y)
 }
 
 /// A set of capabilities, as the kernel holds one: a 64-bit mask (bit N is capability
@@ -175,10 +189,10 @@ mod tests {
 
     #[test]
     fn every_name_is_its_number_in_every_spelling() {
-        assert_eq!(NAMES.len(), 41);
-        for (i, name) in NAMES.iter().enumerate() {
+        assert_eq!(names().count(), 41);
+        for (i, name) in names().enumerate() {
             let cap = Capability(i as u8);
-            assert_eq!(cap.name(), *name);
+            assert_eq!(cap.name(), name);
             assert_eq!(Capability::parse(name.as_bytes()), Some(cap), "{name}");
             let mut upper = [0u8; 32];
             let upper = &mut upper[..name.len()];

@@ -70,6 +70,10 @@ pub struct Config<'a> {
     /// Run by stage 1 before it forks ([`prepare_fork`]), once a setter that needs it
     /// was called (a pointer, so linked only then).
     pub(crate) before_fork: Option<BeforeFork>,
+    /// [`crate::listen::unset_listen_env`] once [`listen_fds`](Self::listen_fds) was
+    /// called, for [`prepare_fork`] (a pointer: a daemon checking its privileges alone
+    /// does not link it).
+    pub(crate) unset_listen_env: Option<fn()>,
     /// Stage 3's chroot, capabilities and `no_new_privs` (with its code, through
     /// pointers: linked only when a setter asks for one of them).
     pub(crate) privileges: Option<crate::privileges::Privileges<'a>>,
@@ -104,6 +108,7 @@ impl Default for Config<'_> {
             ready_fd: sys::NO_FD,
             listen: (0, 0),
             before_fork: None,
+            unset_listen_env: None,
             privileges: None,
             stage3: None,
         }
@@ -507,6 +512,7 @@ impl<'a> Config<'a> {
         }
         self.listen = (range.start, range.end);
         self.before_fork = Some(prepare_fork);
+        self.unset_listen_env = Some(crate::listen::unset_listen_env);
         Ok(self)
     }
 
@@ -552,8 +558,8 @@ fn prepare_fork(config: &Config<'_>) -> Result<(), Error> {
     if config.privileges.is_some() {
         crate::privileges::check(config)?;
     }
-    if config.listen.0 < config.listen.1 {
-        crate::listen::unset_listen_env();
+    if let Some(unset) = config.unset_listen_env {
+        unset();
     }
     Ok(())
 }

@@ -400,11 +400,17 @@ fn a_pid_file_given_by_path_is_the_jails() {
     require_root!();
     let dir = TempDir::new("chrootpid");
     let jail = jail(&dir, true);
-    let r = run_fields(probe().args(["--chroot", s(&jail), "--pid-file", "/d.pid"]));
+    // A name of this run's own: nothing else has it on the host's /.
+    let name = format!("pdm-jailed-{}.pid", std::process::id());
+    let inside = format!("/{name}");
+    let r = run_fields(probe().args(["--chroot", s(&jail), "--pid-file", &inside]));
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
     let pid = r.pid();
-    assert_eq!(support::read_pid(&jail.join("d.pid")), Some(pid));
-    assert!(!Path::new("/d.pid").exists());
+    assert_eq!(support::read_pid(&jail.join(&name)), Some(pid));
+    let host = Path::new(&inside);
+    let leaked = host.exists();
+    let _ = std::fs::remove_file(host);
+    assert!(!leaked, "{inside} was written outside the jail");
 }
 
 #[test]

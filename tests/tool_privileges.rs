@@ -235,6 +235,10 @@ fn usage_errors_of_the_privilege_options() {
             "start: --keep-cap needs --user, to a user other than root".into(),
         ),
         (
+            vec!["--notify", "--chroot", "/"],
+            "start: --notify's socket is outside the --chroot jail: use --ready-fd".into(),
+        ),
+        (
             vec!["--keep-cap", "NET_BIND_SERVICE", "--user", "root"],
             "start: --keep-cap needs --user, to a user other than root".into(),
         ),

@@ -451,6 +451,12 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
     if let Some(ids) = ids {
         config.ids(ids);
     }
+    if chroot && matches!(opts.ready, Some(Ready::Notify(_))) {
+        // The private socket is under /run or TMPDIR, outside the jail.
+        return Err(Msg::error()
+            .s("start: --notify's socket is outside the --chroot jail: use --ready-fd")
+            .usage());
+    }
     if chroot {
         // Exec'd inside the jail: a name looked up here would be the host's.
         if let Some(name) = cur.args.get(opts.program) {
