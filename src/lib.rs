@@ -338,6 +338,7 @@ mod stage;
 mod stages;
 mod stdio;
 mod sys;
+pub mod syslog;
 #[cfg(test)]
 mod test_dir;
 #[cfg(test)]
