@@ -346,11 +346,37 @@ impl<'a> Program<'a> {
     /// `pipe` and `fork` failures; `execve`'s (`ENOENT`, `EACCES`, `ENOEXEC`...);
     /// `prctl` and `fcntl` failures in the child.
     pub fn spawn(&self, keep_fd: Option<c_int>, parent_death: Option<c_int>) -> Result<u32, Errno> {
+        self.spawn_to(keep_fd, parent_death, None)
+    }
+
+    /// [`spawn`](Self::spawn), with the program's stdout and stderr both on `output`
+    /// (`dup2`'d onto 1 and 2 in the child; `output` itself stays close-on-exec): the
+    /// write end of a pipe whose read end the caller reads, as a supervisor that logs
+    /// its program's output does.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn); `dup2` failures in the child (`EBADF`).
+    pub fn spawn_with_output(
+        &self,
+        keep_fd: Option<c_int>,
+        parent_death: Option<c_int>,
+        output: c_int,
+    ) -> Result<u32, Errno> {
+        self.spawn_to(keep_fd, parent_death, Some(output))
+    }
+
+    fn spawn_to(
+        &self,
+        keep_fd: Option<c_int>,
+        parent_death: Option<c_int>,
+        output: Option<c_int>,
+    ) -> Result<u32, Errno> {
         let parent = sys::getpid();
         let (read_end, write_end) = sys::pipe()?;
         // SAFETY: the child below calls only async-signal-safe functions (close,
-        // sigaction, prctl, getppid, fcntl, sigprocmask, execve, write, _exit) before
-        // it execs or exits.
+        // sigaction, prctl, getppid, fcntl, dup2, sigprocmask, execve, write, _exit)
+        // before it execs or exits.
         let forked = unsafe { sys::fork() };
         let pid = match forked {
             Err(e) => {
@@ -360,7 +386,7 @@ impl<'a> Program<'a> {
             }
             Ok(0) => {
                 sys::close(read_end);
-                let e = self.prepare_child(keep_fd, parent_death, parent);
+                let e = self.prepare_child(keep_fd, parent_death, output, parent);
                 let _ = sys::write_all(write_end, &e.raw().to_ne_bytes());
                 sys::exit_now(127)
             }
@@ -386,6 +412,7 @@ impl<'a> Program<'a> {
         &self,
         keep_fd: Option<c_int>,
         parent_death: Option<c_int>,
+        output: Option<c_int>,
         parent: libc::pid_t,
     ) -> Errno {
         for sig in 1..=sys::sigrtmax() {
@@ -403,6 +430,18 @@ impl<'a> Program<'a> {
         if let Some(fd) = keep_fd {
             if let Err(e) = sys::set_cloexec(fd, false) {
                 return e;
+            }
+        }
+        if let Some(fd) = output {
+            for stdio in [1, 2] {
+                let moved = if fd == stdio {
+                    sys::set_cloexec(fd, false)
+                } else {
+                    sys::dup2(fd, stdio)
+                };
+                if let Err(e) = moved {
+                    return e;
+                }
             }
         }
         if let Err(e) = sys::unblock_all_signals() {
