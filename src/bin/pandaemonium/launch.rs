@@ -8,8 +8,9 @@
 //!   the lock goes with the last of them); supervising, remembers the locked descriptor
 //!   for PROGRAM to inherit;
 //! - stage 7, supervising: blocks the signals the supervisor takes with
-//!   `sigtimedwait`, at once, so none is lost or acted on by default before `run()`,
-//!   and ignores the other catchable ones ([`supervise::ignore_strays`]).
+//!   `sigtimedwait` (and, when it logs, polls with a `signalfd`), at once, so none is
+//!   lost or acted on by default before `run()`, and ignores the other catchable ones
+//!   ([`supervise::ignore_strays`]).
 //!
 //! Stage 3 is the core's: `--user`'s ids are resolved before fork
 //! (`ProcessIds::from_files`) and set in the configuration.
@@ -27,6 +28,8 @@ pub struct Launch<'p> {
     program: Program<'p>,
     report: c_int,
     supervise: Option<Option<u64>>,
+    /// PROGRAM's output, when supervised (`--log`, `--syslog`).
+    output: supervise::Output,
     detached: bool,
     /// The pid file's locked descriptor after stage 6, when there is one.
     lock: Option<c_int>,
@@ -34,12 +37,19 @@ pub struct Launch<'p> {
 
 impl<'p> Launch<'p> {
     /// `report` is the write end of the report pipe; `supervise` the restart delay
-    /// when supervising (`Some(None)`: supervise without restarting).
-    pub fn new(program: Program<'p>, report: c_int, supervise: Option<Option<u64>>) -> Self {
+    /// when supervising (`Some(None)`: supervise without restarting), `output` where
+    /// PROGRAM's output then goes.
+    pub fn new(
+        program: Program<'p>,
+        report: c_int,
+        supervise: Option<Option<u64>>,
+        output: supervise::Output,
+    ) -> Self {
         Launch {
             program,
             report,
             supervise,
+            output,
             detached: false,
             lock: None,
         }
@@ -82,7 +92,10 @@ impl Run for Launch<'_> {
 
     fn run(&mut self) -> i32 {
         match self.supervise {
-            Some(restart) => supervise::run(&self.program, self.report(), self.lock, restart),
+            Some(restart) => {
+                let output = core::mem::take(&mut self.output);
+                supervise::run(&self.program, self.report(), self.lock, restart, output)
+            }
             None => {
                 let e = self.program.exec();
                 // Still here: remove the pid file first, so that it is gone by the time

@@ -8,11 +8,12 @@
 //! Rust can't build an unwinding `no_std` binary; the code uses nothing from it.
 //!
 //! Modules: [`args`] (parsing), [`start`] (launcher), [`launch`] (the daemon's stage
-//! overrides), [`report`] (did PROGRAM start?), [`supervise`], [`stop`], [`status`],
-//! [`pidfile`] (the file's two lines), [`out`] (messages). Everything below them is
-//! the library's public API: `Program` (PROGRAM found before fork, exec'd, spawned),
-//! `ProcessIds::from_files` (`--user`, `--groups`), `Capability` (`--keep-cap`),
-//! `PidLockFile` and its holders, `os`.
+//! overrides), [`report`] (did PROGRAM start?), [`supervise`] (with `--log` and
+//! `--syslog`), [`stop`], [`status`], [`pidfile`] (the file's two lines), [`out`]
+//! (messages). Everything below them is the library's public API: `Program` (PROGRAM
+//! found before fork, exec'd, spawned), `ProcessIds::from_files` (`--user`,
+//! `--groups`), `Capability` (`--keep-cap`), `PidLockFile` and its holders, `syslog`
+//! (`--syslog`), `os`.
 #![cfg_attr(all(not(feature = "std"), panic = "abort"), no_std)]
 #![no_main]
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
@@ -38,7 +39,9 @@ usage: pandaemonium start [--pid-file PATH] [--chdir DIR] [--umask OCTAL]
          [--user USER[:GROUP] [--groups LIST|user|none] [--keep-cap CAP]...]
          [--chroot DIR] [--no-new-privs] [--stdin PATH] [--stdout PATH]
          [--stderr PATH] [--keep-fd N]... [--allow-core] [--foreground]
-         [--detach auto|always|never] [--supervise [--restart[=DELAY]]]
+         [--detach auto|always|never] [--supervise [--restart[=DELAY]]
+         [--log FILE] [--syslog[=TAG]] [--syslog-facility FAC]
+         [--syslog-priority PRI] [--syslog-socket PATH]]
          [--notify[=SECS] | --ready-fd N[:SECS]] [--] PROGRAM [ARG...]
        pandaemonium stop --pid-file PATH [--signal SIG] [--timeout SECS]
        pandaemonium status --pid-file PATH
@@ -53,6 +56,11 @@ is killed); not with --foreground. stop (TERM, then KILL after 10 s):
 --groups: the user's (default), none, or a list (names, gids). --keep-cap
 NET_BIND_SERVICE[,CAP...]: kept as USER, and by what PROGRAM execs. --chroot:
 PROGRAM (absolute), --chdir and the redirections are in DIR; the pid file not.
+--log FILE (absolute, opened as USER in the jail, 0640 before the umask): the
+supervisor appends PROGRAM's stdout and stderr to it, reopens it on SIGHUP
+(then not passed on). --syslog: each line to /dev/log as TAG[PID] (TAG:
+PROGRAM's name), facility daemon, priority notice; dropped while no syslog
+daemon listens. The --syslog-* options imply --syslog.
 ";
 
 /// The C entry point (the same with and without std).

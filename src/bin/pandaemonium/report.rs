@@ -8,6 +8,7 @@
 //!   means PROGRAM runs**; a failed one sends [`Record::ExecFailed`].
 //! - supervising: the supervisor sends [`Record::Started`] once PROGRAM has exec'd and
 //!   its pid is in the pid file; there EOF without a record means the supervisor died.
+//!   `--log FILE` is opened before PROGRAM starts: [`Record::LogFailed`] when it can't.
 
 use core::ffi::c_int;
 
@@ -22,6 +23,8 @@ pub enum Record {
     ExecFailed(Errno),
     /// The supervisor could not write PROGRAM's pid into the pid file.
     PidFileFailed(Errno),
+    /// The supervisor could not open `--log FILE` (PROGRAM was not started).
+    LogFailed(Errno),
 }
 
 /// What the original process read.
@@ -35,6 +38,7 @@ pub enum Received {
 const STARTED: u8 = b'S';
 const EXEC: u8 = b'E';
 const PID_FILE: u8 = b'P';
+const LOG: u8 = b'L';
 
 /// Sends `record` on `fd`. Async-signal-safe.
 pub fn send(fd: c_int, record: Record) {
@@ -42,6 +46,7 @@ pub fn send(fd: c_int, record: Record) {
         Record::Started => (STARTED, 0),
         Record::ExecFailed(e) => (EXEC, e.raw()),
         Record::PidFileFailed(e) => (PID_FILE, e.raw()),
+        Record::LogFailed(e) => (LOG, e.raw()),
     };
     let mut rec = [tag, 0, 0, 0, 0];
     rec[1..].copy_from_slice(&errno.to_be_bytes());
@@ -60,6 +65,7 @@ pub fn receive(fd: c_int) -> Received {
         STARTED => Received::Record(Record::Started),
         EXEC => Received::Record(Record::ExecFailed(errno)),
         PID_FILE => Received::Record(Record::PidFileFailed(errno)),
+        LOG => Received::Record(Record::LogFailed(errno)),
         _ => Received::Eof,
     }
 }

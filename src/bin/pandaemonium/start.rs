@@ -20,6 +20,7 @@ use core::ffi::{c_char, c_int, CStr};
 use core::time::Duration;
 
 use pandaemonium::notify::NotifyListener;
+use pandaemonium::syslog::{self, Facility, Severity, Syslog};
 use pandaemonium::{
     os, Action, Capabilities, Capability, Config, Daemon, Detach, ErrorKind, ProcessIds, Program,
     ReadySource, Signal, Stdio, PATH_CAPACITY,
@@ -29,6 +30,7 @@ use crate::args::{self, Cursor, Item, Parsed};
 use crate::launch::Launch;
 use crate::out::Msg;
 use crate::report::{self, Received, Record};
+use crate::supervise::{self, Output};
 
 /// Default delay before a restart, in milliseconds (FreeBSD daemon(8) `-R`: 1 s).
 const RESTART_DELAY_MS: u64 = 1000;
@@ -57,6 +59,8 @@ struct Start {
     restart: Option<u64>,
     ready: Option<Ready>,
     foreground: bool,
+    /// `--log`, `--syslog`.
+    output: Output,
 }
 
 /// `start`: returns the exit status.
@@ -189,7 +193,8 @@ fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) 
         }
     }
     let supervise = opts.supervise.then_some(opts.restart);
-    let app = Launch::new(program, write_end, supervise);
+    let log_file = opts.output.file;
+    let app = Launch::new(program, write_end, supervise, opts.output);
     let mut daemon = Daemon::with_config(app, config);
     // The thread check reads /proc/self/stat, which early boot may lack; this program
     // never starts a thread (no std, and libc starts none), so it is not needed.
@@ -238,6 +243,10 @@ fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) 
             Msg::exec_failed(program.name(), e).to(2);
             return 1;
         }
+        Received::Record(Record::LogFailed(e)) => {
+            supervise::log_failed(log_file.unwrap_or(c""), e).to(2);
+            return 1;
+        }
         Received::Record(Record::PidFileFailed(e)) => {
             Msg::error()
                 .s("writing PROGRAM's pid into the pid file: ")
@@ -262,6 +271,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         restart: None,
         ready: None,
         foreground: false,
+        output: Output::default(),
     };
     let config = &mut opts.config;
     // Applied after the loop, whatever the order of the options.
@@ -269,6 +279,12 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
     let mut groups: Option<&CStr> = None;
     let mut keep = Capabilities::EMPTY;
     let mut chroot = false;
+    // `--syslog[=TAG]`, or one of the options that imply it (as FreeBSD daemon(8)'s).
+    let mut syslog = false;
+    let mut tag: &[u8] = b"";
+    let mut facility = Facility::DAEMON;
+    let mut severity = Severity::NOTICE;
+    let mut socket = syslog::DEFAULT_PATH;
     loop {
         let (name, inline) = match cur.item()? {
             None => return Err(Msg::error().s("start: PROGRAM missing").usage()),
@@ -425,8 +441,61 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                         })?,
                 });
             }
+            b"log" => {
+                let v = cur.value(name, inline)?;
+                if v.to_bytes().first() != Some(&b'/') {
+                    return Err(args::bad_value("log", v, "not an absolute path"));
+                }
+                opts.output.file = Some(v);
+            }
+            b"syslog" => {
+                syslog = true;
+                tag = inline.map_or(b"", CStr::to_bytes);
+            }
+            b"syslog-facility" => {
+                let v = cur.value(name, inline)?;
+                syslog = true;
+                facility = Facility::parse(v.to_bytes()).ok_or_else(|| {
+                    args::bad_value("syslog-facility", v, "not a facility: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0 to local7")
+                })?;
+            }
+            b"syslog-priority" => {
+                let v = cur.value(name, inline)?;
+                syslog = true;
+                severity = Severity::parse(v.to_bytes()).ok_or_else(|| {
+                    args::bad_value(
+                        "syslog-priority",
+                        v,
+                        "not a priority: emerg, alert, crit, err, warning, notice, info, debug",
+                    )
+                })?;
+            }
+            b"syslog-socket" => {
+                socket = cur.value(name, inline)?;
+                syslog = true;
+            }
             _ => return Err(args::unknown(name)),
         }
+    }
+    if syslog {
+        // The tag: PROGRAM's name without its directory, unless given.
+        if tag.is_empty() {
+            let name = cur.args.get(opts.program).map_or(&b""[..], CStr::to_bytes);
+            tag = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+        }
+        let sender = Syslog::new(socket, facility, severity, tag).map_err(|_| {
+            args::bad_value(
+                "syslog-socket",
+                socket,
+                "not a socket path (1 to 107 bytes)",
+            )
+        })?;
+        opts.output.syslog = Some(sender);
+    }
+    if (syslog || opts.output.file.is_some()) && !opts.supervise {
+        return Err(Msg::error()
+            .s("start: --log and --syslog need --supervise")
+            .usage());
     }
     if let Some(v) = groups {
         let user = ids

@@ -19,9 +19,45 @@
 //! restarts the pid file names the supervisor twice, so `stop` never signals a pid that
 //! may have been reused. Otherwise the supervisor returns PROGRAM's status (128 + the
 //! signal when killed) and the core removes the pid file.
+//!
+//! # PROGRAM's output (`--log`, `--syslog`)
+//!
+//! With `--log FILE` or `--syslog`, PROGRAM's stdout and stderr are the write end of a
+//! pipe (`Program::spawn_with_output`; the supervisor keeps that end, so a restarted
+//! PROGRAM gets the same pipe and the read end never sees EOF), and the supervisor
+//! reads the other end. It waits for the pipe and its signals at once: a `signalfd`
+//! over the same blocked set, polled beside the pipe, tells that a signal is pending,
+//! which `sigtimedwait` then takes without waiting, as before. (`sigtimedwait` alone
+//! can't wait for a descriptor; a poll timeout would mean waking up to look.
+//! `signalfd` is Linux's, as is the rest of the crate; its known weaknesses, a mask
+//! lost on `exec` or another thread's unblocked mask, don't apply to a
+//! single-threaded supervisor that never execs, and PROGRAM, spawned with every
+//! signal unblocked, does not inherit it: close-on-exec.) Without them the
+//! supervisor waits in `sigtimedwait` alone, as it always did.
+//!
+//! What it reads, in pieces of up to 4 KiB, it writes at once to FILE and hands to
+//! the syslog sender (the library's `syslog` module: one datagram per line, never
+//! blocking, dropped when no daemon listens). Nothing ever waits for a reader, so
+//! PROGRAM is never held up by a missing or stopped syslog daemon; it can be by a
+//! FILE whose disk is slow, as by any file it would write itself. When PROGRAM ends,
+//! what it left in the pipe is read (up to 64 KiB, in case a child of its writes on)
+//! and its last, unended line is sent before it is restarted or the supervisor ends.
+//!
+//! FILE is opened by the supervisor, after stage 3: as `--user`, inside the
+//! `--chroot` jail, with the mode 0640 before the umask (stage 4: 0600 with the
+//! default 077; `--umask 027` gives a log group read access), `O_APPEND`, created if
+//! missing. It must be an absolute path (a usage error otherwise: stage 9's relative
+//! paths are the launcher's directory, this one would have been `--chdir`'s). When it
+//! can't be opened, PROGRAM is not started: `start` fails with the path and the errno
+//! ([`Record::LogFailed`]), leaving no pid file and no process. SIGHUP reopens it
+//! (logrotate's `mv log log.1; kill -HUP SUPERVISOR`, FreeBSD daemon(8)'s `-H`) and is
+//! **not** passed on to PROGRAM: one that does not handle HUP would die of it. A
+//! reopen that fails keeps the old file, and says so in it and on stderr. With
+//! `--syslog` alone, HUP is passed on as without logging.
 
-use core::ffi::c_int;
+use core::ffi::{c_int, CStr};
 
+use pandaemonium::syslog::Syslog;
 use pandaemonium::{os, Errno, Exit, Program};
 
 use crate::out::Msg;
@@ -79,9 +115,158 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 /// A run this long resets the back-off to DELAY.
 pub const STABLE_MS: u64 = 60_000;
 
+/// Where PROGRAM's output goes when the supervisor carries it: `--log`, `--syslog`.
+#[derive(Default)]
+pub struct Output {
+    /// `--log FILE`, an absolute path.
+    pub file: Option<&'static CStr>,
+    /// `--syslog`: its sender, made before fork (it opens nothing until a line comes).
+    pub syslog: Option<Syslog>,
+}
+
+/// The mode of a `--log` file the supervisor creates, before the umask.
+const LOG_MODE: libc::mode_t = 0o640;
+
+/// How much of PROGRAM's output is read at once.
+const READ_SIZE: usize = 4096;
+
+/// How many reads of [`READ_SIZE`] drain the pipe once PROGRAM ended (a child of its
+/// may still write: the supervisor goes on).
+const DRAIN_READS: usize = 16;
+
+/// `pandaemonium: --log FILE: REASON`, to go on or end.
+#[cold]
+#[inline(never)]
+pub fn log_failed(path: &CStr, e: Errno) -> Msg {
+    let mut m = Msg::error();
+    m.s("--log ").v(path.to_bytes()).s(": ").errno(e);
+    m
+}
+
+/// Opens (creates) the `--log` file for appending.
+fn open_log(path: &CStr) -> Result<c_int, Errno> {
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY;
+    os::open(path, flags, LOG_MODE)
+}
+
+/// PROGRAM's output on its way: the pipe it writes to, the signals' descriptor polled
+/// beside it, the log file, the syslog sender.
+struct Logger {
+    file: Option<&'static CStr>,
+    /// The open `--log` file (when `file` is set).
+    log_fd: c_int,
+    syslog: Option<Syslog>,
+    read_end: c_int,
+    /// PROGRAM's stdout and stderr.
+    write_end: c_int,
+    /// A `signalfd` over [`WAITED`].
+    signals: c_int,
+    /// The last PROGRAM's pid, for syslog's header.
+    pid: u32,
+}
+
+impl Logger {
+    /// Opens the log file, the pipe and the signals' descriptor; what to report when one
+    /// fails (its message printed).
+    fn open(output: Output, name: &CStr) -> Result<Logger, Record> {
+        let mut log_fd = -1;
+        if let Some(path) = output.file {
+            log_fd = open_log(path).map_err(|e| {
+                log_failed(path, e).to(2);
+                Record::LogFailed(e)
+            })?;
+        }
+        let fds = os::pipe().and_then(|(r, w)| Ok((r, w, os::signalfd(&WAITED)?)));
+        let (read_end, write_end, signals) = fds.map_err(|e| {
+            Msg::exec_failed(name, e).to(2);
+            Record::ExecFailed(e)
+        })?;
+        Ok(Logger {
+            file: output.file,
+            log_fd,
+            syslog: output.syslog,
+            read_end,
+            write_end,
+            signals,
+            pid: 0,
+        })
+    }
+
+    /// Waits up to `timeout_ms` (`None`: no limit) for a signal or PROGRAM's output,
+    /// and takes the output that came.
+    fn wait(&mut self, timeout_ms: Option<u64>) {
+        let ms = timeout_ms.map_or(-1, |ms| ms.min(c_int::MAX as u64) as c_int);
+        let mut fds = [self.signals, self.read_end].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        if os::poll(&mut fds, ms).is_ok() && fds[1].revents != 0 {
+            self.take();
+        }
+    }
+
+    /// Reads once from the pipe (which has data) and passes it on; how much came.
+    fn take(&mut self) -> usize {
+        let mut buf = [0u8; READ_SIZE];
+        let n = os::read(self.read_end, &mut buf).unwrap_or(0);
+        let bytes = &buf[..n];
+        if self.file.is_some() {
+            // A full disk loses output: nothing better to do, and the pipe must drain.
+            let _ = os::write_all(self.log_fd, bytes);
+        }
+        if let Some(syslog) = &mut self.syslog {
+            // Lines nobody listens for are dropped (see the syslog module).
+            let _ = syslog.write(self.pid, bytes);
+        }
+        n
+    }
+
+    /// PROGRAM ended: takes what it left in the pipe, and sends its last line.
+    fn drain(&mut self) {
+        for _ in 0..DRAIN_READS {
+            let mut fds = [libc::pollfd {
+                fd: self.read_end,
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            if os::poll(&mut fds, 0) != Ok(1) || self.take() < READ_SIZE {
+                break;
+            }
+        }
+        if let Some(syslog) = &mut self.syslog {
+            let _ = syslog.flush();
+        }
+    }
+
+    /// SIGHUP: reopens the log file (renamed by logrotate, say), or keeps the old one;
+    /// false without `--log` (HUP is then PROGRAM's).
+    fn reopen(&mut self) -> bool {
+        let Some(path) = self.file else {
+            return false;
+        };
+        match open_log(path) {
+            Ok(fd) => {
+                os::close(self.log_fd);
+                self.log_fd = fd;
+            }
+            Err(e) => {
+                for fd in [self.log_fd, 2] {
+                    log_failed(path, e)
+                        .s(" (on SIGHUP; still writing to the old file)")
+                        .to(fd);
+                }
+            }
+        }
+        true
+    }
+}
+
 /// The supervisor's state.
 struct Supervisor<'a, 'p> {
     program: &'a Program<'p>,
+    /// PROGRAM's output, when it goes through the supervisor.
+    logger: Option<Logger>,
     /// The pid file's locked descriptor, which PROGRAM inherits.
     lock: Option<c_int>,
     me: u32,
@@ -106,9 +291,11 @@ pub fn run(
     report: Option<c_int>,
     lock: Option<c_int>,
     restart: Option<u64>,
+    output: Output,
 ) -> i32 {
     let mut sv = Supervisor {
         program,
+        logger: None,
         lock,
         me: os::getpid() as u32,
         running: None,
@@ -118,25 +305,7 @@ pub fn run(
         restart_at: None,
         stopping: false,
     };
-    let failed = match sv.spawn() {
-        Err(e) => {
-            Msg::exec_failed(program.name(), e).to(2);
-            Some(Record::ExecFailed(e))
-        }
-        Ok(pid) => {
-            sv.running = Some(pid);
-            match sv.write_pids(pid) {
-                Ok(()) => None,
-                Err(e) => {
-                    Msg::error().s("pid file: ").errno(e).to(2);
-                    let _ = os::kill(pid, libc::SIGKILL);
-                    let _ = Exit::wait(pid);
-                    Some(Record::PidFileFailed(e))
-                }
-            }
-        }
-    };
-    if let Some(record) = failed {
+    if let Err(record) = sv.start(output) {
         // Removed, or unlocked for the original process to remove (see launch.rs).
         pandaemonium::remove_pid_file();
         if let Some(fd) = lock {
@@ -155,14 +324,42 @@ pub fn run(
 }
 
 impl Supervisor<'_, '_> {
+    /// Opens PROGRAM's output and starts PROGRAM, its pid in the pid file; what to
+    /// report when that failed (its message printed, PROGRAM not running).
+    fn start(&mut self, output: Output) -> Result<(), Record> {
+        if output.file.is_some() || output.syslog.is_some() {
+            self.logger = Some(Logger::open(output, self.program.name())?);
+        }
+        let pid = self.spawn().map_err(|e| {
+            Msg::exec_failed(self.program.name(), e).to(2);
+            Record::ExecFailed(e)
+        })?;
+        self.running = Some(pid);
+        self.write_pids(pid).map_err(|e| {
+            Msg::error().s("pid file: ").errno(e).to(2);
+            let _ = os::kill(pid, libc::SIGKILL);
+            let _ = Exit::wait(pid);
+            Record::PidFileFailed(e)
+        })
+    }
+
     /// Forks and execs PROGRAM ([`Program::spawn`]): its pid once `execve` succeeded.
     ///
     /// PROGRAM inherits the pid file's locked descriptor, so it holds the lock too:
     /// were the supervisor to die unnoticed, `status` would still show PROGRAM, `stop`
     /// would still stop it and no second `start` would run beside it. And it gets
-    /// SIGTERM when the supervisor dies, even of SIGKILL (`PR_SET_PDEATHSIG`).
-    fn spawn(&self) -> Result<u32, Errno> {
-        self.program.spawn(self.lock, Some(libc::SIGTERM))
+    /// SIGTERM when the supervisor dies, even of SIGKILL (`PR_SET_PDEATHSIG`). With
+    /// logging, its stdout and stderr are the pipe.
+    fn spawn(&mut self) -> Result<u32, Errno> {
+        let death = Some(libc::SIGTERM);
+        let Some(logger) = &mut self.logger else {
+            return self.program.spawn(self.lock, death);
+        };
+        let pid = self
+            .program
+            .spawn_with_output(self.lock, death, logger.write_end)?;
+        logger.pid = pid;
+        Ok(pid)
     }
 
     /// PROGRAM's pid and ours into the pid file.
@@ -178,13 +375,24 @@ impl Supervisor<'_, '_> {
             let timeout = self
                 .restart_at
                 .map(|at| at.saturating_sub(os::monotonic_ms()));
-            match os::wait_signal(&WAITED, timeout) {
+            let sig = match &mut self.logger {
+                None => os::wait_signal(&WAITED, timeout),
+                Some(logger) => {
+                    logger.wait(timeout);
+                    os::wait_signal(&WAITED, Some(0))
+                }
+            };
+            match sig {
                 Some(libc::SIGCHLD) => {
                     if let Some(code) = self.reap() {
                         return code;
                     }
                 }
                 Some(sig) => {
+                    // `--log`: HUP reopens the file, and is not passed on.
+                    if sig == libc::SIGHUP && self.logger.as_mut().is_some_and(Logger::reopen) {
+                        continue;
+                    }
                     if STOPPING.contains(&sig) {
                         self.stopping = true;
                     }
@@ -213,6 +421,9 @@ impl Supervisor<'_, '_> {
                 continue;
             }
             self.running = None;
+            if let Some(logger) = &mut self.logger {
+                logger.drain();
+            }
             let code = exit.status();
             if self.stopping || clean(exit) {
                 return Some(code);
