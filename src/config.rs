@@ -81,7 +81,19 @@ pub struct Config<'a> {
     /// [`crate::privileges::apply`] once privileges are asked for): a daemon that
     /// sets none links none of it.
     pub(crate) stage3: Option<Stage3>,
+    /// Stage 7's work before the map is installed: the signal pipe, once a signal was
+    /// mapped to [`Action::Pipe`].
+    pub(crate) stage7: Option<Stage7>,
+    /// Stage 9's work after the streams are redirected: keeping their paths
+    /// ([`reopenable_stdio`](Self::reopenable_stdio)).
+    pub(crate) stage9: Option<Stage9>,
 }
+
+/// Stage 7's extra work ([`crate::signal_pipe::open`]).
+pub(crate) type Stage7 = fn(&mut Config<'_>) -> Result<(), Error>;
+
+/// Stage 9's extra work ([`crate::stdio::remember`]).
+pub(crate) type Stage9 = fn(&[Option<Stdio<'_>>; 3]) -> Result<(), Error>;
 
 /// Stage 1's work before it forks ([`prepare_fork`]).
 pub(crate) type BeforeFork = fn(&Config<'_>) -> Result<(), Error>;
@@ -111,6 +123,8 @@ impl Default for Config<'_> {
             unset_listen_env: None,
             privileges: None,
             stage3: None,
+            stage7: None,
+            stage9: None,
         }
     }
 }
@@ -289,8 +303,32 @@ impl<'a> Config<'a> {
     /// [`ErrorKind::InvalidConfig`] for `SIGKILL` or `SIGSTOP`; [`ErrorKind::Capacity`]
     /// beyond [`SIGNAL_MAP_CAPACITY`](crate::SIGNAL_MAP_CAPACITY) entries.
     pub fn signal(&mut self, sig: Signal, action: Action) -> Result<&mut Self, Error> {
+        // The two actions that stand for a handler of the crate's own become it here,
+        // so that only a daemon that asks for one links it.
+        let action = match action {
+            Action::Pipe => {
+                self.stage7 = Some(crate::signal_pipe::open);
+                Action::Interrupt(crate::signal_pipe::on_signal)
+            }
+            Action::ReopenStdio => {
+                self.reopenable_stdio(true);
+                Action::Handler(crate::stdio::reopen_on_signal)
+            }
+            other => other,
+        };
         self.signals.set(sig, action)?;
         Ok(self)
+    }
+
+    /// Stage 9 keeps a copy of its paths (absolute ones: checked before fork), so that
+    /// [`reopen_stdio`](crate::reopen_stdio) can reopen them later, from `run()` or a
+    /// signal handler: log rotation (`mv log log.1`, then `SIGHUP`). Set by
+    /// [`Action::ReopenStdio`] too. The three paths share
+    /// [`REOPEN_CAPACITY`](crate::REOPEN_CAPACITY) bytes.
+    pub fn reopenable_stdio(&mut self, on: bool) -> &mut Self {
+        self.stage9 = on.then_some(crate::stdio::remember as Stage9);
+        self.before_fork = Some(prepare_fork);
+        self
     }
 
     /// Stage 8: keep `fd` open in the daemon.
@@ -560,6 +598,9 @@ fn prepare_fork(config: &Config<'_>) -> Result<(), Error> {
     }
     if let Some(unset) = config.unset_listen_env {
         unset();
+    }
+    if config.stage9.is_some() {
+        crate::stdio::check_reopenable(&config.stdio)?;
     }
     Ok(())
 }

@@ -333,6 +333,7 @@ mod program;
 mod ready;
 mod report;
 mod run;
+mod signal_pipe;
 mod signals;
 mod stage;
 mod stages;
@@ -362,10 +363,11 @@ pub use program::{Argv, Envp, Exit, MainArgs, Program, PATH_CAPACITY};
 pub use ready::{ready, ReadySource, Supervisor};
 pub use report::{Capture, Stream, CAPTURE_CAPACITY};
 pub use run::{target, Run, Target};
+pub use signal_pipe::{Pending, SignalPipe, Woken};
 pub use signals::{Action, Signal, SIGNAL_MAP_CAPACITY};
 pub use stage::Stage;
 pub use stages::Stages;
-pub use stdio::Stdio;
+pub use stdio::{reopen_stdio, Stdio, REOPEN_CAPACITY};
 #[cfg(feature = "std")]
 pub use with_std::{Builder, Launched, PidFileGuard, Redirect, SignalSpec, StartError, User};
 

@@ -268,8 +268,30 @@ pub enum Action {
     Exit,
     /// Call this function. It runs in signal context: use only async-signal-safe calls,
     /// e.g. set an atomic flag, or call [`crate::remove_pid_file`] / [`crate::exit`] for
-    /// the same clean-up as [`Action::Exit`]. Installed with `SA_RESTART`.
+    /// the same clean-up as [`Action::Exit`]. Installed with `SA_RESTART`: a blocking
+    /// call it interrupts (`accept`, `read`) resumes, so a loop blocked there does not
+    /// see the flag until something else wakes it; see [`Action::Interrupt`].
     Handler(extern "C" fn(i32)),
+    /// As [`Action::Handler`], installed without `SA_RESTART`: a blocking system call
+    /// the signal interrupts (`accept(2)`, `read(2)`, `poll(2)`) fails with `EINTR`, so
+    /// the loop around it sees at once what the handler did. The handler runs with
+    /// every signal blocked (one handler at a time). std's `accept`, `read` and
+    /// `write` retry on `EINTR` themselves: with std, poll a [`Action::Pipe`] instead.
+    Interrupt(extern "C" fn(i32)),
+    /// Route the signal into the daemon's signal pipe, read with
+    /// [`SignalPipe`](crate::SignalPipe) (poll its descriptor beside your sockets): a
+    /// handler, installed without `SA_RESTART`, writes the signal's number into a
+    /// non-blocking pipe that stage 7 creates (and stage 8 keeps). Signals arrive in the
+    /// order they were delivered (several pending at once: lowest number first, as the
+    /// kernel takes them; the handler runs with every signal blocked, so none overtakes
+    /// another); the kernel merges a standard signal sent again before it was delivered
+    /// (a real-time one is queued, each copy comes).
+    Pipe,
+    /// Reopen stage 9's files in place ([`reopen_stdio`](crate::reopen_stdio)), as
+    /// log rotation wants on `SIGHUP` after `mv log log.1`; implies
+    /// [`Config::reopenable_stdio`](crate::Config::reopenable_stdio). Installed with
+    /// `SA_RESTART`.
+    ReopenStdio,
 }
 
 /// The signal map: the defaults, overridden by the user's entries.
@@ -339,6 +361,10 @@ fn disposition(map: &SignalMap, sig: Signal) -> Disposition {
         Action::Ignore => Disposition::Ignore,
         Action::Exit => Disposition::Handler(exit_on_signal),
         Action::Handler(f) => Disposition::Handler(f),
+        Action::Interrupt(f) => Disposition::Interrupting(f),
+        // `Config::signal` stores these two as the handlers they stand for (so that a
+        // daemon that uses neither links neither): never in a map.
+        Action::Pipe | Action::ReopenStdio => Disposition::Default,
     }
 }
 

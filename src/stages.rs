@@ -197,6 +197,9 @@ impl<'a> Stages<'_, 'a> {
     /// override to keep the default work.
     pub fn signals(&mut self) -> Result<(), Error> {
         let channel_open = self.state.reporter.is_some();
+        if let Some(prepare) = self.config.stage7 {
+            prepare(self.config)?;
+        }
         signals::install(&self.config.signals, channel_open)?;
         self.state.pipe_from_map = channel_open;
         Ok(())
@@ -249,7 +252,10 @@ impl<'a> Stages<'_, 'a> {
     /// Override: implement [`Run::stage9`](crate::Run::stage9); call this from the
     /// override to keep the default work.
     pub fn redirect(&mut self) -> Result<(), Error> {
-        let result = stdio::redirect(&self.config.stdio, self.state.forked, self.state.cwd);
+        let mut result = stdio::redirect(&self.config.stdio, self.state.forked, self.state.cwd);
+        if let (Ok(()), Some(remember)) = (&result, self.config.stage9) {
+            result = remember(&self.config.stdio);
+        }
         for fd in self.state.copies.iter_mut().chain([&mut self.state.cwd]) {
             if *fd != sys::NO_FD {
                 sys::close(*fd);

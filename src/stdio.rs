@@ -1,6 +1,7 @@
 //! Stage 9: stdin, stdout and stderr onto `/dev/null`, a file or a descriptor.
 
 use core::ffi::{c_int, CStr};
+use core::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 use crate::{sys, Error, Stage};
 
@@ -119,6 +120,123 @@ fn open_target(
             sys::openat(dir, path, flags, 0o666).inspect(|&fd| *opened = fd)
         }
     }
+}
+
+/// Bytes [`reopen_stdio`] keeps for stage 9's three paths together (their NULs
+/// included).
+pub const REOPEN_CAPACITY: usize = 1024;
+
+/// Stage 9's paths, kept by [`remember`] for [`reopen_stdio`]: written once, in stage 9
+/// of a daemon (one thread), before [`REMEMBERED`] says so; read only after.
+struct Remembered(core::cell::UnsafeCell<[u8; REOPEN_CAPACITY]>);
+
+// SAFETY: written only before `REMEMBERED` is set (Release), by the single thread of a
+// daemon in stage 9; read only after it was seen set (Acquire), never written again.
+#[allow(unsafe_code)]
+unsafe impl Sync for Remembered {}
+
+static PATHS: Remembered = Remembered(core::cell::UnsafeCell::new([0; REOPEN_CAPACITY]));
+/// Where stream N's path starts in [`PATHS`] (`u16::MAX`: not a path).
+static STARTS: [AtomicU16; 3] = [
+    AtomicU16::new(u16::MAX),
+    AtomicU16::new(u16::MAX),
+    AtomicU16::new(u16::MAX),
+];
+static REMEMBERED: AtomicBool = AtomicBool::new(false);
+
+/// Before fork, for [`Config::reopenable_stdio`](crate::Config::reopenable_stdio): the
+/// paths must be absolute (the daemon reopens them from its own working directory)
+/// and fit in [`REOPEN_CAPACITY`].
+pub(crate) fn check_reopenable(streams: &[Option<Stdio<'_>>; 3]) -> Result<(), Error> {
+    let mut total = 0;
+    for (n, s) in streams.iter().enumerate() {
+        if let Some(Stdio::Path(p)) = s {
+            if p.to_bytes().first() != Some(&b'/') {
+                let mut e = Error::new(
+                    Some(Stage::Redirect),
+                    crate::ErrorKind::InvalidConfig,
+                    "reopenable stdio needs absolute paths: ",
+                );
+                e.push_detail(NAMES[n].as_bytes());
+                e.push_detail(b" ");
+                e.push_detail(p.to_bytes());
+                return Err(e);
+            }
+            total += p.to_bytes_with_nul().len();
+        }
+    }
+    if total > REOPEN_CAPACITY {
+        return Err(Error::new(
+            Some(Stage::Redirect),
+            crate::ErrorKind::Capacity,
+            "reopenable stdio paths take more than 1024 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Stage 9, once the streams are redirected: keeps their paths for [`reopen_stdio`].
+/// Async-signal-safe.
+pub(crate) fn remember(streams: &[Option<Stdio<'_>>; 3]) -> Result<(), Error> {
+    check_reopenable(streams)?;
+    if REMEMBERED.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let mut at = 0;
+    for (n, s) in streams.iter().enumerate() {
+        if let Some(Stdio::Path(p)) = s {
+            let bytes = p.to_bytes_with_nul();
+            // SAFETY: nothing reads PATHS before REMEMBERED is set, and this daemon
+            // has one thread; `check_reopenable` bounded the total length.
+            #[allow(unsafe_code)]
+            let paths = unsafe { &mut *PATHS.0.get() };
+            paths[at..at + bytes.len()].copy_from_slice(bytes);
+            STARTS[n].store(at as u16, Ordering::Relaxed);
+            at += bytes.len();
+        }
+    }
+    REMEMBERED.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Stream `n`'s kept path, if it has one.
+fn remembered(n: usize) -> Option<&'static CStr> {
+    let start = usize::from(STARTS[n].load(Ordering::Relaxed));
+    // SAFETY: called only once REMEMBERED was seen set: PATHS is never written again.
+    #[allow(unsafe_code)]
+    let paths: &'static [u8; REOPEN_CAPACITY] = unsafe { &*PATHS.0.get() };
+    paths.get(start..).and_then(sys::until_nul)
+}
+
+/// Reopens stage 9's files onto stdin, stdout and stderr, in place (`O_APPEND` for the
+/// two outputs, created if missing): after log rotation moved them (`mv log log.1`),
+/// the daemon writes to a new `log`. Streams that went to `/dev/null` or a descriptor
+/// are left alone. Every file is opened before any stream changes, so a failure
+/// changes nothing. Needs [`Config::reopenable_stdio`](crate::Config::reopenable_stdio)
+/// (or [`Action::ReopenStdio`](crate::Action::ReopenStdio)); does nothing before stage
+/// 9 or without it. Async-signal-safe: call it from `run()` (e.g. on a `SIGHUP` read
+/// from a [`SignalPipe`](crate::SignalPipe)) or from a handler.
+///
+/// # Errors
+///
+/// The `open` or `dup2` failure, naming the path and the stream.
+pub fn reopen_stdio() -> Result<(), Error> {
+    if !REMEMBERED.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let mut streams: [Option<Stdio<'static>>; 3] = [None; 3];
+    for (n, s) in streams.iter_mut().enumerate() {
+        *s = remembered(n).map(Stdio::Path);
+    }
+    redirect(&streams, false, sys::NO_FD)
+}
+
+/// The handler of [`Action::ReopenStdio`](crate::Action::ReopenStdio). Async-signal-safe;
+/// `errno` is left as it was.
+pub(crate) extern "C" fn reopen_on_signal(_: c_int) {
+    let saved = sys::last_errno();
+    let _ = reopen_stdio();
+    sys::set_errno(saved);
 }
 
 /// Opens `/dev/null` onto any of `fds` (among 0-2) that is closed, so nothing the

@@ -181,11 +181,16 @@ pub(crate) fn ids() -> (libc::uid_t, libc::uid_t, libc::gid_t) {
 /// `pipe2(2)` with `O_CLOEXEC`—A pipe as `(read, write)`. Async-signal-safe.
 #[inline(never)]
 pub fn pipe() -> Result<(c_int, c_int)> {
+    pipe_with(libc::O_CLOEXEC)
+}
+
+/// `pipe2(2)` with `flags` (`O_CLOEXEC`, `O_NONBLOCK`). Async-signal-safe.
+pub(crate) fn pipe_with(flags: c_int) -> Result<(c_int, c_int)> {
     let mut fds = [-1 as c_int; 2];
     // A raw system call: musl's pipe2 carries a fallback to pipe + fcntl for kernels
     // before 2.6.27.
     // SAFETY: fds is a valid array of two ints for the kernel to fill.
-    let ret = unsafe { libc::syscall(libc::SYS_pipe2, fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    let ret = unsafe { libc::syscall(libc::SYS_pipe2, fds.as_mut_ptr(), flags) };
     check(ret as c_int)?;
     Ok((fds[0], fds[1]))
 }
@@ -307,6 +312,19 @@ pub fn write_all(fd: c_int, mut buf: &[u8]) -> Result<()> {
         buf = &buf[n..];
     }
     Ok(())
+}
+
+/// One `write(2)`, not retried: how many bytes went. Async-signal-safe.
+pub(crate) fn write_some(fd: c_int, buf: &[u8]) -> Result<usize> {
+    // SAFETY: buf is valid readable memory of buf.len() bytes.
+    check_ssize(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+}
+
+/// Sets the calling thread's `errno` (a signal handler puts back what it found).
+/// Async-signal-safe.
+pub(crate) fn set_errno(e: Errno) {
+    // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() = e.raw() };
 }
 
 /// `pwrite(2)` of the whole buffer at `offset`. Async-signal-safe.
@@ -736,20 +754,35 @@ pub(crate) fn unblock_signal(sig: c_int) -> Result<()> {
 pub(crate) enum Disposition {
     Default,
     Ignore,
+    /// A handler installed with `SA_RESTART`: interrupted system calls resume.
     Handler(extern "C" fn(c_int)),
+    /// A handler installed without it, with every signal blocked while it runs: a
+    /// blocking call the signal interrupts (`accept`, `read`, `poll`) fails with
+    /// `EINTR`, so a loop sees what the handler did.
+    Interrupting(extern "C" fn(c_int)),
 }
 
-/// `sigaction(2)`—Sets `sig`'s disposition with an empty handler mask and `SA_RESTART`.
-/// Async-signal-safe.
+/// `sigaction(2)`—Sets `sig`'s disposition with an empty handler mask, and
+/// `SA_RESTART` for [`Disposition::Handler`]. Async-signal-safe.
 pub(crate) fn sigaction(sig: c_int, disposition: Disposition) -> Result<()> {
     // SAFETY: all-zero bytes are a valid struct sigaction (null handler, empty mask, no flags).
     let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
     sa.sa_sigaction = match disposition {
         Disposition::Default => libc::SIG_DFL,
         Disposition::Ignore => libc::SIG_IGN,
-        Disposition::Handler(f) => f as usize,
+        Disposition::Handler(f) => {
+            sa.sa_flags = libc::SA_RESTART;
+            f as usize
+        }
+        Disposition::Interrupting(f) => {
+            // One at a time: signals pending together then run their handlers in
+            // the order the kernel takes them (else each nests over the last, and
+            // they run in reverse).
+            // SAFETY: sa_mask is a valid sigset_t inside sa.
+            unsafe { libc::sigfillset(&mut sa.sa_mask) };
+            f as usize
+        }
     };
-    sa.sa_flags = libc::SA_RESTART;
     // SAFETY: sa is initialised above; a null old-action pointer is allowed.
     check(unsafe { libc::sigaction(sig, &sa, core::ptr::null_mut()) }).map(drop)
 }

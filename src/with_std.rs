@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::string::{String, ToString};
@@ -667,6 +667,51 @@ impl Builder {
     /// A [`StartError`]: a value a setter refused (before any fork) or the stage that
     /// failed.
     pub fn start<F: FnOnce() -> i32>(self, f: F) -> Result<Launched, StartError> {
+        self.start_boxed(f)
+    }
+
+    /// As [`start`](Self::start), for a server that binds before fork: `kept` (a
+    /// `TcpListener`, a `UnixDatagram`, any owned descriptor) is kept open through
+    /// stage 8 and handed to `f` in the daemon. Binding first makes a port that is in
+    /// use an error in the terminal, before anything forks, and lets a daemon that
+    /// drops to `nobody` serve a port below 1024. (A descriptor the closure captures
+    /// without being kept is closed by stage 8: its first `accept` fails with `EBADF`,
+    /// and std aborts when it drops it.) The original process drops its copy.
+    ///
+    /// ```no_run
+    /// use std::io::Write;
+    /// use std::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:7000")?;
+    /// pandaemonium::Builder::new().start_with(listener, |listener: TcpListener| {
+    ///     for mut client in listener.incoming().flatten() {
+    ///         let _ = client.write_all(b"hello\n");
+    ///     }
+    ///     0
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_with<T: AsFd, F: FnOnce(T) -> i32>(
+        self,
+        kept: T,
+        f: F,
+    ) -> Result<Launched, StartError> {
+        let fd = kept.as_fd().as_raw_fd();
+        self.set_inherit_file(fd).start_boxed(move || f(kept))
+    }
+
+    /// Stage 9 keeps its paths so that [`reopen_stdio`](crate::reopen_stdio) can
+    /// reopen them ([`Config::reopenable_stdio`]): log rotation.
+    pub fn reopenable_stdio(mut self, on: bool) -> Builder {
+        self.config.reopenable_stdio(on);
+        self
+    }
+
+    fn start_boxed<F: FnOnce() -> i32>(self, f: F) -> Result<Launched, StartError> {
         let mut f = Some(f);
         self.launch(&mut move || f.take().map_or(1, |f| f()))
     }
@@ -756,6 +801,23 @@ impl Builder {
             core::mem::forget((working_directory, chroot_directory, stdio_paths));
         }
         result
+    }
+}
+
+impl AsRawFd for crate::SignalPipe {
+    fn as_raw_fd(&self) -> RawFd {
+        crate::SignalPipe::as_raw_fd(*self)
+    }
+}
+
+impl AsFd for crate::SignalPipe {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the pipe's read end is never closed once stage 7 made it: it stays
+        // open for the rest of the daemon's life.
+        #[allow(unsafe_code)]
+        unsafe {
+            BorrowedFd::borrow_raw(crate::SignalPipe::as_raw_fd(*self))
+        }
     }
 }
 

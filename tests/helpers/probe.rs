@@ -93,6 +93,8 @@ struct Probe {
     /// `--exec-in-run PROGRAM ARG...` (the rest of the arguments): run() execs it after
     /// its report.
     exec_in_run: Vec<CString>,
+    /// The file of `--run-signal-log`, `--run-accept`, `--run-tick`.
+    run_file: Option<String>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -100,9 +102,32 @@ enum RunMode {
     #[default]
     Wait,
     Exit(i32),
+    /// `--run-signal-log FILE`: reads the signal pipe, appends each signal's number to
+    /// FILE as a line; returns 0 after SIGTERM.
+    SignalLog,
+    /// `--run-accept FILE`: a blocking `accept()` on 127.0.0.1; when a signal
+    /// interrupts it, writes `accept=ERRNO flag=BOOL` to FILE and returns 0.
+    Accept,
+    /// `--run-tick FILE`: whenever FILE exists, writes `tick` to stdout and removes it.
+    Tick,
 }
 
 static USR1_SEEN: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: c_int) {
+    INTERRUPTED.store(true, SeqCst);
+}
+
+/// Appends `line` and a newline to `path`.
+fn append(path: &str, line: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    writeln!(f, "{line}").unwrap();
+}
 extern "C" fn on_usr1(_: c_int) {
     USR1_SEEN.store(true, SeqCst);
 }
@@ -340,6 +365,52 @@ impl Run for Probe {
         }
         match self.run {
             RunMode::Exit(code) => code,
+            RunMode::SignalLog => {
+                let file = self.run_file.clone().unwrap();
+                let pipe = pandaemonium::SignalPipe::get().expect("a signal pipe");
+                loop {
+                    pipe.wait(&[], -1).unwrap();
+                    for sig in pipe.pending() {
+                        append(&file, &sig.number().to_string());
+                        if sig == Signal::TERM {
+                            return 0;
+                        }
+                    }
+                }
+            }
+            RunMode::Accept => {
+                let file = self.run_file.clone().unwrap();
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                write_atomically(&format!("{file}.listening"), "listening\n");
+                // accept(2) itself: std's `accept` retries on EINTR.
+                use std::os::fd::AsRawFd;
+                // SAFETY: accept on our own listening socket, no address wanted.
+                let r = unsafe {
+                    libc::accept(
+                        listener.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    )
+                };
+                assert_eq!(r, -1, "nobody connects");
+                let e = std::io::Error::last_os_error();
+                let text = format!(
+                    "accept={}\nflag={}\n",
+                    e.raw_os_error().unwrap_or(0),
+                    INTERRUPTED.load(SeqCst)
+                );
+                write_atomically(&file, &text);
+                0
+            }
+            RunMode::Tick => {
+                let file = self.run_file.clone().unwrap();
+                loop {
+                    if std::fs::remove_file(&file).is_ok() {
+                        raw_write(1, b"tick\n");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
             RunMode::Wait => loop {
                 if USR1_SEEN.swap(false, SeqCst) {
                     // A user handler offered the same clean-up as SIGTERM.
@@ -596,6 +667,9 @@ fn main() {
                     "dfl" => Action::Default,
                     "exit" => Action::Exit,
                     "usr1flag" => Action::Handler(on_usr1),
+                    "interrupt" => Action::Interrupt(on_interrupt),
+                    "pipe" => Action::Pipe,
+                    "reopen" => Action::ReopenStdio,
                     _ => fail_usage("action"),
                 };
                 check(daemon.signal(sig, action).map(drop));
@@ -773,6 +847,17 @@ fn main() {
                 }
             }
             "--exit" => probe.run = RunMode::Exit(next(&mut i).parse().unwrap()),
+            "--run-signal-log" | "--run-accept" | "--run-tick" => {
+                probe.run = match a.as_str() {
+                    "--run-signal-log" => RunMode::SignalLog,
+                    "--run-accept" => RunMode::Accept,
+                    _ => RunMode::Tick,
+                };
+                probe.run_file = Some(next(&mut i));
+            }
+            "--reopenable" => {
+                daemon.reopenable_stdio(true);
+            }
             "--wait-ready" => {
                 let secs = next(&mut i).parse().unwrap();
                 daemon
