@@ -273,7 +273,17 @@
 //! a closed number: its reads fail with `EBADF`, or, once something else opened that
 //! number, go to the wrong file, and std aborts on `EBADF` when it drops it ("IO Safety
 //! violation"). Pass every descriptor the daemon keeps to `inherit_file` (with `std`,
-//! [`Builder::inherit_file`]) before starting, or open it after the stages.
+//! [`Builder::inherit_file`], or [`Builder::start_with`], which keeps a listener and
+//! hands it to the closure) before starting, or open it after the stages.
+//!
+//! # Signals in a server loop
+//!
+//! [`Action::Interrupt`] installs a handler without `SA_RESTART` (a blocking
+//! `accept(2)` returns `EINTR`); [`Action::Pipe`] routes a signal into a non-blocking
+//! self-pipe that stage 7 makes, read with [`SignalPipe`] (poll it beside the
+//! daemon's sockets with [`SignalPipe::wait`]); [`reopen_stdio`] reopens stage 9's
+//! files in place after log rotation ([`Config::reopenable_stdio`], or
+//! [`Action::ReopenStdio`] on a signal). `examples/echo_server.rs` puts them together.
 //!
 //! # Features
 //!
