@@ -18,7 +18,7 @@ use std::process::Stdio;
 use pandaemonium::{Errno, Error, Stage};
 use support::{alive, comm, fd_target, fds, host, ppid, wait_exit, wait_until, TempDir};
 
-use support::tool::{expect, pids, run, tool, TOOL};
+use support::tool::{expect, pids, run, start, tool, TOOL};
 
 fn pid_in(path: &Path) -> i32 {
     pids(path)
@@ -41,17 +41,6 @@ fn kill(pid: i32, sig: i32) {
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// Starts `program` under `--pid-file pid` with `opts`; the pid in the file.
-fn start(pid: &Path, opts: &[&str], program: &[&str]) -> i32 {
-    let mut args = vec!["start", "--pid-file", s(pid)];
-    args.extend_from_slice(opts);
-    args.push("--");
-    args.extend_from_slice(program);
-    let out = expect(0, &args);
-    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
-    pids(pid).0.expect("a pid in the pid file")
 }
 
 #[test]

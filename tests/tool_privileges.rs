@@ -18,7 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use support::tool::{expect, pids, run, Out, TOOL};
+use support::tool::{expect, pids, run, start, Out, TOOL};
 use support::{alive, wait_until, TempDir};
 
 /// The python PROGRAM binds with: the system's, which `nobody` may run (a pyenv shim
@@ -37,18 +37,6 @@ const NO_CAPS: &str = "0000000000000000";
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// Starts `program` under `--pid-file pid` with `opts` (exit 0, nothing printed); the
-/// pid in the file.
-fn start(pid: &Path, opts: &[&str], program: &[&str]) -> i32 {
-    let mut args = vec!["start", "--pid-file", s(pid)];
-    args.extend_from_slice(opts);
-    args.push("--");
-    args.extend_from_slice(program);
-    let out = expect(0, &args);
-    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
-    pids(pid).0.expect("a pid in the pid file")
 }
 
 /// `stop`s the daemon of `pid_file`, and waits until `pid` is gone.

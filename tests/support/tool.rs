@@ -57,3 +57,15 @@ pub fn pids(path: &std::path::Path) -> (Option<i32>, Option<i32>) {
     let mut lines = text.lines().map(|l| l.parse().ok());
     (lines.next().flatten(), lines.next().flatten())
 }
+
+/// Runs `start --pid-file PID OPTS -- PROGRAM...`, which must exit 0 saying nothing;
+/// the pid in the pid file.
+pub fn start(pid: &std::path::Path, opts: &[&str], program: &[&str]) -> i32 {
+    let mut args = vec!["start", "--pid-file", pid.to_str().unwrap()];
+    args.extend_from_slice(opts);
+    args.push("--");
+    args.extend_from_slice(program);
+    let out = expect(0, &args);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+    pids(pid).0.expect("a pid in the pid file")
+}
