@@ -416,8 +416,8 @@ impl Syslog {
 
     /// Writes the header for `pid` at the start of the buffer (no message pending).
     fn header(&mut self, pid: u32) {
-        let pri = Dec::unsigned(u64::from(self.pri));
-        let pid_text = Dec::unsigned(u64::from(pid));
+        let pri = Dec::new(i64::from(self.pri));
+        let pid_text = Dec::new(i64::from(pid));
         let tag = &self.tag[..self.tag_len];
         let mut at = 0;
         let parts: [&[u8]; 7] = [

@@ -92,10 +92,13 @@ impl Run for Launch<'_> {
 
     fn run(&mut self) -> i32 {
         match self.supervise {
-            Some(restart) => {
-                let output = core::mem::take(&mut self.output);
-                supervise::run(&self.program, self.report(), self.lock, restart, output)
-            }
+            Some(restart) => supervise::run(
+                &self.program,
+                self.report(),
+                self.lock,
+                restart,
+                self.output,
+            ),
             None => {
                 let e = self.program.exec();
                 // Still here: remove the pid file first, so that it is gone by the time

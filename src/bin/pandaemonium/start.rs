@@ -20,7 +20,7 @@ use core::ffi::{c_char, c_int, CStr};
 use core::time::Duration;
 
 use pandaemonium::notify::NotifyListener;
-use pandaemonium::syslog::{self, Facility, Severity, Syslog};
+use pandaemonium::syslog::{self, Facility, Severity};
 use pandaemonium::{
     os, Action, Capabilities, Capability, Config, Daemon, Detach, ErrorKind, ProcessIds, Program,
     ReadySource, Signal, Stdio, PATH_CAPACITY,
@@ -30,7 +30,7 @@ use crate::args::{self, Cursor, Item, Parsed};
 use crate::launch::Launch;
 use crate::out::Msg;
 use crate::report::{self, Received, Record};
-use crate::supervise::{self, Output};
+use crate::supervise::{self, Output, SyslogTo};
 
 /// Default delay before a restart, in milliseconds (FreeBSD daemon(8) `-R`: 1 s).
 const RESTART_DELAY_MS: u64 = 1000;
@@ -481,16 +481,26 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         // The tag: PROGRAM's name without its directory, unless given.
         if tag.is_empty() {
             let name = cur.args.get(opts.program).map_or(&b""[..], CStr::to_bytes);
-            tag = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+            tag = match name.iter().rposition(|&b| b == b'/') {
+                Some(slash) => &name[slash + 1..],
+                None => name,
+            };
         }
-        let sender = Syslog::new(socket, facility, severity, tag).map_err(|_| {
+        let to = SyslogTo {
+            socket,
+            facility,
+            severity,
+            tag,
+        };
+        // Made here only to check the socket's path: the supervisor makes its own.
+        to.sender().map_err(|_| {
             args::bad_value(
                 "syslog-socket",
                 socket,
                 "not a socket path (1 to 107 bytes)",
             )
         })?;
-        opts.output.syslog = Some(sender);
+        opts.output.syslog = Some(to);
     }
     if (syslog || opts.output.file.is_some()) && !opts.supervise {
         return Err(Msg::error()

@@ -57,7 +57,7 @@
 
 use core::ffi::{c_int, CStr};
 
-use pandaemonium::syslog::Syslog;
+use pandaemonium::syslog::{Facility, Severity, Syslog};
 use pandaemonium::{os, Errno, Exit, Program};
 
 use crate::out::Msg;
@@ -116,12 +116,30 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 pub const STABLE_MS: u64 = 60_000;
 
 /// Where PROGRAM's output goes when the supervisor carries it: `--log`, `--syslog`.
-#[derive(Default)]
+/// Plain data: the sender is made in the supervisor.
+#[derive(Clone, Copy, Default)]
 pub struct Output {
     /// `--log FILE`, an absolute path.
     pub file: Option<&'static CStr>,
-    /// `--syslog`: its sender, made before fork (it opens nothing until a line comes).
-    pub syslog: Option<Syslog>,
+    /// `--syslog`.
+    pub syslog: Option<SyslogTo>,
+}
+
+/// `--syslog`'s socket, facility, priority and tag.
+#[derive(Clone, Copy)]
+pub struct SyslogTo {
+    pub socket: &'static CStr,
+    pub facility: Facility,
+    pub severity: Severity,
+    pub tag: &'static [u8],
+}
+
+impl SyslogTo {
+    /// The sender (which opens nothing until a line comes); `start` makes one first to
+    /// check the socket's path.
+    pub fn sender(&self) -> Result<Syslog, Errno> {
+        Syslog::new(self.socket, self.facility, self.severity, self.tag)
+    }
 }
 
 /// The mode of a `--log` file the supervisor creates, before the umask.
@@ -176,15 +194,20 @@ impl Logger {
                 Record::LogFailed(e)
             })?;
         }
-        let fds = os::pipe().and_then(|(r, w)| Ok((r, w, os::signalfd(&WAITED)?)));
-        let (read_end, write_end, signals) = fds.map_err(|e| {
+        // (The socket's path was checked by `start`.)
+        let syslog = output.syslog.map(|to| to.sender()).transpose();
+        let opened = syslog.and_then(|syslog| {
+            let (r, w) = os::pipe()?;
+            Ok((syslog, r, w, os::signalfd(&WAITED)?))
+        });
+        let (syslog, read_end, write_end, signals) = opened.map_err(|e| {
             Msg::exec_failed(name, e).to(2);
             Record::ExecFailed(e)
         })?;
         Ok(Logger {
             file: output.file,
             log_fd,
-            syslog: output.syslog,
+            syslog,
             read_end,
             write_end,
             signals,
