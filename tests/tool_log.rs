@@ -359,6 +359,35 @@ fn log_and_syslog_together_follow_a_restarted_program() {
     assert_eq!(wait_exit(supervisor), Some(128 + libc::SIGTERM));
 }
 
+/// What PROGRAM left in the pipe when it ended is logged before the supervisor ends:
+/// 60 KB written while the supervisor was stopped, and an unended last line.
+#[test]
+fn output_left_when_program_ends_is_logged() {
+    let dir = TempDir::new("tool-log-drain");
+    let pid_file = dir.join("p.pid");
+    let log = dir.join("out.log");
+    let (program, supervisor) = start(
+        &pid_file,
+        &["--log", s(&log)],
+        &script(&dir, ":", "head -c 60000 /dev/zero | tr '\\0' x; exit 0"),
+    );
+    kill(supervisor, libc::SIGSTOP);
+    go(&dir);
+    wait_until("PROGRAM ended", || !alive(program));
+    kill(supervisor, libc::SIGCONT);
+    assert_eq!(wait_exit(supervisor), Some(0));
+    assert_eq!(read(&log), "x".repeat(60_000));
+    let mut listener = Listener::bind(dir.join("log.sock"));
+    let (program, supervisor) = start(
+        &pid_file,
+        &["--syslog", "--syslog-socket", s(&listener.path)],
+        &script(&dir, ":", "printf 'last words'; exit 0"),
+    );
+    go(&dir);
+    assert_eq!(wait_exit(supervisor), Some(0));
+    listener.until_line(&format!("<29>sh[{program}]: last words"));
+}
+
 #[test]
 fn log_and_syslog_usage_errors_exit_2_with_one_line_before_any_fork() {
     let dir = TempDir::new("tool-log-usage");
