@@ -1,5 +1,6 @@
 //! Thin system-call wrappers for programs built on the crate: the ones the stages use
-//! themselves, one call each, `Result<_, Errno>`, no allocation.
+//! themselves, and the few a supervisor adds (`open`, `poll`, `signalfd`), one call
+//! each, `Result<_, Errno>`, no allocation.
 //!
 //! For `no_std` service starters and supervisors (the `pandaemonium` tool is built on
 //! them) that would otherwise carry their own copy of this layer. Each function says
@@ -118,8 +119,8 @@ mod tests {
             revents: 0,
         }];
         #[allow(unsafe_code)]
-        // SAFETY: the set is initialised by sigemptyset; pthread_sigmask and raise
-        // take it and integers.
+        // SAFETY: the set is initialised by sigemptyset; pthread_sigmask and
+        // pthread_kill take it and integers (this thread's own handle).
         unsafe {
             let mut set = core::mem::zeroed::<libc::sigset_t>();
             libc::sigemptyset(&mut set);
