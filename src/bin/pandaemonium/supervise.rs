@@ -161,18 +161,20 @@ pub fn log_failed(path: &CStr, e: Errno) -> Msg {
     m
 }
 
+/// How the `--log` file is opened: appended to, created if missing, never the
+/// controlling terminal (stage 9's flags for its outputs).
+const LOG_FLAGS: c_int = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY;
+
 /// Opens (creates) the `--log` file for appending.
 fn open_log(path: &CStr) -> Result<c_int, Errno> {
-    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY;
-    os::open(path, flags, LOG_MODE)
+    os::open(path, LOG_FLAGS, LOG_MODE)
 }
 
 /// PROGRAM's output on its way: the pipe it writes to, the signals' descriptor polled
 /// beside it, the log file, the syslog sender.
 struct Logger {
-    file: Option<&'static CStr>,
-    /// The open `--log` file (when `file` is set).
-    log_fd: c_int,
+    /// `--log FILE` and its open descriptor.
+    file: Option<(&'static CStr, c_int)>,
     syslog: Option<Syslog>,
     read_end: c_int,
     /// PROGRAM's stdout and stderr.
@@ -187,12 +189,13 @@ impl Logger {
     /// Opens the log file, the pipe and the signals' descriptor; what to report when one
     /// fails (its message printed).
     fn open(output: Output, name: &CStr) -> Result<Logger, Record> {
-        let mut log_fd = -1;
+        let mut file = None;
         if let Some(path) = output.file {
-            log_fd = open_log(path).map_err(|e| {
+            let fd = open_log(path).map_err(|e| {
                 log_failed(path, e).to(2);
                 Record::LogFailed(e)
             })?;
+            file = Some((path, fd));
         }
         // (The socket's path was checked by `start`.)
         let syslog = output.syslog.map(|to| to.sender()).transpose();
@@ -205,8 +208,7 @@ impl Logger {
             Record::ExecFailed(e)
         })?;
         Ok(Logger {
-            file: output.file,
-            log_fd,
+            file,
             syslog,
             read_end,
             write_end,
@@ -234,9 +236,9 @@ impl Logger {
         let mut buf = [0u8; READ_SIZE];
         let n = os::read(self.read_end, &mut buf).unwrap_or(0);
         let bytes = &buf[..n];
-        if self.file.is_some() {
+        if let Some((_, fd)) = self.file {
             // A full disk loses output: nothing better to do, and the pipe must drain.
-            let _ = os::write_all(self.log_fd, bytes);
+            let _ = os::write_all(fd, bytes);
         }
         if let Some(syslog) = &mut self.syslog {
             // Lines nobody listens for are dropped (see the syslog module).
@@ -265,16 +267,16 @@ impl Logger {
     /// SIGHUP: reopens the log file (renamed by logrotate, say), or keeps the old one;
     /// false without `--log` (HUP is then PROGRAM's).
     fn reopen(&mut self) -> bool {
-        let Some(path) = self.file else {
+        let Some((path, old)) = &mut self.file else {
             return false;
         };
         match open_log(path) {
             Ok(fd) => {
-                os::close(self.log_fd);
-                self.log_fd = fd;
+                os::close(*old);
+                *old = fd;
             }
             Err(e) => {
-                for fd in [self.log_fd, 2] {
+                for fd in [*old, 2] {
                     log_failed(path, e)
                         .s(" (on SIGHUP; still writing to the old file)")
                         .to(fd);
