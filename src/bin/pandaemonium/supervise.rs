@@ -145,6 +145,9 @@ impl SyslogTo {
 /// The mode of a `--log` file the supervisor creates, before the umask.
 const LOG_MODE: libc::mode_t = 0o640;
 
+/// `poll(2)`'s timeout that waits for as long as it takes.
+const NO_LIMIT: c_int = -1;
+
 /// How much of PROGRAM's output is read at once.
 const READ_SIZE: usize = 4096;
 
@@ -220,7 +223,7 @@ impl Logger {
     /// Waits up to `timeout_ms` (`None`: no limit) for a signal or PROGRAM's output,
     /// and takes the output that came.
     fn wait(&mut self, timeout_ms: Option<u64>) {
-        let ms = timeout_ms.map_or(-1, |ms| ms.min(c_int::MAX as u64) as c_int);
+        let ms = timeout_ms.map_or(NO_LIMIT, |ms| ms.min(c_int::MAX as u64) as c_int);
         let mut fds = [self.signals, self.read_end].map(|fd| libc::pollfd {
             fd,
             events: libc::POLLIN,
