@@ -258,3 +258,63 @@ pub(crate) fn fill_closed_stdio(fds: core::ops::Range<c_int>) -> Result<(), Erro
     sys::close(null);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A NUL-terminated path of `len` bytes (NUL excluded), `/` then `x`s.
+    fn path(buf: &mut [u8; 2048], len: usize) -> &CStr {
+        buf[0] = b'/';
+        buf[1..len].fill(b'x');
+        buf[len] = 0;
+        CStr::from_bytes_with_nul(&buf[..=len]).unwrap()
+    }
+
+    #[test]
+    fn reopenable_paths_fit_in_the_capacity_nuls_included() {
+        let (mut a, mut b) = ([0u8; 2048], [0u8; 2048]);
+        // Two paths that take exactly REOPEN_CAPACITY bytes with their NULs, then one
+        // more byte.
+        let first = path(&mut a, 500);
+        let exact = path(&mut b, REOPEN_CAPACITY - 501 - 1);
+        let streams = [None, Some(Stdio::Path(first)), Some(Stdio::Path(exact))];
+        assert!(check_reopenable(&streams).is_ok());
+        let mut c = [0u8; 2048];
+        let over = path(&mut c, REOPEN_CAPACITY - 501);
+        let streams = [None, Some(Stdio::Path(first)), Some(Stdio::Path(over))];
+        let e = check_reopenable(&streams).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Capacity);
+        // One path alone, as long as the capacity allows, or one byte longer.
+        let mut d = [0u8; 2048];
+        let alone = [
+            Some(Stdio::Path(path(&mut d, REOPEN_CAPACITY - 1))),
+            None,
+            None,
+        ];
+        assert!(check_reopenable(&alone).is_ok());
+        let alone = [Some(Stdio::Path(path(&mut d, REOPEN_CAPACITY))), None, None];
+        assert!(check_reopenable(&alone).is_err());
+        let relative = [None, Some(Stdio::Path(c"log")), Some(Stdio::Null)];
+        let e = check_reopenable(&relative).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidConfig);
+    }
+
+    // The only test that fills the kept paths (they are the process's own, kept once).
+    #[test]
+    fn each_stream_keeps_its_own_path() {
+        assert_eq!(remembered(1), None, "nothing before stage 9");
+        let streams = [
+            Some(Stdio::Path(c"/in")),
+            Some(Stdio::Null),
+            Some(Stdio::Path(c"/var/log/err.log")),
+        ];
+        remember(&streams).unwrap();
+        assert_eq!(remembered(0), Some(c"/in"));
+        assert_eq!(remembered(1), None, "not a path");
+        assert_eq!(remembered(2), Some(c"/var/log/err.log"));
+        // Kept once: a second call changes nothing.
+        remember(&[None, Some(Stdio::Path(c"/other")), None]).unwrap();
+        assert_eq!(remembered(1), None);
+    }
+}
