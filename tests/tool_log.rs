@@ -388,6 +388,43 @@ fn output_left_when_program_ends_is_logged() {
     listener.until_line(&format!("<29>sh[{program}]: last words"));
 }
 
+/// Whether `sig` is pending for the whole process `pid` (`ShdPnd`).
+fn pending(pid: i32, sig: i32) -> bool {
+    let mask = u64::from_str_radix(&support::status(pid)["ShdPnd"], 16).unwrap();
+    mask & (1 << (sig - 1)) != 0
+}
+
+/// Between restarts (no PROGRAM running), HUP still reopens the log, a signal that
+/// does not mean "stop" leaves the supervisor waiting, and TERM ends it.
+#[test]
+#[cfg_attr(
+    qemu,
+    ignore = "qemu-user shows its own signal state in /proc (host numbers, all fatal signals caught)"
+)]
+fn signals_between_restarts() {
+    let dir = TempDir::new("tool-log-idle");
+    let pid_file = dir.join("p.pid");
+    let log = dir.join("out.log");
+    let (_, supervisor) = start(
+        &pid_file,
+        &["--restart=60", "--log", s(&log)],
+        "echo failing; exit 3",
+    );
+    wait_until("waiting to restart", || {
+        pids(&pid_file) == (Some(supervisor), Some(supervisor))
+    });
+    kill(supervisor, libc::SIGUSR1);
+    wait_until("USR1 taken", || !pending(supervisor, libc::SIGUSR1));
+    // HUP, after it: the supervisor is still there to reopen the log.
+    fs::rename(&log, dir.join("out.log.1")).unwrap();
+    kill(supervisor, libc::SIGHUP);
+    wait_until("FILE reopened", || log.exists());
+    kill(supervisor, libc::SIGTERM);
+    assert_eq!(wait_exit(supervisor), Some(0));
+    assert!(!pid_file.exists());
+    assert_eq!(read(&dir.join("out.log.1")), "failing\n");
+}
+
 #[test]
 fn log_and_syslog_usage_errors_exit_2_with_one_line_before_any_fork() {
     let dir = TempDir::new("tool-log-usage");

@@ -258,9 +258,10 @@ impl Logger {
                 events: libc::POLLIN,
                 revents: 0,
             }];
-            if os::poll(&mut fds, 0) != Ok(1) || self.take() < READ_SIZE {
+            if os::poll(&mut fds, 0) != Ok(1) {
                 break;
             }
+            self.take();
         }
         if let Some(syslog) = &mut self.syslog {
             let _ = syslog.flush();
