@@ -387,7 +387,7 @@ impl Syslog {
     ///
     /// As [`write`](Self::write).
     pub fn flush(&mut self) -> Result<(), Errno> {
-        if self.len > self.head && self.buf[self.len - 1] == b'\r' {
+        if self.buf[self.head..self.len].last() == Some(&b'\r') {
             self.len -= 1;
         }
         let result = if self.len > self.head {
