@@ -479,6 +479,9 @@ impl Drop for Syslog {
     }
 }
 
+/// Never block, never raise `SIGPIPE`.
+const SEND_FLAGS: c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+
 /// `send(2)` of one datagram with `MSG_DONTWAIT | MSG_NOSIGNAL`, retried on `EINTR`.
 /// Async-signal-safe.
 fn send_datagram(fd: c_int, buf: &[u8]) -> Result<(), Errno> {
@@ -489,7 +492,7 @@ fn send_datagram(fd: c_int, buf: &[u8]) -> Result<(), Errno> {
                 fd,
                 buf.as_ptr().cast(),
                 buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                SEND_FLAGS,
             )
         };
         if ret >= 0 {
