@@ -487,14 +487,7 @@ const SEND_FLAGS: c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
 fn send_datagram(fd: c_int, buf: &[u8]) -> Result<(), Errno> {
     loop {
         // SAFETY: buf is valid readable memory of buf.len() bytes.
-        let ret = unsafe {
-            libc::send(
-                fd,
-                buf.as_ptr().cast(),
-                buf.len(),
-                SEND_FLAGS,
-            )
-        };
+        let ret = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), SEND_FLAGS) };
         if ret >= 0 {
             return Ok(());
         }
