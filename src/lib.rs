@@ -300,7 +300,7 @@
 // Without std, the std items named above don't exist: point their links at the table.
 #![cfg_attr(
     not(feature = "std"),
-    doc = "[`Builder`]: #features\n[`Launched`]: #features\n[`StartError`]: #features\n[`PidFileGuard`]: #features\n[`PidLockFile::at`]: #features\n[`Builder::inherit_file`]: #features"
+    doc = "[`Builder`]: #features\n[`Launched`]: #features\n[`StartError`]: #features\n[`PidFileGuard`]: #features\n[`PidLockFile::at`]: #features\n[`Builder::inherit_file`]: #features\n[`Builder::start_with`]: #features"
 )]
 #![no_std]
 #![deny(unsafe_code, missing_docs, clippy::undocumented_unsafe_blocks)]
