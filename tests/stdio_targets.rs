@@ -28,7 +28,7 @@ fn fd_1_and_2_are_the_launchers_stdout_and_stderr() {
     let r = support::probe_via_sh(
         &dir,
         &format!(
-            "--stdout fd:1 --stderr fd:2 --write-in-run from-the-daemon --report {}",
+            "--stdout fd:1 --stderr fd:2 --write-line-in-run from-the-daemon --report {}",
             report.display()
         ),
         &format!("2>{}", err.display()),

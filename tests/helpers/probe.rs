@@ -715,6 +715,11 @@ fn main() {
             "--say-bytes" => probe.say_bytes = next(&mut i).parse().unwrap(),
             "--print-in-run" => probe.print_in_run = Some(next(&mut i)),
             "--write-in-run" => probe.write_in_run = Some(CString::new(next(&mut i)).unwrap()),
+            // The same with a newline (a whole line: it can't split a line the launcher
+            // writes to the same file).
+            "--write-line-in-run" => {
+                probe.write_in_run = Some(CString::new(next(&mut i) + "\n").unwrap())
+            }
             "--inspectable" => probe.inspectable = true,
             "--poll-fail" => probe.poll_fail = true,
             "--skip-detach" => probe.skip_detach = true,
