@@ -388,6 +388,42 @@ fn output_left_when_program_ends_is_logged() {
     listener.until_line(&format!("<29>sh[{program}]: last words"));
 }
 
+/// A PROGRAM that keeps failing: each run's output in FILE, the supervisor's own
+/// messages on its stderr (not in FILE), the delay doubling from one restart to the
+/// next (a run shorter than a minute does not reset it).
+#[test]
+fn a_failing_program_logs_each_run_and_backs_off() {
+    let dir = TempDir::new("tool-log-backoff");
+    let pid_file = dir.join("p.pid");
+    let log = dir.join("out.log");
+    let stderr = dir.join("supervisor.log");
+    let (_, supervisor) = start(
+        &pid_file,
+        &["--restart=0.05", "--log", s(&log), "--stderr", s(&stderr)],
+        "echo run; exit 3",
+    );
+    let delays = || -> Vec<String> {
+        read(&stderr)
+            .lines()
+            .filter_map(|l| l.split_once("; restarting in "))
+            .map(|(_, d)| d.to_string())
+            .collect()
+    };
+    wait_until("three restarts", || delays().len() >= 3);
+    assert_eq!(
+        delays()[..3],
+        ["0.05 s", "0.1 s", "0.2 s"],
+        "{}",
+        read(&stderr)
+    );
+    wait_until("the fourth run", || {
+        read(&log).matches("run\n").count() >= 4
+    });
+    assert!(!read(&log).contains("pandaemonium"), "{}", read(&log));
+    expect(0, ["stop", "--pid-file", s(&pid_file)]);
+    wait_exit(supervisor);
+}
+
 /// Whether `sig` is pending for the whole process `pid` (`ShdPnd`).
 fn pending(pid: i32, sig: i32) -> bool {
     let mask = u64::from_str_radix(&support::status(pid)["ShdPnd"], 16).unwrap();
