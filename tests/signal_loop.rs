@@ -60,6 +60,10 @@ fn a_handler_without_sa_restart_interrupts_a_blocking_accept() {
 }
 
 #[test]
+#[cfg_attr(
+    qemu,
+    ignore = "qemu-user queues a guest's pending signals itself and may run their handlers nested, in reverse, whatever the handler's mask (seen on riscv64)"
+)]
 fn the_signal_pipe_delivers_hup_usr1_and_term_in_order() {
     let dir = TempDir::new("sigorder");
     let log = dir.join("signals");
