@@ -433,10 +433,6 @@ fn pending(pid: i32, sig: i32) -> bool {
 /// Between restarts (no PROGRAM running), HUP still reopens the log, a signal that
 /// does not mean "stop" leaves the supervisor waiting, and TERM ends it.
 #[test]
-#[cfg_attr(
-    qemu,
-    ignore = "qemu-user shows its own signal state in /proc (host numbers, all fatal signals caught)"
-)]
 fn signals_between_restarts() {
     let dir = TempDir::new("tool-log-idle");
     let pid_file = dir.join("p.pid");
