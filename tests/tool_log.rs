@@ -272,10 +272,10 @@ fn program_keeps_running_while_no_syslog_daemon_listens() {
     let mut listener = Listener::bind(dir.join("log.sock"));
     let flood = dir.join("flood");
     let wrote = dir.join("wrote");
-    // Each go: 1 MB in lines of 100 bytes while DIR/flood exists, then a file, then a
-    // line.
+    // Each go: 10,000 lines of 99 bytes (fold leaves the last one unended: echo ends
+    // it) while DIR/flood exists, then a file, then a line.
     let each = format!(
-        "if [ -e '{}' ]; then head -c 1000000 /dev/zero | tr '\\0' y | fold -w 99; fi; \
+        "if [ -e '{}' ]; then head -c 990000 /dev/zero | tr '\\0' y | fold -w 99; echo; fi; \
          : > '{}'; echo done",
         s(&flood),
         s(&wrote)
