@@ -70,9 +70,9 @@ if [ -f "$ROOT/examples/bench_daemon.rs" ]; then
     # Readiness (section 7): the tool and the readiness example, no_std, as ci/size.sh
     # builds them.
     dir=$ROOT/target/bench-ready
-    say "cargo build --profile min-size --no-default-features --bin pandaemonium --example ready_daemon --target $TARGET (CARGO_TARGET_DIR=${dir#$ROOT/})"
+    say "cargo build --profile min-size --no-default-features --features tool --bin pandaemonium --example ready_daemon --target $TARGET (CARGO_TARGET_DIR=${dir#$ROOT/})"
     (cd "$ROOT" && RUSTFLAGS="$PDM_SIZE_FLAGS" CARGO_TARGET_DIR=$dir "$CARGO" build -q --profile min-size \
-        --no-default-features --bin pandaemonium --example ready_daemon --target "$TARGET")
+        --no-default-features --features tool --bin pandaemonium --example ready_daemon --target "$TARGET")
     READY=("$dir/$TARGET/min-size/pandaemonium" "$dir/$TARGET/min-size/examples/ready_daemon")
 else
     NOTE="examples/bench_daemon.rs does not exist yet: rows ours-nostd and ours-std are SKIPPED; this run measures the peers only."

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Static footprint: the minimal no_std daemon (examples/nostd_minimal.rs) and the
-# `pandaemonium` tool, built --no-default-features with the min-size profile
+# `pandaemonium` tool (with every option: --features tool; and without the optional
+# parts, the tool-* features: --notify, --chroot, --log...), built
+# --no-default-features with the min-size profile
 # (opt-level z, lto, codegen-units 1, panic=abort, strip), static, for each target in
 # ci/targets/*.env; prints one markdown table of stripped sizes in bytes. For
 # x86_64-unknown-linux-musl it also builds the C reference, bench/peers/c/ninestage.c
@@ -25,7 +27,7 @@ OUT="${CARGO_TARGET_DIR:-$PWD/target}"
 SIZE_FLAGS=$PDM_SIZE_FLAGS
 rows=() fail=0
 
-build_one() { # $1 triple, $2 what (--example nostd_minimal | --bin pandaemonium)
+build_one() { # $1 triple, $2 what (--example nostd_minimal | --bin pandaemonium [--features tool])
   local t=$1 what=$2
   set +u; . "$CI_DIR/targets/$t.env"; set -u
   local var="CARGO_TARGET_$(echo "$t" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
@@ -73,8 +75,8 @@ for t in "$@"; do
   [ -f "$CI_DIR/targets/$t.env" ] || { echo "size.sh: no ci/targets/$t.env" >&2; fail=1; continue; }
   libc=musl; case $t in *-gnu*) libc=glibc ;; esac
   sizes=()
-  for what in "--example nostd_minimal" "--bin pandaemonium"; do
-    name=${what##* }
+  for what in "--example nostd_minimal" "--bin pandaemonium --features tool" "--bin pandaemonium"; do
+    name=${what#* }; name=${name%% *}
     dir="$OUT/size/$t/min-size"; [ "$name" = nostd_minimal ] && dir="$dir/examples"
     if ( build_one "$t" "$what" ) && [ -f "$dir/$name" ]; then
       sizes+=("$(stat -c %s "$dir/$name")")
@@ -89,11 +91,11 @@ for t in "$@"; do
     # Without musl-gcc the column says n/a; with it, a failed C build fails the run.
     [ -z "$c" ] && command -v musl-gcc >/dev/null 2>&1 && fail=1
   fi
-  rows+=("| $t | $libc | ${sizes[0]} | ${sizes[1]} | ${c:-n/a} | $(ratio "${sizes[0]}" "$c") |")
+  rows+=("| $t | $libc | ${sizes[0]} | ${sizes[1]} | ${sizes[2]} | ${c:-n/a} | $(ratio "${sizes[0]}" "$c") |")
 done
 
 echo
-echo "| target | libc (static) | nostd_minimal (bytes) | pandaemonium tool (bytes) | C reference (ninestage.c, musl-gcc -static -Os) (bytes) | nostd_minimal / C |"
-echo "|---|---|---:|---:|---:|---:|"
+echo "| target | libc (static) | nostd_minimal (bytes) | pandaemonium tool (bytes) | tool without tool-* features (bytes) | C reference (ninestage.c, musl-gcc -static -Os) (bytes) | nostd_minimal / C |"
+echo "|---|---|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
 exit $fail

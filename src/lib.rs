@@ -290,9 +290,11 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | [`Builder`] (any closure, `Path`s, users and groups by name), owned [`Launched`] / [`StartError`], `From<Error> for std::io::Error`, [`PidFileGuard`], [`PidLockFile::at`] |
+//! | `tool` | yes | nothing in the library: the `pandaemonium` tool's optional parts, `tool-readiness` (`start --notify`, `--ready-fd`), `tool-privileges` (`--chroot`, `--keep-cap`, `--no-new-privs`), `tool-log` (`--log`, `--syslog`) |
 //!
 //! With `default-features = false` the crate is `#![no_std]`, depending on `libc` and
 //! `heapless` only, and every item above except the `std` row is there unchanged.
+//! (The tool without std: `--no-default-features --features tool`.)
 //! Whatever `std` adds is prepared before fork: the daemon still allocates nothing
 //! until your closure runs. Linux only. MSRV: Rust 1.87 (heapless 0.9's).
 //!

@@ -5,6 +5,7 @@
 //!
 //! PROGRAM is a shell script that writes when the test creates a file (`go`) and
 //! removes it: every wait is for a condition (bounded polls), never for a time.
+#![cfg(feature = "tool-log")]
 
 mod support;
 

@@ -9,6 +9,7 @@
 //! (`/usr/bin/python3`, `/bin/sleep`, the jail's static busybox) and `setpriv` are host
 //! programs the kernel runs natively, and stage 3's `chroot`, `capset` and `prctl`
 //! calls pass through the emulator (seen on all seven qemu targets of `ci/targets`).
+#![cfg(feature = "tool-privileges")]
 
 mod support;
 
@@ -222,6 +223,7 @@ fn usage_errors_of_the_privilege_options() {
             vec!["--keep-cap", "NET_BIND_SERVICE"],
             "start: --keep-cap needs --user, to a user other than root".into(),
         ),
+        #[cfg(feature = "tool-readiness")]
         (
             vec!["--notify", "--chroot", "/"],
             "start: --notify's socket is outside the --chroot jail: use --ready-fd".into(),

@@ -4,6 +4,7 @@
 //! Every process runs in the test's scope (`tests/support`). No test asserts on
 //! elapsed time except as a lower bound or with a wide margin against the timeout
 //! the test chose (an end reported at once, not after the timeout).
+#![cfg(feature = "tool-readiness")]
 
 mod support;
 

@@ -111,6 +111,21 @@ pub fn unknown(name: &[u8]) -> i32 {
     Msg::error().s("unknown option --").v(name).usage()
 }
 
+/// The usage error for an option this build leaves out: `--name: not in this build
+/// (cargo feature FEATURE)`.
+#[cold]
+#[inline(never)]
+#[allow(dead_code)] // every feature on
+pub fn not_built(name: &[u8], feature: &str) -> i32 {
+    Msg::error()
+        .s("--")
+        .v(name)
+        .s(": not in this build (cargo feature ")
+        .s(feature)
+        .s(")")
+        .usage()
+}
+
 /// The start of the usage error for a value option `--name` refuses: `--name VALUE: `.
 #[cold]
 #[inline(never)]

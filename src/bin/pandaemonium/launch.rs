@@ -21,7 +21,7 @@ use pandaemonium::{os, Error, Program, Run, Stage, Stages};
 
 use crate::out::Msg;
 use crate::report::{self, Record};
-use crate::supervise;
+use crate::{output, supervise};
 
 /// The daemon: exec PROGRAM, or supervise it (`Some(restart delay)`).
 pub struct Launch<'p> {
@@ -29,7 +29,7 @@ pub struct Launch<'p> {
     report: c_int,
     supervise: Option<Option<u64>>,
     /// PROGRAM's output, when supervised (`--log`, `--syslog`).
-    output: supervise::Output,
+    output: output::Output,
     detached: bool,
     /// The pid file's locked descriptor after stage 6, when there is one.
     lock: Option<c_int>,
@@ -43,7 +43,7 @@ impl<'p> Launch<'p> {
         program: Program<'p>,
         report: c_int,
         supervise: Option<Option<u64>>,
-        output: supervise::Output,
+        output: output::Output,
     ) -> Self {
         Launch {
             program,

@@ -24,6 +24,7 @@ pub enum Record {
     /// The supervisor could not write PROGRAM's pid into the pid file.
     PidFileFailed(Errno),
     /// The supervisor could not open `--log FILE` (PROGRAM was not started).
+    #[cfg(feature = "tool-log")]
     LogFailed(Errno),
 }
 
@@ -38,6 +39,7 @@ pub enum Received {
 const STARTED: u8 = b'S';
 const EXEC: u8 = b'E';
 const PID_FILE: u8 = b'P';
+#[cfg(feature = "tool-log")]
 const LOG: u8 = b'L';
 
 /// Sends `record` on `fd`. Async-signal-safe.
@@ -46,6 +48,7 @@ pub fn send(fd: c_int, record: Record) {
         Record::Started => (STARTED, 0),
         Record::ExecFailed(e) => (EXEC, e.raw()),
         Record::PidFileFailed(e) => (PID_FILE, e.raw()),
+        #[cfg(feature = "tool-log")]
         Record::LogFailed(e) => (LOG, e.raw()),
     };
     let mut rec = [tag, 0, 0, 0, 0];
@@ -65,6 +68,7 @@ pub fn receive(fd: c_int) -> Received {
         STARTED => Received::Record(Record::Started),
         EXEC => Received::Record(Record::ExecFailed(errno)),
         PID_FILE => Received::Record(Record::PidFileFailed(errno)),
+        #[cfg(feature = "tool-log")]
         LOG => Received::Record(Record::LogFailed(errno)),
         _ => Received::Eof,
     }

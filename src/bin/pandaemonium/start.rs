@@ -16,33 +16,48 @@
 //! `--chdir` and the redirections are the jail's too, but the pid file is acquired
 //! here, before the fork, outside the jail.
 
-use core::ffi::{c_char, c_int, CStr};
-use core::time::Duration;
-
-use pandaemonium::notify::NotifyListener;
-use pandaemonium::syslog::{self, Facility, Severity};
-use pandaemonium::{
-    os, Action, Capabilities, Capability, Config, Daemon, Detach, ErrorKind, ProcessIds, Program,
-    ReadySource, Signal, Stdio, PATH_CAPACITY,
+use core::ffi::CStr;
+#[cfg(feature = "tool-readiness")]
+use core::{
+    ffi::{c_char, c_int},
+    time::Duration,
 };
+
+#[cfg(feature = "tool-readiness")]
+use pandaemonium::notify::NotifyListener;
+#[cfg(feature = "tool-log")]
+use pandaemonium::syslog::{self, Facility, Severity};
+#[cfg(feature = "tool-readiness")]
+use pandaemonium::ReadySource;
+use pandaemonium::{
+    os, Action, Config, Daemon, Detach, ErrorKind, ProcessIds, Program, Signal, Stdio,
+    PATH_CAPACITY,
+};
+#[cfg(feature = "tool-privileges")]
+use pandaemonium::{Capabilities, Capability};
 
 use crate::args::{self, Cursor, Item, Parsed};
 use crate::launch::Launch;
 use crate::out::Msg;
+use crate::output::Output;
+#[cfg(feature = "tool-log")]
+use crate::output::{self, SyslogTo};
 use crate::report::{self, Received, Record};
-use crate::supervise::{self, Output, SyslogTo};
 
 /// Default delay before a restart, in milliseconds (FreeBSD daemon(8) `-R`: 1 s).
 const RESTART_DELAY_MS: u64 = 1000;
 
+#[cfg(feature = "tool-readiness")]
 /// Default wait for readiness, in milliseconds (systemd's and start-stop-daemon's).
 const READY_TIMEOUT_MS: u64 = 60_000;
 
+#[cfg(feature = "tool-readiness")]
 /// Most environment variables PROGRAM gets with `--notify` (the tool's own, plus
 /// `NOTIFY_SOCKET`).
 const ENV_CAPACITY: usize = 1024;
 
 /// How PROGRAM tells it is ready, and how long to wait (ms).
+#[cfg(feature = "tool-readiness")]
 #[derive(Clone, Copy)]
 enum Ready {
     /// `--notify[=SECS]`: systemd's protocol on a private `NOTIFY_SOCKET`.
@@ -57,6 +72,7 @@ struct Start {
     program: usize,
     supervise: bool,
     restart: Option<u64>,
+    #[cfg(feature = "tool-readiness")]
     ready: Option<Ready>,
     foreground: bool,
     /// `--log`, `--syslog`.
@@ -74,16 +90,23 @@ pub fn main(cur: &mut Cursor) -> i32 {
         return Msg::error().s("start: PROGRAM missing").usage();
     };
     let mut path_buf = [0u8; PATH_CAPACITY];
-    let mut program = match Program::find(name, argv, args.envp(), &mut path_buf) {
+    let program = match Program::find(name, argv, args.envp(), &mut path_buf) {
         Ok(program) => program,
         Err(e) => {
             Msg::exec_failed(name, e).to(2);
             return 1;
         }
     };
-    // `--notify`: a private socket, named in PROGRAM's environment.
+    launch_notified(opts, program)
+}
+
+/// With `--notify`: a private socket, named in PROGRAM's environment; then [`launch`].
+#[cfg(feature = "tool-readiness")]
+fn launch_notified(opts: Start, program: Program<'_>) -> i32 {
     let mut slots: [*const c_char; ENV_CAPACITY] = [core::ptr::null(); ENV_CAPACITY];
     let mut entry = [0u8; 128];
+    // (Shortened to the environment's lifetime.)
+    let mut program = program;
     let mut listener = None;
     if let Some(Ready::Notify(_)) = opts.ready {
         let owner = opts.config.ids_ref().map(|ids| (ids.uid(), ids.gid()));
@@ -113,52 +136,23 @@ pub fn main(cur: &mut Cursor) -> i32 {
     code
 }
 
+/// Without the `tool-readiness` feature: [`launch`].
+#[cfg(not(feature = "tool-readiness"))]
+fn launch_notified(opts: Start, program: Program<'_>) -> i32 {
+    launch(opts, program)
+}
+
 /// Runs the stages; in the original process, waits for PROGRAM's start (and, with
 /// `--notify` or `--ready-fd`, for its readiness).
-fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) -> i32 {
+fn launch(
+    opts: Start,
+    program: Program<'_>,
+    #[cfg(feature = "tool-readiness")] listener: Option<&NotifyListener>,
+) -> i32 {
     let mut config = opts.config;
-    let mut ready_read = None;
-    match (opts.ready, listener) {
-        (Some(Ready::Notify(ms)), Some(l)) => {
-            config.wait_ready_from(
-                ReadySource::Notify(l.as_raw_fd()),
-                Duration::from_millis(ms),
-            );
-        }
-        (Some(Ready::Fd(n, ms)), _) => {
-            // The pipe's write end is put at N here, before any fork, so none of the
-            // core's descriptors can take that number; PROGRAM inherits it (kept
-            // through stage 8, FD_CLOEXEC cleared).
-            let placed = os::pipe().and_then(|(mut r, w)| {
-                if r == n {
-                    let moved = os::dup_at_least(r, n + 1)?;
-                    os::close(r);
-                    r = moved;
-                }
-                ready_read = Some(r);
-                if w != n {
-                    os::dup2(w, n)?;
-                    os::close(w);
-                }
-                os::set_cloexec(n, false)
-            });
-            if let Err(e) = placed {
-                Msg::error().s("--ready-fd: ").errno(e).to(2);
-                return 1;
-            }
-            if let Err(e) = config.inherit_file(n) {
-                Msg::error().error_of(&e).to(2);
-                return 1;
-            }
-            let r = ready_read.unwrap_or(-1);
-            config.wait_ready_from(ReadySource::Pipe(r), Duration::from_millis(ms));
-        }
-        _ => {}
-    }
-    if opts.ready.is_some() {
-        // Waiting needs the fork (whatever a NOTIFY_SOCKET of our own would make of
-        // `auto`); `--foreground` was refused.
-        config.detach(Detach::Always);
+    #[cfg(feature = "tool-readiness")]
+    if let Err(code) = arm_ready(&mut config, opts.ready, listener) {
+        return code;
     }
     let (read_end, write_end) = match os::pipe() {
         Ok(ends) => ends,
@@ -193,6 +187,7 @@ fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) 
         }
     }
     let supervise = opts.supervise.then_some(opts.restart);
+    #[cfg(feature = "tool-log")]
     let log_file = opts.output.file;
     let app = Launch::new(program, write_end, supervise, opts.output);
     let mut daemon = Daemon::with_config(app, config);
@@ -243,8 +238,9 @@ fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) 
             Msg::exec_failed(program.name(), e).to(2);
             return 1;
         }
+        #[cfg(feature = "tool-log")]
         Received::Record(Record::LogFailed(e)) => {
-            supervise::log_failed(log_file.unwrap_or(c""), e).to(2);
+            output::log_failed(log_file.unwrap_or(c""), e).to(2);
             return 1;
         }
         Received::Record(Record::PidFileFailed(e)) => {
@@ -263,12 +259,68 @@ fn launch(opts: Start, program: Program<'_>, listener: Option<&NotifyListener>) 
     1
 }
 
+/// `--notify`, `--ready-fd`: the core waits for PROGRAM's readiness (`wait_ready_from`),
+/// from the listener or a pipe whose write end is put at N; `Err` carries the exit
+/// status, the message printed.
+#[cfg(feature = "tool-readiness")]
+fn arm_ready(
+    config: &mut Config<'static>,
+    ready: Option<Ready>,
+    listener: Option<&NotifyListener>,
+) -> Result<(), i32> {
+    let mut ready_read = None;
+    match (ready, listener) {
+        (Some(Ready::Notify(ms)), Some(l)) => {
+            config.wait_ready_from(
+                ReadySource::Notify(l.as_raw_fd()),
+                Duration::from_millis(ms),
+            );
+        }
+        (Some(Ready::Fd(n, ms)), _) => {
+            // The pipe's write end is put at N here, before any fork, so none of the
+            // core's descriptors can take that number; PROGRAM inherits it (kept
+            // through stage 8, FD_CLOEXEC cleared).
+            let placed = os::pipe().and_then(|(mut r, w)| {
+                if r == n {
+                    let moved = os::dup_at_least(r, n + 1)?;
+                    os::close(r);
+                    r = moved;
+                }
+                ready_read = Some(r);
+                if w != n {
+                    os::dup2(w, n)?;
+                    os::close(w);
+                }
+                os::set_cloexec(n, false)
+            });
+            if let Err(e) = placed {
+                Msg::error().s("--ready-fd: ").errno(e).to(2);
+                return Err(1);
+            }
+            if let Err(e) = config.inherit_file(n) {
+                Msg::error().error_of(&e).to(2);
+                return Err(1);
+            }
+            let r = ready_read.unwrap_or(-1);
+            config.wait_ready_from(ReadySource::Pipe(r), Duration::from_millis(ms));
+        }
+        _ => {}
+    }
+    if ready.is_some() {
+        // Waiting needs the fork (whatever a NOTIFY_SOCKET of our own would make of
+        // `auto`); `--foreground` was refused.
+        config.detach(Detach::Always);
+    }
+    Ok(())
+}
+
 fn parse(cur: &mut Cursor) -> Parsed<Start> {
     let mut opts = Start {
         config: Config::default(),
         program: 0,
         supervise: false,
         restart: None,
+        #[cfg(feature = "tool-readiness")]
         ready: None,
         foreground: false,
         output: Output::default(),
@@ -277,13 +329,20 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
     // Applied after the loop, whatever the order of the options.
     let mut ids: Option<ProcessIds> = None;
     let mut groups: Option<&CStr> = None;
+    #[cfg(feature = "tool-privileges")]
     let mut keep = Capabilities::EMPTY;
+    #[cfg(feature = "tool-privileges")]
     let mut chroot = false;
     // `--syslog[=TAG]`, or one of the options that imply it (as FreeBSD daemon(8)'s).
+    #[cfg(feature = "tool-log")]
     let mut syslog = false;
+    #[cfg(feature = "tool-log")]
     let mut tag: &[u8] = b"";
+    #[cfg(feature = "tool-log")]
     let mut facility = Facility::DAEMON;
+    #[cfg(feature = "tool-log")]
     let mut severity = Severity::NOTICE;
+    #[cfg(feature = "tool-log")]
     let mut socket = syslog::DEFAULT_PATH;
     loop {
         let (name, inline) = match cur.item()? {
@@ -300,7 +359,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         };
         match name {
             b"help" => {
-                crate::out::text(1, crate::HELP);
+                crate::help();
                 return Err(0);
             }
             b"pid-file" => {
@@ -332,6 +391,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 );
             }
             b"groups" => groups = Some(cur.value(name, inline)?),
+            #[cfg(feature = "tool-privileges")]
             b"keep-cap" => {
                 let v = cur.value(name, inline)?;
                 for item in v.to_bytes().split(|&b| b == b',') {
@@ -344,10 +404,12 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     keep = keep.with(cap);
                 }
             }
+            #[cfg(feature = "tool-privileges")]
             b"no-new-privs" => {
                 args::no_value(name, inline)?;
                 config.no_new_privileges(true);
             }
+            #[cfg(feature = "tool-privileges")]
             b"chroot" => {
                 let v = cur.value(name, inline)?;
                 config.chroot_directory(v).map_err(|e| match e.errno() {
@@ -400,11 +462,13 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 config.detach(Detach::Never);
                 opts.foreground = true;
             }
+            #[cfg(feature = "tool-readiness")]
             b"notify" | b"ready-fd" if opts.ready.is_some() => {
                 return Err(Msg::error()
                     .s("start: one of --notify and --ready-fd")
                     .usage())
             }
+            #[cfg(feature = "tool-readiness")]
             b"notify" => {
                 let ms = match inline {
                     None => READY_TIMEOUT_MS,
@@ -412,6 +476,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 };
                 opts.ready = Some(Ready::Notify(ms));
             }
+            #[cfg(feature = "tool-readiness")]
             b"ready-fd" => {
                 let v = cur.value(name, inline)?;
                 let text = v.to_bytes();
@@ -441,6 +506,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                         })?,
                 });
             }
+            #[cfg(feature = "tool-log")]
             b"log" => {
                 let v = cur.value(name, inline)?;
                 if v.to_bytes().first() != Some(&b'/') {
@@ -448,10 +514,12 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 }
                 opts.output.file = Some(v);
             }
+            #[cfg(feature = "tool-log")]
             b"syslog" => {
                 syslog = true;
                 tag = inline.map_or(b"", CStr::to_bytes);
             }
+            #[cfg(feature = "tool-log")]
             b"syslog-facility" => {
                 let v = cur.value(name, inline)?;
                 syslog = true;
@@ -459,6 +527,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     args::bad_value("syslog-facility", v, "not a facility: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0 to local7")
                 })?;
             }
+            #[cfg(feature = "tool-log")]
             b"syslog-priority" => {
                 let v = cur.value(name, inline)?;
                 syslog = true;
@@ -470,13 +539,25 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     )
                 })?;
             }
+            #[cfg(feature = "tool-log")]
             b"syslog-socket" => {
                 socket = cur.value(name, inline)?;
                 syslog = true;
             }
+            #[cfg(not(feature = "tool-privileges"))]
+            b"keep-cap" | b"no-new-privs" | b"chroot" => {
+                return Err(args::not_built(name, "tool-privileges"))
+            }
+            #[cfg(not(feature = "tool-readiness"))]
+            b"notify" | b"ready-fd" => return Err(args::not_built(name, "tool-readiness")),
+            #[cfg(not(feature = "tool-log"))]
+            b"log" | b"syslog" | b"syslog-facility" | b"syslog-priority" | b"syslog-socket" => {
+                return Err(args::not_built(name, "tool-log"))
+            }
             _ => return Err(args::unknown(name)),
         }
     }
+    #[cfg(feature = "tool-log")]
     if syslog {
         // The tag: PROGRAM's name without its directory, unless given.
         if tag.is_empty() {
@@ -502,6 +583,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         })?;
         opts.output.syslog = Some(to);
     }
+    #[cfg(feature = "tool-log")]
     if (syslog || opts.output.file.is_some()) && !opts.supervise {
         return Err(Msg::error()
             .s("start: --log and --syslog need --supervise")
@@ -518,6 +600,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
         };
         ids = Some(set.map_err(|e| args::bad("groups", v).detail(&e).usage())?);
     }
+    #[cfg(feature = "tool-privileges")]
     if !keep.is_empty() {
         // Kept across a switch to another user only (as root, every capability stays).
         if ids.as_ref().is_none_or(|ids| ids.uid() == 0) {
@@ -530,12 +613,14 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
     if let Some(ids) = ids {
         config.ids(ids);
     }
+    #[cfg(all(feature = "tool-privileges", feature = "tool-readiness"))]
     if chroot && matches!(opts.ready, Some(Ready::Notify(_))) {
         // The private socket is under /run or TMPDIR, outside the jail.
         return Err(Msg::error()
             .s("start: --notify's socket is outside the --chroot jail: use --ready-fd")
             .usage());
     }
+    #[cfg(feature = "tool-privileges")]
     if chroot {
         // Exec'd inside the jail: a name looked up here would be the host's.
         if let Some(name) = cur.args.get(opts.program) {
@@ -550,6 +635,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
     if opts.restart.is_some() && !opts.supervise {
         return Err(Msg::error().s("start: --restart needs --supervise").usage());
     }
+    #[cfg(feature = "tool-readiness")]
     if opts.ready.is_some() && opts.foreground {
         return Err(Msg::error()
             .s("start: --notify and --ready-fd wait for a detached PROGRAM: not with --foreground or --detach never")
@@ -558,6 +644,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
     Ok(opts)
 }
 
+#[cfg(feature = "tool-readiness")]
 /// A readiness timeout, `SECS` (0.001 to 86400), in milliseconds.
 fn ready_timeout(name: &str, v: &CStr, text: &[u8]) -> Parsed<u64> {
     args::seconds(text)

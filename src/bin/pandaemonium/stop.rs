@@ -25,7 +25,7 @@ use core::time::Duration;
 use pandaemonium::{os, Errno, PidLockFile, Signal};
 
 use crate::args::{self, Cursor, Item, Parsed};
-use crate::out::{self, Msg};
+use crate::out::Msg;
 use crate::{pidfile, supervise};
 
 /// The default `--timeout`, in milliseconds.
@@ -316,7 +316,7 @@ pub fn parse(cur: &mut Cursor, command: &str) -> Parsed<Stop> {
         };
         match name {
             b"help" => {
-                out::text(1, crate::HELP);
+                crate::help();
                 return Err(0);
             }
             b"pid-file" => path = Some(cur.value(name, inline)?),
