@@ -47,13 +47,13 @@ use crate::report::{self, Received, Record};
 /// Default delay before a restart, in milliseconds (FreeBSD daemon(8) `-R`: 1 s).
 const RESTART_DELAY_MS: u64 = 1000;
 
-#[cfg(feature = "tool-readiness")]
 /// Default wait for readiness, in milliseconds (systemd's and start-stop-daemon's).
+#[cfg(feature = "tool-readiness")]
 const READY_TIMEOUT_MS: u64 = 60_000;
 
-#[cfg(feature = "tool-readiness")]
 /// Most environment variables PROGRAM gets with `--notify` (the tool's own, plus
 /// `NOTIFY_SOCKET`).
+#[cfg(feature = "tool-readiness")]
 const ENV_CAPACITY: usize = 1024;
 
 /// How PROGRAM tells it is ready, and how long to wait (ms).
@@ -268,7 +268,6 @@ fn arm_ready(
     ready: Option<Ready>,
     listener: Option<&NotifyListener>,
 ) -> Result<(), i32> {
-    let mut ready_read = None;
     match (ready, listener) {
         (Some(Ready::Notify(ms)), Some(l)) => {
             config.wait_ready_from(
@@ -286,22 +285,23 @@ fn arm_ready(
                     os::close(r);
                     r = moved;
                 }
-                ready_read = Some(r);
                 if w != n {
                     os::dup2(w, n)?;
                     os::close(w);
                 }
-                os::set_cloexec(n, false)
+                os::set_cloexec(n, false).map(|()| r)
             });
-            if let Err(e) = placed {
-                Msg::error().s("--ready-fd: ").errno(e).to(2);
-                return Err(1);
-            }
+            let r = match placed {
+                Ok(r) => r,
+                Err(e) => {
+                    Msg::error().s("--ready-fd: ").errno(e).to(2);
+                    return Err(1);
+                }
+            };
             if let Err(e) = config.inherit_file(n) {
                 Msg::error().error_of(&e).to(2);
                 return Err(1);
             }
-            let r = ready_read.unwrap_or(-1);
             config.wait_ready_from(ReadySource::Pipe(r), Duration::from_millis(ms));
         }
         _ => {}
@@ -644,8 +644,8 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
     Ok(opts)
 }
 
-#[cfg(feature = "tool-readiness")]
 /// A readiness timeout, `SECS` (0.001 to 86400), in milliseconds.
+#[cfg(feature = "tool-readiness")]
 fn ready_timeout(name: &str, v: &CStr, text: &[u8]) -> Parsed<u64> {
     args::seconds(text)
         .filter(|&ms| ms > 0)
