@@ -5,7 +5,8 @@
 #   ci/cross.sh                       # all targets in ci/targets/*.env
 #   ci/cross.sh <triple>...           # only these
 #
-# Per target: source ci/targets/<triple>.env in a subshell, then
+# Per target (CROSS_JOBS targets at once, default 2; see below): source
+# ci/targets/<triple>.env in a subshell, then
 #   cargo $TOOLCHAIN test  $BUILD_STD --target <triple> --no-fail-fast $CROSS_TEST_ARGS
 #   cargo $TOOLCHAIN build $BUILD_STD --target <triple> --no-default-features --lib
 # The env files carry every per-target difference (linker, runner, RUSTFLAGS incl. `--cfg qemu`
@@ -18,7 +19,9 @@
 # doctests) are summed per target. Logs: $CARGO_TARGET_DIR (or ./target)/cross-logs/<triple>.log.
 # Exit status: 0 only if every target built, passed the test suite, and built without defaults.
 #
-# Optional environment: CROSS_TEST_ARGS (extra `cargo test` args, e.g. "-- --test-threads=1").
+# Optional environment: CROSS_TEST_ARGS (extra `cargo test` args, e.g. "-- --test-threads=1"),
+# CROSS_JOBS (targets at once, default 2), CROSS_TEST_TIMEOUT (seconds per target's
+# `cargo test`, default 1800).
 set -uo pipefail
 
 CI_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -48,7 +51,7 @@ run_target() {
   echo "+ cargo $TOOLCHAIN test $BUILD_STD --target $t --no-fail-fast ${CROSS_TEST_ARGS:-}"
   # shellcheck disable=SC2086
   # A bound, so an emulator hang fails this target loudly instead of stalling CI.
-  timeout --kill-after=30 "${CROSS_TEST_TIMEOUT:-1200}" \
+  timeout --kill-after=30 "${CROSS_TEST_TIMEOUT:-1800}" \
     cargo $TOOLCHAIN test $BUILD_STD --target "$t" --no-fail-fast ${CROSS_TEST_ARGS:-} || rc=11
   echo "+ cargo $TOOLCHAIN build $BUILD_STD --target $t --no-default-features --lib"
   # shellcheck disable=SC2086
@@ -56,18 +59,56 @@ run_target() {
   return $rc
 }
 
-rows=() fail=0
+# Targets run CROSS_JOBS at a time (default 2: a qemu suite runs one test thread, so one
+# target alone leaves a core idle). Each has a target directory of its own
+# ($CARGO_TARGET_DIR or ./target, then cross/<triple>): cargo holds one build directory's lock
+# for a whole command, so two targets sharing one would take turns. A target's output goes
+# to its log, printed whole when it ends.
+JOBS=${CROSS_JOBS:-2}
+BASE="${CARGO_TARGET_DIR:-$PWD/target}"
+
+# Runs one target into its log; its exit code and seconds go to <log>.rc and <log>.secs.
+one_target() {
+  local t=$1 log="$LOGDIR/$1.log" start rc
+  start=$(date +%s)
+  ( export CARGO_TARGET_DIR="$BASE/cross/$t"; run_target "$t" ) >"$log" 2>&1
+  rc=$?
+  echo "$rc" >"$log.rc"
+  echo $(( $(date +%s) - start )) >"$log.secs"
+}
+
+targets=() rows=() fail=0
 for t in "$@"; do
   if [ ! -f "$CI_DIR/targets/$t.env" ]; then
     echo "cross.sh: no env file ci/targets/$t.env" >&2
     rows+=("$t|-|-|-|0|FAIL (unknown target)"); fail=1; continue
   fi
+  targets+=("$t")
+  rm -f "$LOGDIR/$t.log.rc" "$LOGDIR/$t.log.secs"
+done
+
+running=0 printed=0
+# Prints, in the given order, the logs of the targets that have ended, up to the first still running.
+print_ended() {
+  while [ "$printed" -lt "${#targets[@]}" ] && [ -f "$LOGDIR/${targets[$printed]}.log.secs" ]; do
+    echo "===================== ${targets[$printed]} ====================="
+    cat "$LOGDIR/${targets[$printed]}.log"
+    printed=$((printed + 1))
+  done
+}
+for t in "${targets[@]}"; do
+  while [ "$running" -ge "$JOBS" ]; do wait -n; running=$((running - 1)); print_ended; done
+  echo "cross.sh: $t started ($(date +%T))"
+  one_target "$t" &
+  running=$((running + 1))
+done
+wait
+print_ended
+
+for t in "${targets[@]}"; do
   log="$LOGDIR/$t.log"
-  echo "===================== $t ====================="
-  start=$(date +%s)
-  ( run_target "$t" ) 2>&1 | tee "$log"
-  rc=${PIPESTATUS[0]}
-  secs=$(( $(date +%s) - start ))
+  rc=$(cat "$log.rc" 2>/dev/null || echo 98)
+  secs=$(cat "$log.secs" 2>/dev/null || echo 0)
   read -r passed failed ignored nres < <(awk '
     /^test result: / { n++
       for (i = 2; i <= NF; i++) {

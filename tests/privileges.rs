@@ -9,21 +9,13 @@ mod support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use support::{probe, run_fields, status, wait_until, TempDir};
+use support::{low_port, probe, run_fields, status, wait_until, TempDir};
 
 const NET_BIND_SERVICE: &str = "0000000000000400";
 const NONE: &str = "0000000000000000";
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// A port below 1024 free on 127.0.0.1 now (bound and released as root), from a
-/// range of this test's own so that tests running at once don't take each other's.
-fn low_port(from: u16) -> u16 {
-    (from..from + 40)
-        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .expect("a free port below 1024")
 }
 
 /// The four capability sets and the ambient one, as `/proc/PID/status` shows them.
@@ -98,7 +90,8 @@ fn bind_script(port: u16, out: &Path) -> String {
 fn nobody_keeping_net_bind_service_binds_a_low_port() {
     require_root!();
     let dir = TempDir::new("caps");
-    let port = low_port(81);
+    let port_held = low_port(81);
+    let port = port_held.port;
     let (pid, rep) = started(
         &[
             "--user",
@@ -134,7 +127,8 @@ fn nobody_keeping_net_bind_service_binds_a_low_port() {
 fn without_the_option_nobody_has_no_capability_and_cannot_bind() {
     require_root!();
     let dir = TempDir::new("nocaps");
-    let port = low_port(121);
+    let port_held = low_port(121);
+    let port = port_held.port;
     let (pid, rep) = started(
         &["--user", "nobody", "--bind", &port.to_string()],
         &dir.join("rep"),
@@ -150,7 +144,8 @@ fn without_the_option_nobody_has_no_capability_and_cannot_bind() {
 fn the_kept_capability_survives_exec_with_no_new_privs() {
     require_root!();
     let dir = TempDir::new("capexec");
-    let port = low_port(161);
+    let port_held = low_port(161);
+    let port = port_held.port;
     let out = dir.join("bound");
     let script = bind_script(port, &out);
     let python = python3();

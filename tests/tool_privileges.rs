@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use support::tool::{expect, pids, run, start, Out, TOOL};
-use support::{alive, wait_until, TempDir};
+use support::{alive, low_port, wait_until, TempDir};
 
 /// The python PROGRAM binds with: the system's, which `nobody` may run (a pyenv shim
 /// in root's PATH is not).
@@ -73,15 +73,6 @@ fn require_python() {
         "{PYTHON} is missing: these tests need the system's python3 (Debian: apt-get install \
          python3), which nobody may run"
     );
-}
-
-/// A loopback port below 1024 that nothing holds now, from `first` on: bound here as
-/// root, then closed (each test starts from a port of its own, so that tests running
-/// at once do not pick the same one).
-fn free_low_port(first: u16) -> u16 {
-    (first..1024)
-        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
-        .expect("a free TCP port below 1024 on 127.0.0.1")
 }
 
 /// PROGRAM: python binding `127.0.0.1:port`, then writing `bound` (or the errno's
@@ -352,7 +343,8 @@ fn keep_cap_net_bind_service_as_nobody_binds_a_low_port() {
     require_python();
     let dir = TempDir::new("priv-bind");
     let pid_file = dir.join("p.pid");
-    let port = free_low_port(81);
+    let port_held = low_port(81);
+    let port = port_held.port;
     let result = dir.join("kept");
     // --keep-cap before --user: the order does not matter.
     let pid = start(
@@ -505,7 +497,8 @@ fn no_new_privs_keeps_the_ambient_capability() {
     require_python();
     let dir = TempDir::new("priv-nnp");
     let pid_file = dir.join("p.pid");
-    let port = free_low_port(181);
+    let port_held = low_port(181);
+    let port = port_held.port;
     let result = dir.join("bind");
     let pid = start(
         &pid_file,

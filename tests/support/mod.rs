@@ -701,6 +701,40 @@ pub fn read_pid(path: &Path) -> Option<i32> {
         .ok()
 }
 
+/// A loopback TCP port below 1024 that nothing held when asked for, kept for one test:
+/// found by binding and releasing it as root, from `first` on (each test starts from a
+/// port of its own). Test processes running at once (two targets' suites in
+/// `ci/cross.sh`) take the same numbers: the value holds an exclusive `flock` on a file
+/// of the temporary directory until it is dropped, so no other test process picks a
+/// port while the holder's daemon is yet to bind it. Keep it for the test's whole body.
+pub struct LowPort {
+    pub port: u16,
+    _lock: std::fs::File,
+}
+
+pub fn low_port(first: u16) -> LowPort {
+    use std::os::unix::io::AsRawFd;
+    let path = std::env::temp_dir().join("pdm-low-ports.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // SAFETY: flock on the descriptor of `lock`, open for the call's duration.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(
+        rc,
+        0,
+        "flock {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    let port = (first..1024)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free TCP port below 1024 on 127.0.0.1");
+    LowPort { port, _lock: lock }
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
