@@ -107,6 +107,7 @@ print_ended
 
 for t in "${targets[@]}"; do
   log="$LOGDIR/$t.log"
+  # No .rc: the target's job ended before writing it (killed): reported as exit 98.
   rc=$(cat "$log.rc" 2>/dev/null || echo 98)
   secs=$(cat "$log.secs" 2>/dev/null || echo 0)
   read -r passed failed ignored nres < <(awk '
