@@ -205,12 +205,16 @@ impl<'a, R: Run> Daemon<'a, R> {
     }
 
     /// Lets stage 1 fork although the process has other threads, or although their
-    /// number can't be read (no `/proc`).
+    /// number can't be read (no `/proc`); and stage 3 change the ids without a fork.
     ///
     /// By default stage 1 counts the caller's threads (`/proc/self/task`, then
     /// `/proc/self/stat`) and refuses to fork unless there is exactly one:
     /// [`ErrorKind::Threaded`], or
-    /// [`ErrorKind::ThreadsUnknown`] when `/proc` is not mounted.
+    /// [`ErrorKind::ThreadsUnknown`] when `/proc` is not mounted. Stage 3 changes the
+    /// ids, groups and capabilities of the calling thread alone (one system call each,
+    /// as the kernel does): after a fork that is the whole daemon, and a daemon that
+    /// did not fork ([`Detach::Never`](crate::Detach::Never), or `Auto` under a
+    /// supervisor) with ids or privileges to set is counted the same way first.
     ///
     /// # Safety
     ///
@@ -222,6 +226,8 @@ impl<'a, R: Run> Daemon<'a, R> {
     /// allocation, no `println!`, no `std::sync` lock shared with those threads. The
     /// nine stages themselves keep to that rule. Where `/proc` is missing, the caller
     /// must know the process is single-threaded (e.g. early boot, no threads spawned).
+    /// Without a fork, any other thread keeps its ids and capabilities (root's, say):
+    /// the caller must know there is none, or that it runs nothing that matters.
     #[allow(unsafe_code)]
     pub unsafe fn allow_threads(&mut self) -> &mut Self {
         self.state.check_threads = false;

@@ -20,11 +20,13 @@ pub enum ErrorKind {
     InvalidConfig,
     /// A fixed capacity (see the crate's `*_CAPACITY` constants) would be exceeded.
     Capacity,
-    /// The caller has more than one thread, so forking is refused;
-    /// see [`Daemon::allow_threads`](crate::Daemon::allow_threads).
+    /// The caller has more than one thread, so stage 1 refuses to fork, or (without a
+    /// fork) stage 3 refuses to change the ids, which would change for the calling
+    /// thread alone; see [`Daemon::allow_threads`](crate::Daemon::allow_threads).
     Threaded,
-    /// The number of threads could not be read (`/proc` not mounted), so forking is
-    /// refused; see [`Daemon::allow_threads`](crate::Daemon::allow_threads).
+    /// The number of threads could not be read (`/proc` not mounted), so stage 1's
+    /// fork, or stage 3 without a fork, is refused; see
+    /// [`Daemon::allow_threads`](crate::Daemon::allow_threads).
     ThreadsUnknown,
     /// A stage was run twice, out of order, or in the original process after detaching
     /// (pandaemonium's `check_stage`), or the daemon was started twice.

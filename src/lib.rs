@@ -198,16 +198,19 @@
 //!
 //! - from POSIX's list of async-signal-safe functions (POSIX.1-2017, 2.4.3): `fork`,
 //!   `_exit`, `setsid`, `dup2`, `fcntl`, `close`, `read`, `write`, `ftruncate`, `fchmod`,
-//!   `fstat`, `lstat`, `unlink`, `chdir`, `umask`, `setgid`, `setuid`, `geteuid`,
+//!   `fstat`, `lstat`, `unlink`, `chdir`, `umask`, `geteuid`,
 //!   `getuid`, `getgid`, `sigprocmask`, `sigaction`, `sigemptyset`, `sigaddset`, `kill`,
 //!   `getpid`, `getppid`, `clock_gettime`;
 //! - not in that list, but on Linux (glibc and musl) each a single system call with no
-//!   user-space state, so assumed safe: `pread`, `pwrite`, `setrlimit`, `getrlimit`,
-//!   `nanosleep`, `setgroups`, `prctl`, `flock`, and `syscall(3)`, through which the
+//!   user-space state, so assumed safe: `pread`, `pwrite`,
+//!   `nanosleep`, `prctl`, `flock`, and `syscall(3)`, through which the
 //!   crate makes its `openat` (POSIX lists `openat`; the raw call skips musl's extra
-//!   `fcntl` and passes `O_LARGEFILE`), `close_range` and `getdents64` calls. (glibc's
-//!   `setuid`, `setgid` and `setgroups` signal every other thread of a multi-threaded
-//!   process; after fork there is none.)
+//!   `fcntl` and passes `O_LARGEFILE`), `close_range`, `getdents64`, `prlimit64` (for
+//!   `RLIMIT_CORE` and `RLIMIT_NOFILE`) and `setuid`, `setgid`, `setgroups` calls (the
+//!   `32` ones on i386 and ARM). As raw calls those change the calling thread's
+//!   credentials alone, as the kernel does (libc's wrappers signal every other thread):
+//!   after fork there is no other, and without a fork stage 3 first counts them
+//!   ([`ErrorKind::Threaded`]).
 //! - `SIGRTMAX()` returns a constant (musl) or a value set at start-up (glibc).
 //!
 //! Before fork, and only there: `pipe2`, `stat`/`read` of `/proc/self` (thread count),

@@ -135,10 +135,14 @@ impl<'a> Stages<'_, 'a> {
     /// Override: implement [`Run::stage3`](crate::Run::stage3); call this from the
     /// override to keep the default work.
     pub fn process_ids(&mut self) -> Result<(), Error> {
-        match self.config.stage3 {
-            Some(stage3) => stage3(self.config, &mut self.state.cwd),
-            None => Ok(()),
+        let Some(stage3) = self.config.stage3 else {
+            return Ok(());
+        };
+        if !self.state.forked && self.state.check_threads {
+            // After a fork only this thread exists; without one, count them.
+            detach::check_threads_unforked()?;
         }
+        stage3(self.config, &mut self.state.cwd)
     }
 
     /// Stage 4: `umask` (default `0o077`). Cannot fail.

@@ -581,15 +581,32 @@ pub(crate) fn umask(mask: libc::mode_t) -> libc::mode_t {
     unsafe { libc::umask(mask) }
 }
 
-/// `setrlimit(RLIMIT_CORE, {0, 0})`—No core dumps, and no raising it again without
+/// `prlimit64(2)` on this process: sets `resource` to `new` (when given) and returns
+/// the limit it had, as `(soft, hard)`. One raw system call (Linux 2.6.36), whose
+/// `struct rlimit64` is two `u64` on every architecture; libc's `setrlimit` would
+/// instead link musl's all-threads broadcast (`__synccall`, about 1.5 KiB) for kernels
+/// without it, though limits are the whole process's. Async-signal-safe.
+fn prlimit(resource: libc::c_int, new: Option<[u64; 2]>) -> Result<[u64; 2]> {
+    let mut old = [0u64; 2];
+    let new_ptr = new.as_ref().map_or(core::ptr::null(), |n| n.as_ptr());
+    // SAFETY: new_ptr is null or points at two u64 (the kernel's struct rlimit64)
+    // living for the call; old is writable memory of that layout.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0 as libc::c_long,
+            resource as libc::c_long,
+            new_ptr,
+            old.as_mut_ptr(),
+        )
+    };
+    check(ret as c_int).map(|_| old)
+}
+
+/// `RLIMIT_CORE` to `{0, 0}`—No core dumps, and no raising it again without
 /// privilege. Async-signal-safe.
 pub(crate) fn no_core_dumps() -> Result<()> {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: zero is a valid rlimit for the duration of the call.
-    check(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) }).map(drop)
+    prlimit(libc::RLIMIT_CORE as libc::c_int, Some([0, 0])).map(drop)
 }
 
 /// `prctl(PR_SET_DUMPABLE, 0)`—No core dump even when `core_pattern` pipes to a
@@ -601,35 +618,67 @@ pub(crate) fn not_dumpable() -> Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) }).map(drop)
 }
 
-/// `getrlimit(RLIMIT_NOFILE)`—The soft limit on open files. Async-signal-safe.
+/// `RLIMIT_NOFILE`'s soft limit (`u64::MAX` when unlimited), 1024 if it can't be
+/// read. Async-signal-safe.
 pub(crate) fn nofile_soft_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    prlimit(libc::RLIMIT_NOFILE as libc::c_int, None).map_or(1024, |[soft, _]| soft)
+}
+
+/// The system calls that take 32-bit ids: on i386 and 32-bit ARM (and the other
+/// architectures that began with 16-bit ids) `setuid` and the like are the old 16-bit
+/// calls, and libc's wrappers call the `32` ones.
+#[cfg(any(
+    target_arch = "x86",
+    target_arch = "arm",
+    target_arch = "m68k",
+    target_arch = "sparc"
+))]
+mod id_calls {
+    pub(super) use libc::{
+        SYS_setgid32 as SETGID, SYS_setgroups32 as SETGROUPS, SYS_setuid32 as SETUID,
     };
-    // SAFETY: lim is valid writable memory for the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
-    }
-    lim.rlim_cur as u64
+}
+#[cfg(not(any(
+    target_arch = "x86",
+    target_arch = "arm",
+    target_arch = "m68k",
+    target_arch = "sparc"
+)))]
+mod id_calls {
+    pub(super) use libc::{SYS_setgid as SETGID, SYS_setgroups as SETGROUPS, SYS_setuid as SETUID};
 }
 
-/// `setgroups(2)`. Async-signal-safe (a plain system call on Linux).
+// setuid, setgid and setgroups are raw system calls, which change the calling thread's
+// credentials alone (as the kernel does; the capabilities were always per thread):
+// stage 3 runs them only in a process with no other thread, after stage 1's fork or,
+// without a fork, once `Stages::process_ids` has counted the threads. (libc's wrappers
+// would broadcast them to every thread, which links musl's `__synccall`, about
+// 1.5 KiB.)
+
+/// `setgroups(2)`, for the calling thread. Async-signal-safe (one system call).
 pub(crate) fn setgroups(groups: &[libc::gid_t]) -> Result<()> {
-    // SAFETY: the pointer and length come from the same slice.
-    check(unsafe { libc::setgroups(groups.len() as _, groups.as_ptr()) }).map(drop)
+    // SAFETY: the pointer and length come from the same slice of 32-bit gids, what
+    // the call (the `32` one where there are two) reads.
+    let ret = unsafe {
+        libc::syscall(
+            id_calls::SETGROUPS,
+            groups.len() as libc::c_long,
+            groups.as_ptr(),
+        )
+    };
+    check(ret as c_int).map(drop)
 }
 
-/// `setgid(2)`. Async-signal-safe.
+/// `setgid(2)`, for the calling thread. Async-signal-safe (one system call).
 pub(crate) fn setgid(gid: libc::gid_t) -> Result<()> {
-    // SAFETY: setgid takes an int and touches no memory.
-    check(unsafe { libc::setgid(gid) }).map(drop)
+    // SAFETY: setgid takes an integer and touches no memory.
+    check(unsafe { libc::syscall(id_calls::SETGID, gid as libc::c_long) } as c_int).map(drop)
 }
 
-/// `setuid(2)`. Async-signal-safe.
+/// `setuid(2)`, for the calling thread. Async-signal-safe (one system call).
 pub(crate) fn setuid(uid: libc::uid_t) -> Result<()> {
-    // SAFETY: setuid takes an int and touches no memory.
-    check(unsafe { libc::setuid(uid) }).map(drop)
+    // SAFETY: setuid takes an integer and touches no memory.
+    check(unsafe { libc::syscall(id_calls::SETUID, uid as libc::c_long) } as c_int).map(drop)
 }
 
 /// `chroot(2)`. Async-signal-safe (a plain system call on Linux).

@@ -55,6 +55,42 @@ fn numeric_ids_with_initgroups_semantics() {
 }
 
 #[test]
+fn ids_above_65535_are_whole_and_set_without_a_fork_too() {
+    // i386 and 32-bit ARM have 16-bit setuid/setgid/setgroups beside the 32-bit ones:
+    // 100000 through the old call would become 34464.
+    require_root!();
+    let whole = |pid: i32, how: &str| {
+        let st = support::status(pid);
+        assert_eq!(
+            st["Uid"].split_whitespace().collect::<Vec<_>>(),
+            ["100000"; 4],
+            "{how}: real, effective, saved, fs uid"
+        );
+        assert_eq!(
+            st["Gid"].split_whitespace().collect::<Vec<_>>(),
+            ["100001"; 4],
+            "{how}"
+        );
+        assert_eq!(st["Groups"], "100001", "{how}");
+    };
+    let r = run_fields(probe().args(["--ids", "100000:100001"]));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    whole(r.pid(), "detached");
+    // Without a fork (one thread: stage 3 counts them first).
+    let dir = TempDir::new("ids-never");
+    let report = dir.join("report");
+    let _daemon = support::spawn(
+        probe()
+            .args(["--ids", "100000:100001", "--detach", "never"])
+            .args(["--report", report.to_str().unwrap()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null()),
+    );
+    let rep = support::report(&report);
+    whole(rep["pid"].parse().unwrap(), "not detached");
+}
+
+#[test]
 fn a_root_only_pid_directory_with_a_user_switch() {
     // Stage 3 runs before stage 6, so a daemon that drops to nobody can't create its pid
     // file in a root-only directory (like /run). The recipe: acquire the pid file as root

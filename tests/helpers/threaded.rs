@@ -2,6 +2,9 @@
 //!
 //! `pdm-threaded refuse`: start() must be refused with `Threaded`, and nothing forks
 //! (prints `kind=...`, `holder=...`, `children=none|some`).
+//! `pdm-threaded never-ids`: without a fork (`Detach::Never`), stage 3 to uid and gid
+//! 65534 must be refused with `Threaded` (prints `kind`, `holder`, `message`, and
+//! `uid=` / `gid=`: this process's real, effective, saved and fs ids afterwards).
 //! `pdm-threaded optin N`: with `allow_threads`, daemonize N times; each daemon's run()
 //! returns at once; prints `ok=N`. A hang trips the alarm (exit 9).
 
@@ -69,6 +72,28 @@ fn main() {
             let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             println!("children={}", if r == -1 { "none" } else { "some" });
         }
+        Some("never-ids") => {
+            let mut daemon = Daemon::new(target(|_: ()| 0, ()));
+            daemon.detach(pandaemonium::Detach::Never);
+            daemon.process_ids(65534, 65534).unwrap();
+            match daemon.start() {
+                Ok(_) => println!("kind=started"),
+                Err(e) => {
+                    println!("kind={:?}", e.kind());
+                    println!("holder={}", e.holder().unwrap_or(0));
+                    println!("message={e}");
+                }
+            }
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            for line in status.lines() {
+                for (key, name) in [("Uid:", "uid"), ("Gid:", "gid")] {
+                    if let Some(ids) = line.strip_prefix(key) {
+                        let ids: Vec<&str> = ids.split_whitespace().collect();
+                        println!("{name}={}", ids.join(" "));
+                    }
+                }
+            }
+        }
         Some("optin") => {
             let n: usize = args[1].parse().unwrap();
             // SAFETY: prctl with integer arguments; daemons are reparented to us.
@@ -107,7 +132,7 @@ fn main() {
             println!("ok={ok}");
         }
         _ => {
-            eprintln!("usage: pdm-threaded refuse | optin N");
+            eprintln!("usage: pdm-threaded refuse | never-ids | optin N");
             std::process::exit(2);
         }
     }
