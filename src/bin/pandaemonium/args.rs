@@ -31,6 +31,50 @@ pub enum Item {
 /// `Err` carries the exit status, the message already printed.
 pub type Parsed<T> = Result<T, i32>;
 
+/// How an option takes its value.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// `--name VALUE` or `--name=VALUE`.
+    Value,
+    /// `--name` alone.
+    Flag,
+    /// `--name` or `--name=VALUE`, never the next argument.
+    Inline,
+}
+
+/// A command's options: their names, each ended by a NUL, and in the same order what
+/// each one is and how it takes its value. [`options!`] writes both from one list:
+/// one scan of a few hundred bytes instead of a comparison per name.
+pub struct Table<T: 'static> {
+    pub names: &'static [u8],
+    pub opts: &'static [(T, Kind)],
+}
+
+/// `enum NAME in TABLE { Variant = "option-name" Kind, ... }`: the enum of a command's
+/// options and its [`Table`].
+macro_rules! options {
+    ($(#[$meta:meta])* enum $enum:ident in $table:ident {
+        $($(#[$vmeta:meta])* $variant:ident = $name:literal $kind:ident,)*
+    }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy)]
+        enum $enum {
+            $($(#[$vmeta])* $variant,)*
+        }
+        const $table: crate::args::Table<$enum> = crate::args::Table {
+            names: concat!($($name, "\0",)*).as_bytes(),
+            opts: &[$(($enum::$variant, crate::args::Kind::$kind),)*],
+        };
+    };
+}
+pub(crate) use options;
+
+/// The index of `name` among `names` (each ended by a NUL).
+#[inline(never)]
+fn position(names: &[u8], name: &[u8]) -> Option<usize> {
+    names.split(|&b| b == 0).position(|n| n == name)
+}
+
 impl Cursor {
     /// The next item, or `None` at the end.
     pub fn item(&mut self) -> Parsed<Option<Item>> {
@@ -69,6 +113,30 @@ impl Cursor {
                 inline: None,
             },
         }))
+    }
+
+    /// The option `name` of `table` (a usage error if it has none such) and its value:
+    /// for a [`Kind::Value`] option the inline `=value` or the next argument; for a
+    /// flag none (refusing `--name=value`); for a [`Kind::Inline`] option the empty
+    /// string (the caller reads `inline`).
+    pub fn option<T: Copy>(
+        &mut self,
+        table: &Table<T>,
+        name: &'static [u8],
+        inline: Option<&'static CStr>,
+    ) -> Parsed<(T, &'static CStr)> {
+        let Some(&(opt, kind)) = position(table.names, name).and_then(|i| table.opts.get(i)) else {
+            return Err(unknown(name));
+        };
+        let value = match kind {
+            Kind::Value => self.value(name, inline)?,
+            Kind::Flag => {
+                no_value(name, inline)?;
+                c""
+            }
+            Kind::Inline => c"",
+        };
+        Ok((opt, value))
     }
 
     /// The value of option `name`: the inline `=value`, else the next argument.

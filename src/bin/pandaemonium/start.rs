@@ -66,6 +66,37 @@ enum Ready {
     Fd(c_int, u64),
 }
 
+args::options! {
+    /// `start`'s options.
+    enum Opt in OPTIONS {
+        Help = "help" Inline,
+        PidFile = "pid-file" Value,
+        Chdir = "chdir" Value,
+        Umask = "umask" Value,
+        User = "user" Value,
+        Groups = "groups" Value,
+        KeepCap = "keep-cap" Value,
+        NoNewPrivs = "no-new-privs" Flag,
+        Chroot = "chroot" Value,
+        Stdin = "stdin" Value,
+        Stdout = "stdout" Value,
+        Stderr = "stderr" Value,
+        KeepFd = "keep-fd" Value,
+        AllowCore = "allow-core" Flag,
+        Detach = "detach" Value,
+        Foreground = "foreground" Flag,
+        Notify = "notify" Inline,
+        ReadyFd = "ready-fd" Value,
+        Supervise = "supervise" Flag,
+        Restart = "restart" Inline,
+        Log = "log" Value,
+        Syslog = "syslog" Inline,
+        SyslogFacility = "syslog-facility" Value,
+        SyslogPriority = "syslog-priority" Value,
+        SyslogSocket = "syslog-socket" Value,
+    }
+}
+
 /// What `start` was asked to do.
 struct Start {
     config: Config<'static>,
@@ -357,29 +388,26 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
             }
             Some(Item::Opt { name, inline }) => (name, inline),
         };
-        match name {
-            b"help" => {
+        let (opt, v) = cur.option(&OPTIONS, name, inline)?;
+        match opt {
+            Opt::Help => {
                 crate::help();
                 return Err(0);
             }
-            b"pid-file" => {
-                let v = cur.value(name, inline)?;
+            Opt::PidFile => {
                 config.pid_file(v).map_err(|e| args::bad_pid_file(v, &e))?;
             }
-            b"chdir" => {
-                let v = cur.value(name, inline)?;
+            Opt::Chdir => {
                 config
                     .working_directory(v)
                     .map_err(|_| args::bad_value("chdir", v, "empty"))?;
             }
-            b"umask" => {
-                let v = cur.value(name, inline)?;
+            Opt::Umask => {
                 let mask = args::octal(v.to_bytes())
                     .ok_or_else(|| args::bad_value("umask", v, "not an octal mask (0 to 777)"))?;
                 config.umask(mask);
             }
-            b"user" => {
-                let v = cur.value(name, inline)?;
+            Opt::User => {
                 let spec = v.to_bytes();
                 let (user, group) = match spec.iter().position(|&b| b == b':') {
                     Some(colon) => (&spec[..colon], Some(&spec[colon + 1..])),
@@ -390,10 +418,9 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                         .map_err(|e| args::bad("user", v).detail(&e).usage())?,
                 );
             }
-            b"groups" => groups = Some(cur.value(name, inline)?),
+            Opt::Groups => groups = Some(v),
             #[cfg(feature = "tool-privileges")]
-            b"keep-cap" => {
-                let v = cur.value(name, inline)?;
+            Opt::KeepCap => {
                 for item in v.to_bytes().split(|&b| b == b',') {
                     let cap = Capability::parse(item).ok_or_else(|| {
                         args::bad("keep-cap", v)
@@ -405,31 +432,27 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 }
             }
             #[cfg(feature = "tool-privileges")]
-            b"no-new-privs" => {
-                args::no_value(name, inline)?;
+            Opt::NoNewPrivs => {
                 config.no_new_privileges(true);
             }
             #[cfg(feature = "tool-privileges")]
-            b"chroot" => {
-                let v = cur.value(name, inline)?;
+            Opt::Chroot => {
                 config.chroot_directory(v).map_err(|e| match e.errno() {
                     Some(errno) => args::bad("chroot", v).errno(errno).usage(),
                     None => args::bad_value("chroot", v, "not an absolute path"),
                 })?;
                 chroot = true;
             }
-            b"stdin" | b"stdout" | b"stderr" => {
-                let v = cur.value(name, inline)?;
-                let set = match name {
-                    b"stdin" => Config::stdin,
-                    b"stdout" => Config::stdout,
+            Opt::Stdin | Opt::Stdout | Opt::Stderr => {
+                let set = match opt {
+                    Opt::Stdin => Config::stdin,
+                    Opt::Stdout => Config::stdout,
                     _ => Config::stderr,
                 };
                 set(config, Stdio::Path(v))
                     .map_err(|_| Msg::error().s("--").v(name).s(": empty path").usage())?;
             }
-            b"keep-fd" => {
-                let v = cur.value(name, inline)?;
+            Opt::KeepFd => {
                 let fd = args::fd(v.to_bytes())
                     .ok_or_else(|| args::bad_value("keep-fd", v, "not a descriptor number"))?;
                 config.inherit_file(fd).map_err(|e| match e.kind() {
@@ -437,12 +460,10 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     _ => args::bad_value("keep-fd", v, "not an open descriptor"),
                 })?;
             }
-            b"allow-core" => {
-                args::no_value(name, inline)?;
+            Opt::AllowCore => {
                 config.prevent_core(false);
             }
-            b"detach" => {
-                let v = cur.value(name, inline)?;
+            Opt::Detach => {
                 opts.foreground = v.to_bytes() == b"never";
                 config.detach(match v.to_bytes() {
                     b"auto" => Detach::Auto,
@@ -457,19 +478,18 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     }
                 });
             }
-            b"foreground" => {
-                args::no_value(name, inline)?;
+            Opt::Foreground => {
                 config.detach(Detach::Never);
                 opts.foreground = true;
             }
             #[cfg(feature = "tool-readiness")]
-            b"notify" | b"ready-fd" if opts.ready.is_some() => {
+            Opt::Notify | Opt::ReadyFd if opts.ready.is_some() => {
                 return Err(Msg::error()
                     .s("start: one of --notify and --ready-fd")
                     .usage())
             }
             #[cfg(feature = "tool-readiness")]
-            b"notify" => {
+            Opt::Notify => {
                 let ms = match inline {
                     None => READY_TIMEOUT_MS,
                     Some(v) => ready_timeout("notify", v, v.to_bytes())?,
@@ -477,8 +497,7 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 opts.ready = Some(Ready::Notify(ms));
             }
             #[cfg(feature = "tool-readiness")]
-            b"ready-fd" => {
-                let v = cur.value(name, inline)?;
+            Opt::ReadyFd => {
                 let text = v.to_bytes();
                 let (n, ms) = match text.iter().position(|&b| b == b':') {
                     Some(colon) => (
@@ -492,11 +511,10 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                     .ok_or_else(|| args::bad_value("ready-fd", v, "not a descriptor above 2"))?;
                 opts.ready = Some(Ready::Fd(fd, ms));
             }
-            b"supervise" => {
-                args::no_value(name, inline)?;
+            Opt::Supervise => {
                 opts.supervise = true;
             }
-            b"restart" => {
+            Opt::Restart => {
                 opts.restart = Some(match inline {
                     None => RESTART_DELAY_MS,
                     Some(v) => args::seconds(v.to_bytes())
@@ -507,29 +525,26 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 });
             }
             #[cfg(feature = "tool-log")]
-            b"log" => {
-                let v = cur.value(name, inline)?;
+            Opt::Log => {
                 if v.to_bytes().first() != Some(&b'/') {
                     return Err(args::bad_value("log", v, "not an absolute path"));
                 }
                 opts.output.file = Some(v);
             }
             #[cfg(feature = "tool-log")]
-            b"syslog" => {
+            Opt::Syslog => {
                 syslog = true;
                 tag = inline.map_or(b"", CStr::to_bytes);
             }
             #[cfg(feature = "tool-log")]
-            b"syslog-facility" => {
-                let v = cur.value(name, inline)?;
+            Opt::SyslogFacility => {
                 syslog = true;
                 facility = Facility::parse(v.to_bytes()).ok_or_else(|| {
                     args::bad_value("syslog-facility", v, "not a facility: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0 to local7")
                 })?;
             }
             #[cfg(feature = "tool-log")]
-            b"syslog-priority" => {
-                let v = cur.value(name, inline)?;
+            Opt::SyslogPriority => {
                 syslog = true;
                 severity = Severity::parse(v.to_bytes()).ok_or_else(|| {
                     args::bad_value(
@@ -540,21 +555,22 @@ fn parse(cur: &mut Cursor) -> Parsed<Start> {
                 })?;
             }
             #[cfg(feature = "tool-log")]
-            b"syslog-socket" => {
-                socket = cur.value(name, inline)?;
+            Opt::SyslogSocket => {
+                socket = v;
                 syslog = true;
             }
             #[cfg(not(feature = "tool-privileges"))]
-            b"keep-cap" | b"no-new-privs" | b"chroot" => {
+            Opt::KeepCap | Opt::NoNewPrivs | Opt::Chroot => {
                 return Err(args::not_built(name, "tool-privileges"))
             }
             #[cfg(not(feature = "tool-readiness"))]
-            b"notify" | b"ready-fd" => return Err(args::not_built(name, "tool-readiness")),
+            Opt::Notify | Opt::ReadyFd => return Err(args::not_built(name, "tool-readiness")),
             #[cfg(not(feature = "tool-log"))]
-            b"log" | b"syslog" | b"syslog-facility" | b"syslog-priority" | b"syslog-socket" => {
-                return Err(args::not_built(name, "tool-log"))
-            }
-            _ => return Err(args::unknown(name)),
+            Opt::Log
+            | Opt::Syslog
+            | Opt::SyslogFacility
+            | Opt::SyslogPriority
+            | Opt::SyslogSocket => return Err(args::not_built(name, "tool-log")),
         }
     }
     #[cfg(feature = "tool-log")]

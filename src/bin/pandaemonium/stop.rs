@@ -35,6 +35,16 @@ const KILL_WAIT_MS: u64 = 5_000;
 /// How often the lock is polled.
 const POLL_MS: u32 = 20;
 
+args::options! {
+    /// `stop`'s options (`status` has the first two).
+    enum Opt in OPTIONS {
+        Help = "help" Inline,
+        PidFile = "pid-file" Value,
+        Signal = "signal" Value,
+        Timeout = "timeout" Value,
+    }
+}
+
 /// What `stop` (or `status`) was asked.
 pub struct Stop {
     /// `--pid-file`.
@@ -314,19 +324,18 @@ pub fn parse(cur: &mut Cursor, command: &str) -> Parsed<Stop> {
         let Item::Opt { name, inline } = item else {
             return Err(args::unexpected(command, cur));
         };
-        match name {
-            b"help" => {
+        let (opt, v) = cur.option(&OPTIONS, name, inline)?;
+        match opt {
+            Opt::Help => {
                 crate::help();
                 return Err(0);
             }
-            b"pid-file" => path = Some(cur.value(name, inline)?),
-            b"signal" if command == "stop" => {
-                let v = cur.value(name, inline)?;
+            Opt::PidFile => path = Some(v),
+            Opt::Signal if command == "stop" => {
                 signal = Signal::parse_bytes(v.to_bytes())
                     .map_err(|_| args::bad_value("signal", v, "no such signal"))?;
             }
-            b"timeout" if command == "stop" => {
-                let v = cur.value(name, inline)?;
+            Opt::Timeout if command == "stop" => {
                 timeout_ms = args::seconds(v.to_bytes())
                     .ok_or_else(|| args::bad_value("timeout", v, "not a number of seconds"))?;
             }
