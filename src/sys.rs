@@ -227,18 +227,41 @@ pub fn dup2(old: c_int, new: c_int) -> Result<()> {
     retry(|| check(unsafe { libc::dup2(old, new) })).map(drop)
 }
 
+/// `fcntl(2)` with an integer argument, or a pointer as one. Async-signal-safe.
+///
+/// On 64-bit targets one raw system call: musl's wrapper carries emulations for
+/// kernels before 2.6.24 (`F_DUPFD_CLOEXEC`) and for `F_GETOWN`, 340 bytes this crate
+/// never needs. On 32-bit targets libc's, which makes it `fcntl64` (the 64-bit
+/// `struct flock` of the lock commands).
+///
+/// # Safety
+///
+/// `arg` is what `cmd` takes: an integer, or the address of the structure it reads
+/// or writes, valid for the call.
+#[inline(never)]
+unsafe fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> Result<c_int> {
+    #[cfg(target_pointer_width = "64")]
+    // SAFETY: the caller passes the argument cmd takes; the kernel's fcntl takes the
+    // same three arguments as libc's on 64-bit targets.
+    let ret = unsafe { libc::syscall(libc::SYS_fcntl, fd, cmd, arg) } as c_int;
+    #[cfg(not(target_pointer_width = "64"))]
+    // SAFETY: as above; usize is the size of an int and of a pointer here.
+    let ret = unsafe { libc::fcntl(fd, cmd, arg) };
+    check(ret)
+}
+
 /// `fcntl(F_DUPFD_CLOEXEC)`—A close-on-exec copy of `fd` numbered `min` or above.
 /// Async-signal-safe.
 #[inline(never)]
 pub fn dup_at_least(fd: c_int, min: c_int) -> Result<c_int> {
     // SAFETY: F_DUPFD_CLOEXEC takes an int argument and touches no memory.
-    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+    unsafe { fcntl(fd, libc::F_DUPFD_CLOEXEC, min as usize) }
 }
 
 /// `fcntl(F_GETFD)`—Whether `fd` is open (`EBADF` if not). Async-signal-safe.
 pub(crate) fn fd_is_open(fd: c_int) -> bool {
-    // SAFETY: F_GETFD takes no argument and touches no memory.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    // SAFETY: F_GETFD takes no argument (the third is ignored) and touches no memory.
+    unsafe { fcntl(fd, libc::F_GETFD, 0) }.is_ok()
 }
 
 /// `open(2)`; the result is moved to 3 or above so it never lands on stdio.
@@ -376,14 +399,14 @@ pub(crate) fn ftruncate(fd: c_int, len: i64) -> Result<()> {
 /// it stays open across `execve`. Async-signal-safe.
 pub fn set_cloexec(fd: c_int, on: bool) -> Result<()> {
     // SAFETY: F_GETFD and F_SETFD take ints and touch no memory.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    let flags = unsafe { fcntl(fd, libc::F_GETFD, 0) }?;
     let new = if on {
         flags | libc::FD_CLOEXEC
     } else {
         flags & !libc::FD_CLOEXEC
     };
     // SAFETY: as above.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFD, new) }).map(drop)
+    unsafe { fcntl(fd, libc::F_SETFD, new as usize) }.map(drop)
 }
 
 /// A signal set holding `sigs` (numbers the C library refuses are left out).
@@ -1061,7 +1084,7 @@ pub(crate) mod lock {
     pub(crate) fn try_exclusive(fd: c_int) -> Result<()> {
         let fl = whole_file(libc::F_WRLCK);
         // SAFETY: fl is a valid struct flock for the duration of the call.
-        match check(unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) }) {
+        match unsafe { fcntl(fd, libc::F_OFD_SETLK, &fl as *const libc::flock as usize) } {
             Ok(_) | Err(Errno::INVAL) => {}
             Err(e) if e.raw() == libc::EACCES || e.raw() == libc::EWOULDBLOCK => {
                 return Err(Errno::AGAIN)
@@ -1102,7 +1125,7 @@ pub(crate) mod lock {
     pub(crate) fn record_locked(fd: c_int) -> Result<bool> {
         let mut fl = whole_file(libc::F_WRLCK);
         // SAFETY: fl is a valid, writable struct flock for the duration of the call.
-        match check(unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut fl) }) {
+        match unsafe { fcntl(fd, libc::F_OFD_GETLK, &mut fl as *mut libc::flock as usize) } {
             Ok(_) => Ok(fl.l_type as c_int != libc::F_UNLCK),
             Err(Errno::INVAL) => Ok(false),
             Err(e) => Err(e),
