@@ -14,6 +14,7 @@
 #   ci/size.sh [triple...]   # from the crate directory
 #
 # Size flags on top of the profile: ci/size-flags.sh (shared with ci/bench.sh).
+# Exit status 1 when a build fails or an x86_64 size is over its budget (budgets()).
 # musl targets link musl statically; the glibc-only targets (no musl cross libc in
 # Debian for them) link glibc statically and say so in the libc column.
 set -uo pipefail
@@ -71,6 +72,27 @@ ratio() { # $1 ours, $2 C
   echo "$(( permille / 10 )).$(( permille % 10 )) %"
 }
 
+# Issue 10's targets, x86_64 static musl, stripped, RELRO on: the tool without its
+# tool-* features at most 64 KiB, nostd_minimal at most 5 % above the C reference.
+# A build over either fails the run (a number, not a note in the README).
+TOOL_BUDGET=65536
+budgets() { # $1 nostd_minimal, $2 bare tool, $3 C reference (each may be empty)
+  local ok=0
+  case "$2" in ""|*[!0-9]*) ;; *)
+    if [ "$2" -gt "$TOOL_BUDGET" ]; then
+      echo "size.sh: the tool without tool-* features is $2 bytes, over its budget of $TOOL_BUDGET" >&2
+      ok=1
+    fi ;;
+  esac
+  case "$1$3" in ""|*[!0-9]*) ;; *)
+    if [ $(( $1 * 100 )) -gt $(( $3 * 105 )) ]; then
+      echo "size.sh: nostd_minimal is $1 bytes, more than 5 % above the C reference's $3" >&2
+      ok=1
+    fi ;;
+  esac
+  return $ok
+}
+
 for t in "$@"; do
   [ -f "$CI_DIR/targets/$t.env" ] || { echo "size.sh: no ci/targets/$t.env" >&2; fail=1; continue; }
   libc=musl; case $t in *-gnu*) libc=glibc ;; esac
@@ -95,6 +117,9 @@ for t in "$@"; do
     [ -z "$c" ] && command -v musl-gcc >/dev/null 2>&1 && fail=1
   fi
   rows+=("| $t | $libc | ${sizes[0]} | ${sizes[1]} | ${sizes[2]:-n/a} | ${c:-n/a} | $(ratio "${sizes[0]}" "$c") |")
+  if [ "$t" = x86_64-unknown-linux-musl ]; then
+    budgets "${sizes[0]}" "${sizes[2]:-}" "$c" || fail=1
+  fi
 done
 
 echo

@@ -196,8 +196,9 @@
 //! async-signal-safe functions. Every path, name and group list is prepared before
 //! fork (users and groups are resolved by the [`Config`] setters). In that window:
 //!
-//! - from POSIX's list of async-signal-safe functions (POSIX.1-2017, 2.4.3): `fork`,
-//!   `_exit`, `setsid`, `dup2`, `fcntl`, `close`, `read`, `write`, `ftruncate`, `fchmod`,
+//! - from POSIX's list of async-signal-safe functions (POSIX.1-2017, 2.4.3): `fork`
+//!   (with musl `_Fork`, which POSIX.1-2024 lists in its place; no atfork handlers
+//!   run), `_exit`, `setsid`, `dup2`, `fcntl`, `close`, `read`, `write`, `ftruncate`, `fchmod`,
 //!   `fstat`, `lstat`, `unlink`, `chdir`, `umask`, `geteuid`,
 //!   `getuid`, `getgid`, `sigprocmask`, `sigaction`, `sigemptyset`, `sigaddset`, `kill`,
 //!   `getpid`, `getppid`, `clock_gettime`;
