@@ -48,6 +48,25 @@ fn without_a_fork_stage_3_refuses_a_multi_threaded_process_and_changes_no_id() {
 }
 
 #[test]
+#[cfg_attr(
+    qemu,
+    ignore = "qemu-user's /proc/self/task lists the emulator's own threads, and it has no /proc/thread-self"
+)]
+fn without_a_fork_and_with_the_opt_in_stage_3_changes_the_calling_thread_alone() {
+    // `allow_threads` lets stage 3 run without a fork; its raw calls change this
+    // thread, as its contract says, and the other threads stay root.
+    require_root!();
+    let dir = support::TempDir::new("threads-never-optin");
+    let report = dir.join("report");
+    let r = run_fields(threaded().arg("never-ids-optin").arg(&report));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let rep = support::report(&report);
+    assert_eq!(rep["uid"], "65534 65534 65534 65534", "{rep:?}");
+    assert_eq!(rep["gid"], "65534 65534 65534 65534", "{rep:?}");
+    assert_eq!(rep["other_uid"], "0 0 0 0", "another thread: {rep:?}");
+}
+
+#[test]
 fn with_the_opt_in_200_daemonizations_never_hang() {
     let r = run_fields(threaded().args(["optin", "200"]));
     assert_eq!(

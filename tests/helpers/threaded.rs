@@ -5,6 +5,9 @@
 //! `pdm-threaded never-ids`: without a fork (`Detach::Never`), stage 3 to uid and gid
 //! 65534 must be refused with `Threaded` (prints `kind`, `holder`, `message`, and
 //! `uid=` / `gid=`: this process's real, effective, saved and fs ids afterwards).
+//! `pdm-threaded never-ids-optin REPORT`: the same with `allow_threads`: stage 3 runs,
+//! and the daemon's `run()` (this process, this thread) writes to REPORT
+//! `uid=` / `gid=` of this thread and `other_uid=` of one hammering thread.
 //! `pdm-threaded optin N`: with `allow_threads`, daemonize N times; each daemon's run()
 //! returns at once; prints `ok=N`. A hang trips the alarm (exit 9).
 
@@ -46,6 +49,24 @@ fn gone_or_zombie(pid: i32) -> bool {
         Ok(s) => s.rfind(')').is_some_and(|i| s[i + 2..].starts_with('Z')),
         Err(_) => true,
     }
+}
+
+/// The thread ids of this process (`/proc/self/task`).
+fn thread_ids() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The four ids of the `key` line (`Uid:`, `Gid:`) of a status file, space-separated.
+fn ids_of(path: &str, key: &str) -> String {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|ids| ids.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -94,6 +115,39 @@ fn main() {
                 }
             }
         }
+        Some("never-ids-optin") => {
+            let report = std::fs::File::create(&args[1]).unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&report);
+            let tids = thread_ids();
+            let run = move |fd: i32| {
+                let mut out = String::new();
+                for (key, name) in [("Uid:", "uid"), ("Gid:", "gid")] {
+                    out += &format!("{name}={}\n", ids_of("/proc/thread-self/status", key));
+                }
+                let me = std::fs::read_link("/proc/thread-self")
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+                if let Some(tid) = tids.iter().find(|t| Some(t.as_str()) != me.as_deref()) {
+                    let path = format!("/proc/self/task/{tid}/status");
+                    out += &format!("other_uid={}\n", ids_of(&path, "Uid:"));
+                }
+                out += "done=1\n";
+                // SAFETY: fd is the report file, kept open through stage 8.
+                unsafe { libc::write(fd, out.as_ptr().cast(), out.len()) };
+                0
+            };
+            let mut daemon = Daemon::new(target(run, fd));
+            daemon.detach(pandaemonium::Detach::Never);
+            daemon.process_ids(65534, 65534).unwrap();
+            daemon.inherit_file(fd).unwrap();
+            // SAFETY: no fork happens (Detach::Never): the other threads' locks are
+            // theirs to release as usual.
+            unsafe { daemon.allow_threads() };
+            if let Err(e) = daemon.start() {
+                println!("error={e}");
+            }
+            drop(report);
+        }
         Some("optin") => {
             let n: usize = args[1].parse().unwrap();
             // SAFETY: prctl with integer arguments; daemons are reparented to us.
@@ -132,7 +186,7 @@ fn main() {
             println!("ok={ok}");
         }
         _ => {
-            eprintln!("usage: pdm-threaded refuse | never-ids | optin N");
+            eprintln!("usage: pdm-threaded refuse | never-ids | never-ids-optin REPORT | optin N");
             std::process::exit(2);
         }
     }
