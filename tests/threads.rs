@@ -9,19 +9,26 @@ fn threaded() -> std::process::Command {
     support::helper(&support::helper_bin("pdm-threaded"))
 }
 
+/// Runs `pdm-threaded MODE` and checks that its start was refused with `Threaded`,
+/// four threads and `message`.
+fn refused(mode: &str, message: &str) -> support::Run {
+    let r = run_fields(threaded().arg(mode));
+    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.field("kind"), "Threaded");
+    assert_eq!(r.field("holder"), "4", "main thread + 3 hammering threads");
+    assert_eq!(r.field("message"), message);
+    r
+}
+
 #[test]
 #[cfg_attr(
     qemu,
     ignore = "qemu-user 7.2 reports 0 threads in /proc/self/stat, so the count is unknown there"
 )]
 fn a_multi_threaded_caller_is_refused_and_nothing_forks() {
-    let r = run_fields(threaded().arg("refuse"));
-    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(r.field("kind"), "Threaded");
-    assert_eq!(r.field("holder"), "4", "main thread + 3 hammering threads");
-    assert_eq!(
-        r.field("message"),
-        "stage 1 (detach): refusing to fork a multi-threaded process (4 threads)"
+    let r = refused(
+        "refuse",
+        "stage 1 (detach): refusing to fork a multi-threaded process (4 threads)",
     );
     assert_eq!(r.field("children"), "none", "no fork happened");
 }
@@ -35,13 +42,9 @@ fn without_a_fork_stage_3_refuses_a_multi_threaded_process_and_changes_no_id() {
     // Stage 3's calls change the calling thread's ids alone: the other three threads
     // would stay root.
     require_root!();
-    let r = run_fields(threaded().arg("never-ids"));
-    assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(r.field("kind"), "Threaded");
-    assert_eq!(r.field("holder"), "4", "main thread + 3 hammering threads");
-    assert_eq!(
-        r.field("message"),
-        "stage 3 (process ids): refusing to change the ids of a multi-threaded process (only the calling thread would change) (4 threads)"
+    let r = refused(
+        "never-ids",
+        "stage 3 (process ids): refusing to change the ids of a multi-threaded process (only the calling thread would change) (4 threads)",
     );
     assert_eq!(r.field("uid"), "0 0 0 0", "no id changed");
     assert_eq!(r.field("gid"), "0 0 0 0");

@@ -51,6 +51,19 @@ fn gone_or_zombie(pid: i32) -> bool {
     }
 }
 
+/// Starts `daemon` and prints `kind=started`, or the error's `kind=`, `holder=` and
+/// `message=`.
+fn print_outcome<R: pandaemonium::Run>(daemon: &mut Daemon<'_, R>) {
+    match daemon.start() {
+        Ok(_) => println!("kind=started"),
+        Err(e) => {
+            println!("kind={:?}", e.kind());
+            println!("holder={}", e.holder().unwrap_or(0));
+            println!("message={e}");
+        }
+    }
+}
+
 /// The thread ids of this process (`/proc/self/task`).
 fn thread_ids() -> Vec<String> {
     std::fs::read_dir("/proc/self/task")
@@ -80,14 +93,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("refuse") => {
             let mut daemon = Daemon::new(target(|_: ()| 0, ()));
-            match daemon.start() {
-                Ok(_) => println!("kind=started"),
-                Err(e) => {
-                    println!("kind={:?}", e.kind());
-                    println!("holder={}", e.holder().unwrap_or(0));
-                    println!("message={e}");
-                }
-            }
+            print_outcome(&mut daemon);
             let mut status = 0;
             // SAFETY: waitpid writes only into status.
             let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
@@ -97,14 +103,7 @@ fn main() {
             let mut daemon = Daemon::new(target(|_: ()| 0, ()));
             daemon.detach(pandaemonium::Detach::Never);
             daemon.process_ids(65534, 65534).unwrap();
-            match daemon.start() {
-                Ok(_) => println!("kind=started"),
-                Err(e) => {
-                    println!("kind={:?}", e.kind());
-                    println!("holder={}", e.holder().unwrap_or(0));
-                    println!("message={e}");
-                }
-            }
+            print_outcome(&mut daemon);
             let status = std::fs::read_to_string("/proc/self/status").unwrap();
             for line in status.lines() {
                 for (key, name) in [("Uid:", "uid"), ("Gid:", "gid")] {
