@@ -367,9 +367,11 @@ mod tests {
         let e = ids("4242", None, true).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::UnknownGroup);
         assert_eq!(e.detail(), "no passwd entry, so no group, for uid 4242");
+        // Under /proc/self nothing can create the directory (a file /nonexistent, left
+        // by some other run, made this ENOTDIR once).
         let e = Files {
-            passwd: c"/nonexistent/passwd",
-            group: c"/nonexistent/group",
+            passwd: c"/proc/self/nonexistent-pdm/passwd",
+            group: c"/proc/self/nonexistent-pdm/group",
         }
         .ids(b"svc", None, true)
         .unwrap_err();
