@@ -433,6 +433,10 @@ fn exec_failures_are_reported_and_leave_nothing_behind() {
 fn stage_failures_name_the_stage_as_the_core_does() {
     let dir = TempDir::new("tool-stage");
     let pid_file = dir.join("p.pid");
+    // Paths in this test's directory, which a mutant that took them for the pid file
+    // would write there, not in /.
+    let missing = dir.join("missing");
+    let missing_in = dir.join("missing/in");
     let out = expect(
         1,
         [
@@ -440,7 +444,7 @@ fn stage_failures_name_the_stage_as_the_core_does() {
             "--pid-file",
             s(&pid_file),
             "--chdir",
-            "/nonexistent",
+            s(&missing),
             "--",
             "/bin/sleep",
             "1",
@@ -450,7 +454,7 @@ fn stage_failures_name_the_stage_as_the_core_does() {
         Stage::WorkingDirectory,
         Errno::NOENT,
         "chdir",
-        b"/nonexistent",
+        s(&missing).as_bytes(),
     );
     assert_eq!(out.stderr, format!("pandaemonium: {e}\n"));
     assert!(!pid_file.exists());
@@ -461,15 +465,17 @@ fn stage_failures_name_the_stage_as_the_core_does() {
             "--pid-file",
             s(&pid_file),
             "--stdin",
-            "/nonexistent/in",
+            s(&missing_in),
             "--",
             "/bin/sleep",
             "1",
         ],
     );
     assert!(
-        out.stderr
-            .starts_with("pandaemonium: stage 9 (redirect stdio): open /nonexistent/in"),
+        out.stderr.starts_with(&format!(
+            "pandaemonium: stage 9 (redirect stdio): open {}",
+            s(&missing_in)
+        )),
         "{}",
         out.stderr
     );
