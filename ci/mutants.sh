@@ -6,16 +6,29 @@
 #   ci/mutants.sh                  # all the fork-path files (some four hours on 2 cores)
 #   ci/mutants.sh src/ids.rs ...   # only these
 #   MUTANTS_JOBS=2 ci/mutants.sh   # two mutants at a time (some two hours on 2 cores)
+#   ci/mutants.sh --tool [FILE...] # the tool (src/bin/pandaemonium/*.rs), with its suites
+#                                  # (tests/tool*.rs), in both feature
+#                                  # configurations: default, and --no-default-features
+#                                  # (each compiles code the other doesn't: a mutant there
+#                                  # compiles, changes nothing and "survives"); a mutant is
+#                                  # missed only if no configuration detected it
 #
 # Installs cargo-mutants if it is missing (`cargo install --locked cargo-mutants`).
 # `--jobserver false` keeps cargo-mutants' jobserver descriptors out of the tests, which
 # count what a daemon inherits. Results: target/mutants/mutants.out/{caught,missed,
-# timeout,unviable}.txt. Exit status 0 only when no mutant was missed.
+# timeout,unviable}.txt (over the configurations; each one's own run in
+# target/mutants/<configuration>/). Exit status 0 only when no mutant was missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
 
+tool=0
+if [ "${1:-}" = --tool ]; then
+  tool=1
+  shift
+  [ $# -gt 0 ] || set -- src/bin/pandaemonium/*.rs
+fi
 if [ $# -eq 0 ]; then
   set -- src/detach.rs src/process.rs src/ids.rs src/fds.rs src/signals.rs src/stdio.rs \
     src/pidfile.rs src/report.rs src/cleanup.rs src/daemon.rs src/stages.rs src/program.rs \
@@ -28,10 +41,34 @@ for f in "$@"; do files+=(-f "$f"); done
 out=target/mutants
 mkdir -p "$out"
 rc=0
-cargo mutants --jobserver false --profile mutation -j "${MUTANTS_JOBS:-1}" --timeout 120 -o "$out" "${files[@]}" || rc=$?
+configs=(default) tests=()
+if [ "$tool" -eq 1 ]; then
+  configs=(default no-default-features)
+  # The tool's suites (those of a feature a configuration lacks are empty there).
+  for t in tests/tool*.rs; do tests+=(--test "$(basename "$t" .rs)"); done
+fi
+for config in "${configs[@]}"; do
+  extra=()
+  [ "$config" = default ] || extra=(--no-default-features)
+  one=0
+  cargo mutants --jobserver false --profile mutation -j "${MUTANTS_JOBS:-1}" --timeout 120 \
+    -o "$out/$config" "${extra[@]}" "${files[@]}" -- "${tests[@]}" || one=$?
+  # cargo-mutants exits 2 when a mutant was missed, 3 when one timed out.
+  [ "$one" -eq 0 ] || [ "$one" -eq 2 ] || [ "$one" -eq 3 ] || rc=$one
+done
 
+# One list per outcome over the configurations: detected (caught, or timed out) in any
+# of them wins; missed is missed in one and detected in none; unviable in all.
 dir=$out/mutants.out
-count() { if [ -f "$dir/$1.txt" ]; then grep -c . "$dir/$1.txt" || true; else echo 0; fi; }
+mkdir -p "$dir"
+outcome() { for config in "${configs[@]}"; do cat "$out/$config/mutants.out/$1.txt" 2>/dev/null || true; done | sort -u; }
+outcome caught >"$dir/caught.txt"
+outcome timeout | comm -23 - "$dir/caught.txt" >"$dir/timeout.txt"
+sort -u "$dir/caught.txt" "$dir/timeout.txt" >"$dir/detected.txt"
+outcome missed | comm -23 - "$dir/detected.txt" >"$dir/missed.txt"
+sort -u "$dir/detected.txt" "$dir/missed.txt" >"$dir/viable.txt"
+outcome unviable | comm -23 - "$dir/viable.txt" >"$dir/unviable.txt"
+count() { grep -c . "$dir/$1.txt" || true; }
 caught=$(count caught) missed=$(count missed) timeout=$(count timeout) unviable=$(count unviable)
 viable=$((caught + missed + timeout))
 # Excluded: the mutants .cargo/mutants.toml takes out of the list, each with its reason.
@@ -49,8 +86,6 @@ awk -v c="$caught" -v v="$((viable + excluded))" \
   'BEGIN { if (v > 0) printf "caught by a failing test: %.1f %% of the same\n", 100 * c / v }'
 [ "$missed" -eq 0 ] || { echo "missed:"; cat "$dir/missed.txt"; }
 [ "$timeout" -eq 0 ] || { echo "timed out (detected: the suite hung):"; cat "$dir/timeout.txt"; }
-# cargo-mutants exits 2 when a mutant was missed, 3 when one timed out; only a missed
-# mutant fails this script.
+# Only a missed mutant (or cargo-mutants failing otherwise) fails this script.
 [ "$missed" -eq 0 ] || exit 1
-[ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || [ "$rc" -eq 3 ] || exit "$rc"
-exit 0
+exit "$rc"

@@ -1,5 +1,6 @@
 //! `examples/echo_server.rs`, driven as a user would: start it, talk to it, rotate its
 //! log (`mv`, then `SIGHUP`), stop it (`SIGTERM`). Runs as any user.
+#![cfg(feature = "std")] // examples/echo_server.rs needs the std feature
 
 mod support;
 
