@@ -10,8 +10,9 @@
 #                                  # (tests/tool*.rs), in both feature
 #                                  # configurations: default, and --no-default-features
 #                                  # (each compiles code the other doesn't: a mutant there
-#                                  # compiles, changes nothing and "survives"); a mutant is
-#                                  # missed only if no configuration detected it
+#                                  # compiles, changes nothing and "survives"); merged:
+#                                  # detected in either, else unviable in either, else
+#                                  # missed
 #
 # Installs cargo-mutants if it is missing (`cargo install --locked cargo-mutants`).
 # `--jobserver false` keeps cargo-mutants' jobserver descriptors out of the tests, which
@@ -58,16 +59,18 @@ for config in "${configs[@]}"; do
 done
 
 # One list per outcome over the configurations: detected (caught, or timed out) in any
-# of them wins; missed is missed in one and detected in none; unviable in all.
+# of them wins; then unviable in any (it does not compile where its code is compiled:
+# where the code is left out, the same mutant builds and "survives"); missed is what
+# is left of the missed ones.
 dir=$out/mutants.out
 mkdir -p "$dir"
 outcome() { for config in "${configs[@]}"; do cat "$out/$config/mutants.out/$1.txt" 2>/dev/null || true; done | sort -u; }
 outcome caught >"$dir/caught.txt"
 outcome timeout | comm -23 - "$dir/caught.txt" >"$dir/timeout.txt"
 sort -u "$dir/caught.txt" "$dir/timeout.txt" >"$dir/detected.txt"
-outcome missed | comm -23 - "$dir/detected.txt" >"$dir/missed.txt"
-sort -u "$dir/detected.txt" "$dir/missed.txt" >"$dir/viable.txt"
-outcome unviable | comm -23 - "$dir/viable.txt" >"$dir/unviable.txt"
+outcome unviable | comm -23 - "$dir/detected.txt" >"$dir/unviable.txt"
+sort -u "$dir/detected.txt" "$dir/unviable.txt" >"$dir/settled.txt"
+outcome missed | comm -23 - "$dir/settled.txt" >"$dir/missed.txt"
 count() { grep -c . "$dir/$1.txt" || true; }
 caught=$(count caught) missed=$(count missed) timeout=$(count timeout) unviable=$(count unviable)
 viable=$((caught + missed + timeout))
