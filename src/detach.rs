@@ -76,7 +76,11 @@ fn thread_count_from_stat() -> Option<u32> {
 
 /// Refuses to fork a multi-threaded process (or one whose threads can't be counted).
 pub(crate) fn check_threads() -> Result<(), Error> {
-    single_threaded(Stage::Detach, "refusing to fork a multi-threaded process")
+    single_threaded(
+        Stage::Detach,
+        "refusing to fork a multi-threaded process",
+        "cannot count threads (/proc/self/stat unreadable); refusing to fork",
+    )
 }
 
 /// Stage 3 without a fork: its calls change the calling thread's ids and capabilities
@@ -85,20 +89,21 @@ pub(crate) fn check_threads_unforked() -> Result<(), Error> {
     single_threaded(
         Stage::ProcessIds,
         "refusing to change the ids of a multi-threaded process (only the calling thread would change)",
+        "cannot count threads (/proc/self/stat unreadable); refusing to change the ids",
     )
 }
 
-/// `Ok` when this process has one thread; else `Threaded` (with the count) or
-/// `ThreadsUnknown`, in `stage`, `refusing` saying what was not done.
-fn single_threaded(stage: Stage, refusing: &'static str) -> Result<(), Error> {
+/// `Ok` when this process has one thread; else `Threaded` (with the count, and
+/// `threaded` as the detail) or `ThreadsUnknown` (with `unknown`), in `stage`.
+fn single_threaded(
+    stage: Stage,
+    threaded: &'static str,
+    unknown: &'static str,
+) -> Result<(), Error> {
     match thread_count() {
         Some(1) => Ok(()),
-        Some(n) => Err(Error::new(Some(stage), ErrorKind::Threaded, refusing).with_holder(Some(n))),
-        None => Err(Error::new(
-            Some(stage),
-            ErrorKind::ThreadsUnknown,
-            "cannot count threads (/proc/self/stat unreadable); refusing to go on",
-        )),
+        Some(n) => Err(Error::new(Some(stage), ErrorKind::Threaded, threaded).with_holder(Some(n))),
+        None => Err(Error::new(Some(stage), ErrorKind::ThreadsUnknown, unknown)),
     }
 }
 

@@ -143,8 +143,8 @@ extern "C" {
 /// async-signal-safe): the system call and the child's thread bookkeeping, without
 /// `fork`'s `pthread_atfork` handlers and, in a multi-threaded process, without
 /// taking libc's internal locks (malloc's, stdio's) for the child, which calls only
-/// async-signal-safe functions. It also leaves out the locks' code (about 2 KiB of a
-/// static binary: the read-write lock, timed waits, the vDSO clock). With glibc,
+/// async-signal-safe functions. It also leaves out the locks' code (about 1.2 KiB of
+/// a static binary: the read-write lock, timed waits, the vDSO clock). With glibc,
 /// `fork`, since its `_Fork` is only in glibc 2.34 and later.
 ///
 /// # Safety
