@@ -104,14 +104,8 @@ fn main() {
             daemon.detach(pandaemonium::Detach::Never);
             daemon.process_ids(65534, 65534).unwrap();
             print_outcome(&mut daemon);
-            let status = std::fs::read_to_string("/proc/self/status").unwrap();
-            for line in status.lines() {
-                for (key, name) in [("Uid:", "uid"), ("Gid:", "gid")] {
-                    if let Some(ids) = line.strip_prefix(key) {
-                        let ids: Vec<&str> = ids.split_whitespace().collect();
-                        println!("{name}={}", ids.join(" "));
-                    }
-                }
+            for (key, name) in [("Uid:", "uid"), ("Gid:", "gid")] {
+                println!("{name}={}", ids_of("/proc/self/status", key));
             }
         }
         Some("never-ids-optin") => {
